@@ -1,0 +1,1 @@
+"""Driven adapters: implementations of the domain's ports. They never import ``services``."""

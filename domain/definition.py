@@ -1,0 +1,74 @@
+"""The workflow definition schema: the seed's JSON shape, plus optional per-node extensions.
+
+Pydantic stays at this edge; everything past validation works on the compiled plan (``domain.plan``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NODE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+class RetryPolicy(BaseModel):
+    """How often a node is attempted and how long to wait between attempts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(default=1, ge=1, le=100)
+    initial_backoff_seconds: float = Field(default=1.0, ge=0, le=86_400)
+    backoff_multiplier: float = Field(default=2.0, ge=1, le=100)
+    max_backoff_seconds: float = Field(default=60.0, ge=0, le=86_400)
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before ``attempt`` (2 or more) after the previous one failed."""
+        delay = self.initial_backoff_seconds * self.backoff_multiplier ** (attempt - 2)
+        return float(min(delay, self.max_backoff_seconds))
+
+
+NO_RETRY = RetryPolicy()
+
+
+class NodeDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    handler: str = Field(min_length=1, max_length=200)
+    dependencies: list[str] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict)
+    retry_policy: RetryPolicy | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0, le=86_400)
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_template_name(cls, value: str) -> str:
+        if not NODE_ID_RE.fullmatch(value):
+            raise ValueError(
+                "node id must be 1 to 128 letters, digits, '_' or '-' "
+                "(it is used in templates as {{ id.path }})"
+            )
+        return value
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _null_config_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class DagDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    nodes: list[NodeDefinition] = Field(min_length=1)
+
+
+class WorkflowDefinition(BaseModel):
+    """Top level. Unknown top-level keys are ignored so that additive extensions stay compatible."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    dag: DagDefinition

@@ -1,0 +1,59 @@
+"""Errors of the domain layer. Adapters and services translate them, never the reverse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a definition or an input, located by a JSON path such as
+    ``$.dag.nodes[2].dependencies[0]``."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class InvalidDefinition(DomainError):
+    """A workflow definition was refused; ``problems`` lists every reason at once."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"invalid workflow definition ({len(problems)} problem(s)):\n{lines}")
+
+
+class InvalidInput(DomainError):
+    """The input given to a run was refused."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class TemplateError(DomainError):
+    """A template could not be parsed or could not be resolved against the run's data."""
+
+
+class NotFound(DomainError):
+    """A definition or run that was asked for does not exist."""
+
+    def __init__(self, kind: str, identifier: str) -> None:
+        self.kind = kind
+        self.identifier = identifier
+        super().__init__(f"{kind} '{identifier}' not found")
+
+
+class BackendError(DomainError):
+    """A port's adapter failed. Adapters raise subclasses of this, translated from driver errors."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend behind a port cannot be reached."""

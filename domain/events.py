@@ -1,0 +1,100 @@
+"""Events (past tense: what happened) and commands (imperative: what to do next).
+
+Every message about a node carries (run_id, node_id, attempt) so stale and duplicate deliveries can
+be recognised and ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from domain.statuses import RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStarted:
+    run_id: str
+    node_id: str
+    attempt: int
+    worker_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSucceeded:
+    run_id: str
+    node_id: str
+    attempt: int
+    output: Any
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFailed:
+    run_id: str
+    node_id: str
+    attempt: int
+    error_type: str
+    message: str
+    at: float
+    retryable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptTimedOut:
+    run_id: str
+    node_id: str
+    attempt: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDue:
+    """A scheduled retry's time has come."""
+
+    run_id: str
+    node_id: str
+    attempt: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequested:
+    run_id: str
+    at: float
+
+
+type Event = (
+    RunStarted | NodeStarted | NodeSucceeded | NodeFailed | AttemptTimedOut | RetryDue | CancelRequested
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchNode:
+    run_id: str
+    node_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRetry:
+    run_id: str
+    node_id: str
+    attempt: int
+    due_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FinishRun:
+    run_id: str
+    status: RunStatus
+
+
+type Command = DispatchNode | ScheduleRetry | FinishRun

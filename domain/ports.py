@@ -1,0 +1,92 @@
+"""Ports: what the services need from the outside world, as ``typing.Protocol``s.
+
+Every port has an in-memory adapter and (for production) a Redis adapter; both pass one contract
+suite. Methods raise ``domain.errors.NotFound`` for unknown ids; adapters translate driver errors
+into their own error base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from domain.events import Event, RetryDue
+from domain.messages import Task
+from domain.plan import WorkflowPlan
+from domain.run import Run
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+
+class IdGenerator(Protocol):
+    def new_id(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDefinition:
+    definition_id: str
+    plan: WorkflowPlan
+    created_at: float
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+
+class DefinitionRepository(Protocol):
+    async def add(self, definition: StoredDefinition) -> None: ...
+
+    async def get(self, definition_id: str) -> StoredDefinition: ...
+
+
+class RunRepository(Protocol):
+    async def add(self, run: Run) -> None: ...
+
+    async def get(self, run_id: str) -> Run: ...
+
+    async def save(self, run: Run) -> None:
+        """Make the run's current state durable (a no-op where ``get`` hands out live objects)."""
+        ...
+
+    async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
+        """Outputs of the named nodes that have one, and ``workflow`` -> ``{"input": ...}``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery[T]:
+    """A received message and the receipt that acknowledges it."""
+
+    message: T
+    receipt: str
+
+
+class MessageQueue[T](Protocol):
+    """At-least-once queue shared by a group of consumers; unacknowledged messages may return."""
+
+    async def send(self, messages: Sequence[T]) -> None: ...
+
+    async def receive(self, consumer: str, max_count: int, block_seconds: float) -> list[Delivery[T]]:
+        """Up to ``max_count`` messages; waits at most ``block_seconds`` when none is ready."""
+        ...
+
+    async def ack(self, deliveries: Sequence[Delivery[T]]) -> None: ...
+
+
+type TaskQueue = MessageQueue[Task]
+type EventBus = MessageQueue[Event]
+
+
+class TimerStore(Protocol):
+    """Retries waiting for their time."""
+
+    async def schedule(self, event: RetryDue, due_at: float) -> None: ...
+
+    async def pop_due(self, now: float, max_count: int) -> list[RetryDue]: ...
+
+    async def next_due_at(self) -> float | None: ...

@@ -1,0 +1,124 @@
+"""A node's config compiled once per definition, rendered once per attempt.
+
+Compilation finds every template and records where it is; rendering rebuilds only the parts of the
+config that hold templates, so a config without templates costs one shallow copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from domain.errors import Problem, TemplateError
+from domain.templates import Reference, StringTemplate, parse_string
+
+
+class _Renderer(Protocol):
+    def render(self, data: Mapping[str, Any]) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _StringRenderer:
+    template: StringTemplate
+    location: str
+
+    def render(self, data: Mapping[str, Any]) -> Any:
+        try:
+            return self.template.render(lambda ref: ref.resolve_in(data))
+        except TemplateError as error:
+            raise TemplateError(f"{self.location}: {error}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _DictRenderer:
+    constant: dict[str, Any]
+    dynamic: tuple[tuple[str, _Renderer], ...]
+
+    def render(self, data: Mapping[str, Any]) -> Any:
+        rendered = dict(self.constant)
+        for key, renderer in self.dynamic:
+            rendered[key] = renderer.render(data)
+        return rendered
+
+
+@dataclass(frozen=True, slots=True)
+class _ListRenderer:
+    items: tuple[Any, ...]
+    dynamic: tuple[tuple[int, _Renderer], ...]
+
+    def render(self, data: Mapping[str, Any]) -> Any:
+        rendered = list(self.items)
+        for index, renderer in self.dynamic:
+            rendered[index] = renderer.render(data)
+        return rendered
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledConfig:
+    source: dict[str, Any]
+    renderer: _Renderer | None = None
+    references: tuple[Reference, ...] = ()
+
+    @property
+    def roots(self) -> frozenset[str]:
+        """Names the config reads from: node ids and possibly the workflow namespace."""
+        return frozenset(ref.root for ref in self.references)
+
+    def render(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Return a fresh config with every template replaced; ``data`` maps roots to values."""
+        if self.renderer is None:
+            return dict(self.source)
+        rendered: dict[str, Any] = self.renderer.render(data)
+        return rendered
+
+
+@dataclass(slots=True)
+class _Compiler:
+    root_path: str
+    problems: list[Problem] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
+
+    def compile(self, value: Any, path: str) -> _Renderer | None:
+        if isinstance(value, str):
+            return self._string(value, path)
+        if isinstance(value, dict):
+            return self._dict(value, path)
+        if isinstance(value, list):
+            return self._list(value, path)
+        return None
+
+    def _string(self, value: str, path: str) -> _Renderer | None:
+        try:
+            template = parse_string(value)
+        except TemplateError as error:
+            self.problems.append(Problem(path, str(error)))
+            return None
+        if template is None:
+            return None
+        self.references.extend(template.references)
+        return _StringRenderer(template, "config" + path.removeprefix(self.root_path))
+
+    def _dict(self, value: dict[str, Any], path: str) -> _Renderer | None:
+        dynamic = []
+        for key, item in value.items():
+            renderer = self.compile(item, f"{path}.{key}")
+            if renderer is not None:
+                dynamic.append((key, renderer))
+        return _DictRenderer(value, tuple(dynamic)) if dynamic else None
+
+    def _list(self, value: list[Any], path: str) -> _Renderer | None:
+        dynamic = []
+        for index, item in enumerate(value):
+            renderer = self.compile(item, f"{path}[{index}]")
+            if renderer is not None:
+                dynamic.append((index, renderer))
+        return _ListRenderer(tuple(value), tuple(dynamic)) if dynamic else None
+
+
+def compile_config(config: dict[str, Any], path: str) -> tuple[CompiledConfig, list[Problem]]:
+    """Compile ``config`` found at JSON path ``path``; problems name each bad template's path."""
+    compiler = _Compiler(path)
+    renderer = compiler.compile(config, path)
+    compiled = CompiledConfig(config, renderer, tuple(compiler.references))
+    return compiled, compiler.problems

@@ -1,0 +1,307 @@
+"""Turn raw JSON into a ``WorkflowPlan``, reporting every problem at once with its JSON path.
+
+Graph checks are O(V + E). The one exception is a template that reads an ancestor which is not a
+direct dependency: the ancestors of that node are walked once (O(V + E) for each such node).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from domain.definition import NO_RETRY, NodeDefinition, WorkflowDefinition
+from domain.errors import InvalidDefinition, InvalidInput, Problem
+from domain.limits import DEFAULT_LIMITS, Limits, json_size, nesting_depth
+from domain.plan import NodeSpec, WorkflowPlan
+from domain.rendering import CompiledConfig, compile_config
+from domain.templates import WORKFLOW_NAMESPACE
+
+RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE})
+
+
+def _node_path(index: int) -> str:
+    return f"$.dag.nodes[{index}]"
+
+
+def build_plan(
+    raw: Any, limits: Limits = DEFAULT_LIMITS, handlers: Collection[str] | None = None
+) -> WorkflowPlan:
+    """Validate ``raw`` and compile it; raise ``InvalidDefinition`` listing every problem.
+
+    ``handlers``: the names a worker knows; when given, unknown handlers are problems too.
+    """
+    definition = _parse(raw, limits)
+    checker = _GraphChecker(definition, limits, handlers)
+    plan = checker.check()
+    if checker.problems:
+        raise InvalidDefinition(checker.problems)
+    assert plan is not None
+    return plan
+
+
+def _parse(raw: Any, limits: Limits) -> WorkflowDefinition:
+    if not isinstance(raw, dict):
+        kind = _json_kind(raw)
+        raise InvalidDefinition([Problem("$", f"a workflow must be a JSON object, got {kind}")])
+    nodes = raw.get("dag", {}).get("nodes") if isinstance(raw.get("dag"), dict) else None
+    if isinstance(nodes, list) and len(nodes) > limits.max_nodes:
+        raise InvalidDefinition(
+            [Problem("$.dag.nodes", f"{len(nodes)} nodes exceed the limit of {limits.max_nodes}")]
+        )
+    try:
+        return WorkflowDefinition.model_validate(raw)
+    except ValidationError as error:
+        raise InvalidDefinition(_pydantic_problems(error, raw)) from None
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def _pydantic_problems(error: ValidationError, raw: Mapping[str, Any]) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = item["loc"]
+        path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+        message = _message(item["type"], item["msg"], loc)
+        node_id = _raw_node_id(raw, loc)
+        if node_id is not None:
+            message += f" (node '{node_id}')"
+        problems.append(Problem(path, message))
+    return problems
+
+
+def _message(kind: str, default: str, loc: tuple[int | str, ...]) -> str:
+    if kind == "missing":
+        return f"missing required field '{loc[-1]}'"
+    if kind == "extra_forbidden":
+        return f"unknown field '{loc[-1]}'"
+    return default.removeprefix("Value error, ")
+
+
+def _raw_node_id(raw: Mapping[str, Any], loc: tuple[int | str, ...]) -> str | None:
+    if len(loc) < 3 or loc[:2] != ("dag", "nodes") or not isinstance(loc[2], int):
+        return None
+    try:
+        node_id = raw["dag"]["nodes"][loc[2]]["id"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return node_id if isinstance(node_id, str) else None
+
+
+class _GraphChecker:
+    def __init__(
+        self, definition: WorkflowDefinition, limits: Limits, handlers: Collection[str] | None
+    ) -> None:
+        self.definition = definition
+        self.nodes = definition.dag.nodes
+        self.limits = limits
+        self.handlers = handlers
+        self.problems: list[Problem] = []
+        self.index: dict[str, int] = {}
+        self.parents: list[list[int]] = [[] for _ in self.nodes]
+        self.configs: list[CompiledConfig] = []
+
+    def check(self) -> WorkflowPlan | None:
+        self._index_ids()
+        edges = 0
+        for position, node in enumerate(self.nodes):
+            self._check_node(position, node)
+            edges += len(node.dependencies)
+        if edges > self.limits.max_edges:
+            self._add("$.dag.nodes", f"{edges} dependencies exceed the limit of {self.limits.max_edges}")
+        self._check_cycles()
+        self._check_template_roots()
+        return None if self.problems else self._plan()
+
+    def _add(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def _index_ids(self) -> None:
+        for position, node in enumerate(self.nodes):
+            if node.id in RESERVED_IDS:
+                self._add(f"{_node_path(position)}.id", f"'{node.id}' is a reserved name")
+            first = self.index.setdefault(node.id, position)
+            if first != position:
+                self._add(
+                    f"{_node_path(position)}.id",
+                    f"duplicate node id '{node.id}' (first defined at {_node_path(first)})",
+                )
+
+    def _check_node(self, position: int, node: NodeDefinition) -> None:
+        path = _node_path(position)
+        seen: set[str] = set()
+        for slot, dependency in enumerate(node.dependencies):
+            where = f"{path}.dependencies[{slot}]"
+            if dependency == node.id:
+                self._add(where, f"node '{node.id}' depends on itself")
+            elif dependency in seen:
+                self._add(where, f"node '{node.id}' lists dependency '{dependency}' twice")
+            elif dependency not in self.index:
+                self._add(where, f"node '{node.id}' depends on unknown node '{dependency}'")
+            else:
+                self.parents[position].append(self.index[dependency])
+            seen.add(dependency)
+        if self.handlers is not None and node.handler not in self.handlers:
+            known = ", ".join(sorted(self.handlers))
+            self._add(
+                f"{path}.handler",
+                f"node '{node.id}' uses unknown handler '{node.handler}' (known: {known})",
+            )
+        self._check_config(path, node)
+
+    def _check_config(self, path: str, node: NodeDefinition) -> None:
+        size = json_size(node.config)
+        if size > self.limits.max_config_bytes:
+            self._add(
+                f"{path}.config",
+                f"config of node '{node.id}' is {size} bytes, over the limit of "
+                f"{self.limits.max_config_bytes}",
+            )
+        depth = nesting_depth(node.config)
+        if depth > self.limits.max_nesting_depth:
+            self._add(
+                f"{path}.config",
+                f"config of node '{node.id}' nests {depth} levels, over the limit of "
+                f"{self.limits.max_nesting_depth}",
+            )
+        compiled, problems = compile_config(node.config, f"{path}.config")
+        self.problems.extend(Problem(p.path, f"{p.message} (node '{node.id}')") for p in problems)
+        self.configs.append(compiled)
+
+    def _check_cycles(self) -> None:
+        """Kahn's algorithm; whatever it cannot order lies on or behind a cycle, which is named."""
+        children = self._children()
+        waiting = [len(p) for p in self.parents]
+        ready = deque(i for i, count in enumerate(waiting) if count == 0)
+        ordered = 0
+        while ready:
+            current = ready.popleft()
+            ordered += 1
+            for child in children[current]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    ready.append(child)
+        if ordered == len(self.nodes):
+            return
+        for cycle in _find_cycles(self.parents, [i for i, c in enumerate(waiting) if c > 0]):
+            names = " -> ".join(self.nodes[i].id for i in cycle)
+            self._add(
+                f"{_node_path(cycle[-1])}.dependencies",
+                f"dependency cycle: {names} (each node depends on the one before it)",
+            )
+
+    def _children(self) -> list[list[int]]:
+        children: list[list[int]] = [[] for _ in self.nodes]
+        for child, parents in enumerate(self.parents):
+            for parent in parents:
+                children[parent].append(child)
+        return children
+
+    def _check_template_roots(self) -> None:
+        for position, (node, config) in enumerate(zip(self.nodes, self.configs, strict=True)):
+            direct = {self.nodes[p].id for p in self.parents[position]}
+            ancestors: set[str] | None = None
+            for ref in config.references:
+                problem = self._reference_problem(node.id, ref.root, ref.path, direct)
+                if problem is None and ref.root not in direct and ref.root != WORKFLOW_NAMESPACE:
+                    if ancestors is None:
+                        ancestors = self._ancestors(position)
+                    if ref.root not in ancestors:
+                        problem = (
+                            f"'{ref.text}' reads node '{ref.root}', which is not an ancestor of "
+                            f"'{node.id}'; add '{ref.root}' to its dependencies"
+                        )
+                if problem is not None:
+                    self._add(f"{_node_path(position)}.config", problem)
+
+    def _reference_problem(
+        self, node_id: str, root: str, path: tuple[str | int, ...], direct: set[str]
+    ) -> str | None:
+        if root == WORKFLOW_NAMESPACE:
+            if not path or path[0] != "input":
+                return f"node '{node_id}': only '{WORKFLOW_NAMESPACE}.input' can be read"
+            return None
+        if root == node_id:
+            return f"node '{node_id}' cannot read its own output in a template"
+        if root not in self.index:
+            return f"node '{node_id}' reads unknown node '{root}' in a template"
+        return None
+
+    def _ancestors(self, position: int) -> set[str]:
+        seen: set[int] = set()
+        stack = list(self.parents[position])
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(self.parents[current])
+        return {self.nodes[i].id for i in seen}
+
+    def _plan(self) -> WorkflowPlan:
+        children = self._children()
+        specs = tuple(
+            NodeSpec(
+                id=node.id,
+                index=position,
+                handler=node.handler,
+                parents=tuple(self.parents[position]),
+                children=tuple(children[position]),
+                parent_ids=tuple(node.dependencies),
+                config=self.configs[position],
+                retry=node.retry_policy or NO_RETRY,
+                timeout_seconds=node.timeout_seconds,
+                reads=frozenset(node.dependencies) | self.configs[position].roots | {WORKFLOW_NAMESPACE},
+            )
+            for position, node in enumerate(self.nodes)
+        )
+        roots = tuple(spec.index for spec in specs if not spec.parents)
+        source = self.definition.model_dump(mode="json", exclude_none=True)
+        return WorkflowPlan(self.definition.name, specs, self.index, roots, source)
+
+
+def _find_cycles(parents: list[list[int]], candidates: list[int]) -> list[list[int]]:
+    """One cycle per group of stuck nodes, found by an iterative DFS along dependency edges.
+
+    Returned in execution order: each node depends on the one before it, the first repeated last.
+    """
+    state: dict[int, int] = {}  # 1 on the DFS stack, 2 finished
+    cycles: list[list[int]] = []
+    for start in candidates:
+        if start in state:
+            continue
+        stack: list[tuple[int, int]] = [(start, 0)]
+        on_path: list[int] = []
+        while stack:
+            current, next_slot = stack.pop()
+            if next_slot == 0:
+                state[current] = 1
+                on_path.append(current)
+            if next_slot < len(parents[current]):
+                stack.append((current, next_slot + 1))
+                parent = parents[current][next_slot]
+                if state.get(parent) == 1:
+                    loop = on_path[on_path.index(parent) :]
+                    cycles.append([*reversed(loop), loop[-1]])
+                elif parent not in state:
+                    stack.append((parent, 0))
+            else:
+                state[current] = 2
+                on_path.pop()
+    return cycles
+
+
+def validate_input(raw: Any, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """A run's input must be a JSON object within the size limit."""
+    if not isinstance(raw, dict):
+        raise InvalidInput([Problem("$", f"run input must be a JSON object, got {_json_kind(raw)}")])
+    size = json_size(raw)
+    if size > limits.max_input_bytes:
+        raise InvalidInput(
+            [Problem("$", f"run input is {size} bytes, over the limit of {limits.max_input_bytes}")]
+        )
+    return raw

@@ -1,0 +1,1 @@
+"""Drivers and deployables: orchestrator, worker, CLI, and the one composition root."""

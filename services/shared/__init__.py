@@ -1,0 +1,1 @@
+"""What the deployables share: use cases over the ports, and run-completion notices."""

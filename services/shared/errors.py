@@ -1,0 +1,42 @@
+"""The services' error base and the one table mapping every error to an HTTP status and exit code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.errors import BackendUnavailable, InvalidDefinition, InvalidInput, NotFound
+
+
+class ServiceError(Exception):
+    """Base of errors raised by the services layer."""
+
+
+class UsageError(ServiceError):
+    """The caller asked for something malformed: a missing file, JSON that does not parse."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorOutcome:
+    code: str
+    http_status: int
+    exit_code: int
+
+
+EXIT_COMPLETED, EXIT_FAILED, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+# Most specific first: the first class the error is an instance of wins.
+ERROR_TABLE: tuple[tuple[type[Exception], ErrorOutcome], ...] = (
+    (InvalidDefinition, ErrorOutcome("invalid_definition", 400, EXIT_INVALID)),
+    (InvalidInput, ErrorOutcome("invalid_input", 400, EXIT_INVALID)),
+    (UsageError, ErrorOutcome("bad_request", 400, EXIT_INVALID)),
+    (NotFound, ErrorOutcome("not_found", 404, EXIT_INVALID)),
+    (BackendUnavailable, ErrorOutcome("backend_unavailable", 503, EXIT_UNAVAILABLE)),
+)
+
+
+def outcome_of(error: Exception) -> ErrorOutcome | None:
+    """How to report ``error``; None when it is not an expected error (a bug)."""
+    for kind, outcome in ERROR_TABLE:
+        if isinstance(error, kind):
+            return outcome
+    return None

@@ -1,0 +1,63 @@
+"""Built-in handlers, so the seed's scenario files run unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from services.worker.registry import HandlerContext, HandlerRegistry
+
+EXTERNAL_SERVICE_DELAY_SECONDS = 2.0
+LLM_SERVICE_DELAY_SECONDS = 0.1
+
+
+class SimulatedServiceError(RuntimeError):
+    """Raised by the simulated services when ``config.fail_attempts`` asks them to fail."""
+
+
+async def _simulate(ctx: HandlerContext, default_delay: float, service: str) -> None:
+    await asyncio.sleep(float(ctx.config.get("delay_seconds", default_delay)))
+    fail_attempts = int(ctx.config.get("fail_attempts", 0))
+    if ctx.attempt <= fail_attempts:
+        raise SimulatedServiceError(
+            f"{service} failed on attempt {ctx.attempt} (configured to fail {fail_attempts} time(s))"
+        )
+
+
+def input_handler(ctx: HandlerContext) -> dict[str, Any]:
+    return {"input_payload": ctx.run_input}
+
+
+def output_handler(ctx: HandlerContext) -> dict[str, Any]:
+    return dict(ctx.inputs)
+
+
+async def call_external_service(ctx: HandlerContext) -> dict[str, Any]:
+    url = str(ctx.config.get("url", ""))
+    await _simulate(ctx, EXTERNAL_SERVICE_DELAY_SECONDS, "external service")
+    return {
+        "url": url,
+        "status_code": 200,
+        "fetched_content": f"simulated content of {url}",
+        "config": ctx.config,
+    }
+
+
+async def call_llm_service(ctx: HandlerContext) -> dict[str, Any]:
+    prompt = str(ctx.config.get("prompt", ""))
+    await _simulate(ctx, LLM_SERVICE_DELAY_SECONDS, "LLM service")
+    model = str(ctx.config.get("model", "simulated-llm"))
+    return {"prompt": prompt, "model": model, "response": f"[{model}] answer to: {prompt}"}
+
+
+def register_builtins(registry: HandlerRegistry) -> HandlerRegistry:
+    registry.register("input")(input_handler)
+    registry.register("output")(output_handler)
+    registry.register("call_external_service")(call_external_service)
+    registry.register("call_llm_service")(call_llm_service)
+    return registry
+
+
+default_registry = register_builtins(HandlerRegistry())
+handler = default_registry.register
+"""Decorator for user modules: ``@handler("name")``."""

@@ -1,0 +1,164 @@
+"""The worker loop: receive tasks in batches, run up to ``concurrency`` at once, report results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from domain.errors import TemplateError
+from domain.events import Event, NodeFailed, NodeStarted, NodeSucceeded
+from domain.messages import Task
+from domain.plan import WorkflowPlan
+from domain.ports import Clock, DefinitionRepository, Delivery, EventBus, RunRepository, TaskQueue
+from domain.templates import WORKFLOW_NAMESPACE
+from services.worker.registry import Handler, HandlerContext, HandlerRegistry, UnknownHandler
+
+log = logging.getLogger(__name__)
+
+
+class _Refused(Exception):
+    """The attempt cannot succeed as given; retrying would not help."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        registry: HandlerRegistry,
+        definitions: DefinitionRepository,
+        runs: RunRepository,
+        tasks: TaskQueue,
+        events: EventBus,
+        clock: Clock,
+        concurrency: int,
+        max_output_bytes: int,
+        executor: Executor | None = None,
+        idle_block_seconds: float = 1.0,
+    ) -> None:
+        self.worker_id = worker_id
+        self._registry = registry
+        self._definitions = definitions
+        self._runs = runs
+        self._tasks = tasks
+        self._events = events
+        self._clock = clock
+        self._concurrency = concurrency
+        self._max_output_bytes = max_output_bytes
+        self._executor = executor
+        self._idle_block = idle_block_seconds
+        self._plans: dict[str, WorkflowPlan] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Take tasks until ``stop`` is set, then let the attempts in hand finish."""
+        while not stop.is_set():
+            free = self._concurrency - len(self._running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            deliveries = await self._tasks.receive(self.worker_id, free, self._idle_block)
+            for delivery in deliveries:
+                attempt = asyncio.create_task(self._execute(delivery))
+                self._running.add(attempt)
+                attempt.add_done_callback(self._release)
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    def _release(self, attempt: asyncio.Task[None]) -> None:
+        self._running.discard(attempt)
+        self._slot_freed.set()
+        if not attempt.cancelled() and attempt.exception() is not None:
+            log.error("attempt crashed: %r", attempt.exception())
+
+    async def _execute(self, delivery: Delivery[Task]) -> None:
+        task = delivery.message
+        now = self._clock.now
+        await self._events.send([NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, now())])
+        result = await self._attempt(task)
+        await self._events.send([result])
+        await self._tasks.ack([delivery])
+
+    async def _attempt(self, task: Task) -> Event:
+        now = self._clock.now
+        try:
+            output = await self._run_handler(task)
+        except _Refused as refusal:
+            return NodeFailed(
+                task.run_id, task.node_id, task.attempt, refusal.kind, str(refusal), now(), False
+            )
+        except TimeoutError:
+            return NodeFailed(
+                task.run_id,
+                task.node_id,
+                task.attempt,
+                "TimeoutError",
+                f"attempt {task.attempt} exceeded the node's timeout",
+                now(),
+            )
+        except Exception as error:  # a handler's failure is the node's failure, whatever its type
+            return NodeFailed(
+                task.run_id, task.node_id, task.attempt, type(error).__name__, str(error), now()
+            )
+        return NodeSucceeded(task.run_id, task.node_id, task.attempt, output, now())
+
+    async def _run_handler(self, task: Task) -> Any:
+        plan = await self._plan(task.definition_id)
+        spec = plan.node(task.node_id)
+        try:
+            handler = self._registry.get(task.handler)
+        except UnknownHandler as error:
+            raise _Refused("UnknownHandler", str(error)) from None
+        data = await self._runs.read_data(task.run_id, spec.reads)
+        try:
+            config = spec.config.render(data)
+        except TemplateError as error:
+            raise _Refused("TemplateError", str(error)) from None
+        context = HandlerContext(
+            run_id=task.run_id,
+            node_id=task.node_id,
+            attempt=task.attempt,
+            config=config,
+            inputs={parent: data.get(parent) for parent in spec.parent_ids},
+            run_input=data[WORKFLOW_NAMESPACE]["input"],
+            idempotency_key=task.idempotency_key,
+        )
+        async with asyncio.timeout(spec.timeout_seconds):
+            output = await self._call(handler, context)
+        self._check_output(output)
+        return output
+
+    async def _call(self, handler: Handler, context: HandlerContext) -> Any:
+        if handler.is_async:
+            return await handler.function(context)
+        call: Callable[[], Any] = lambda: handler.function(context)  # noqa: E731
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _check_output(self, output: Any) -> None:
+        try:
+            size = len(json.dumps(output, separators=(",", ":")))
+        except (TypeError, ValueError) as error:
+            raise _Refused("InvalidOutput", f"handler output is not JSON: {error}") from None
+        if size > self._max_output_bytes:
+            raise _Refused(
+                "OutputTooLarge",
+                f"handler output is {size} bytes, over the limit of {self._max_output_bytes} "
+                "(MAX_OUTPUT_BYTES)",
+            )
+
+    async def _plan(self, definition_id: str) -> WorkflowPlan:
+        plan = self._plans.get(definition_id)
+        if plan is None:
+            plan = (await self._definitions.get(definition_id)).plan
+            self._plans[definition_id] = plan
+        return plan

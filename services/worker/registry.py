@@ -1,0 +1,74 @@
+"""Handlers by name, registered with a decorator; async ones run on the loop, sync ones in threads."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerContext:
+    """What a handler receives for one attempt of one node."""
+
+    run_id: str
+    node_id: str
+    attempt: int
+    config: dict[str, Any]
+    inputs: Mapping[str, Any]
+    """Outputs of the node's direct dependencies, by node id."""
+    run_input: dict[str, Any]
+    idempotency_key: str
+    """``run:node:attempt``: key side effects on it so a repeated attempt does not repeat them."""
+
+
+type HandlerFunction = Callable[[HandlerContext], Any] | Callable[[HandlerContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    name: str
+    function: HandlerFunction
+    is_async: bool
+
+
+class UnknownHandler(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no handler named '{name}' is registered on this worker")
+
+
+class HandlerRegistry:
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(self, name: str) -> Callable[[HandlerFunction], HandlerFunction]:
+        """Decorator: ``@registry.register("send_email")`` over ``def f(ctx) -> output``."""
+
+        def decorate(function: HandlerFunction) -> HandlerFunction:
+            if name in self._handlers:
+                raise ValueError(f"handler '{name}' is already registered")
+            is_async = inspect.iscoroutinefunction(function)
+            self._handlers[name] = Handler(name, function, is_async)
+            return function
+
+        return decorate
+
+    def get(self, name: str) -> Handler:
+        try:
+            return self._handlers[name]
+        except KeyError:
+            raise UnknownHandler(name) from None
+
+    def names(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    def __iter__(self) -> Iterator[Handler]:
+        return iter(self._handlers.values())
+
+
+def import_handler_modules(modules: list[str]) -> None:
+    """Import user modules so that their ``@handler`` decorators run."""
+    for module in modules:
+        importlib.import_module(module)
