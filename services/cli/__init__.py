@@ -1,0 +1,118 @@
+"""``dag-service``: the command line. Each command maps errors to exit codes through one table."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from domain.errors import InvalidDefinition, InvalidInput
+from domain.validation import build_plan
+from services.cli.files import read_json_file, read_run_input
+from services.cli.progress import RunProgress
+from services.cli.report import print_human, print_json
+from services.cli.run_command import run_workflow
+from services.container import Container
+from services.shared.errors import EXIT_COMPLETED, EXIT_FAILED, outcome_of
+from services.shared.views import run_view
+from services.worker.registry import import_handler_modules
+
+app = typer.Typer(
+    name="dag-service",
+    help="Event-driven DAG workflow engine: validate and run JSON workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+_err = Console(stderr=True)
+
+
+def _report_error(error: Exception) -> int:
+    """Print an expected error in plain words and give its exit code; re-raise anything else."""
+    outcome = outcome_of(error)
+    if outcome is None:
+        raise error
+    if isinstance(error, InvalidDefinition | InvalidInput):
+        _err.print(f"error: {error.__class__.__name__.lower()}: {len(error.problems)} problem(s)",
+                   markup=False, highlight=False)
+        for problem in error.problems:
+            _err.print(f"  {problem}", markup=False, highlight=False)
+    else:
+        _err.print(f"error: {error}", markup=False, highlight=False)
+    return outcome.exit_code
+
+
+def _guarded[T](action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except Exception as error:  # every expected error leaves through the table, others re-raise
+        raise typer.Exit(_report_error(error)) from None
+
+
+def _container() -> Container:
+    container = Container()
+    settings = container.settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    import_handler_modules(settings.handler_modules())
+    return container
+
+
+FileArgument = Annotated[Path, typer.Argument(help="Workflow definition (JSON).", show_default=False)]
+
+
+@app.command()
+def validate(file: FileArgument) -> None:
+    """Check a workflow definition; list every problem with its JSON path."""
+    container = _container()
+
+    def check() -> str:
+        plan = build_plan(
+            read_json_file(file), container.settings().limits(), container.registry().names()
+        )
+        edges = sum(len(spec.parents) for spec in plan.nodes)
+        return (
+            f"valid: workflow '{plan.name}' with {len(plan)} nodes, {edges} dependencies, "
+            f"{len(plan.roots)} root(s)"
+        )
+
+    typer.echo(_guarded(check))
+
+
+@app.command()
+def run(
+    file: FileArgument,
+    input_json: Annotated[
+        str | None, typer.Option("--input", help="Run input as a JSON object.", show_default=False)
+    ] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input-file", help="Read the run input from a JSON file.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=256, help="Worker loops in this process.")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")] = False,
+) -> None:
+    """Run a workflow to the end in this process (embedded backend), showing progress.
+
+    Exit 0 when the run COMPLETED, 1 when it FAILED, 2 for an invalid definition or input.
+    """
+    container = _container()
+    definition = _guarded(lambda: read_json_file(file))
+    run_input: Any = _guarded(lambda: read_run_input(input_json, input_file))
+    progress = RunProgress(_err, enabled=not as_json or _err.is_terminal)
+    finished = _guarded(
+        lambda: asyncio.run(run_workflow(container, definition, run_input, workers, progress))
+    )
+    view = run_view(finished)
+    if as_json:
+        print_json(view)
+    else:
+        print_human(Console(), view)
+    raise typer.Exit(EXIT_COMPLETED if view["status"] == "COMPLETED" else EXIT_FAILED)
+
+
+def main() -> None:
+    app()

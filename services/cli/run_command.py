@@ -1,0 +1,31 @@
+"""``dag-service run``: a workflow end to end on the embedded engine, with live progress."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from domain.run import Run
+from services.cli.progress import RunProgress
+from services.container import Container
+from services.engine import EmbeddedEngine
+
+PROGRESS_INTERVAL_SECONDS = 0.1
+
+
+async def run_workflow(
+    container: Container, definition: Any, run_input: Any, workers: int, progress: RunProgress
+) -> Run:
+    """Validate, start and wait for one run; invalid definitions or input raise before any work."""
+    workflows = container.workflows()
+    stored = await workflows.register(definition)
+    async with EmbeddedEngine(container, workers) as engine:
+        run = await workflows.start(stored.definition_id, run_input)
+        finished = asyncio.ensure_future(engine.wait_for(run.run_id))
+        with progress:
+            while not finished.done():
+                progress.update(run)
+                await asyncio.wait([finished], timeout=PROGRESS_INTERVAL_SECONDS)
+            progress.update(run)
+        finished.result()
+        return run
