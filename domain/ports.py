@@ -11,7 +11,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from domain.events import Event, RetryDue
+from domain.events import Command, Event
 from domain.messages import Task
 from domain.plan import WorkflowPlan
 from domain.run import Run
@@ -47,10 +47,18 @@ class DefinitionRepository(Protocol):
 class RunRepository(Protocol):
     async def add(self, run: Run) -> None: ...
 
-    async def get(self, run_id: str) -> Run: ...
+    async def get(self, run_id: str) -> Run:
+        """A snapshot of the run for reading; transitions go through ``apply``."""
+        ...
 
-    async def save(self, run: Run) -> None:
-        """Make the run's current state durable (a no-op where ``get`` hands out live objects)."""
+    async def apply(self, events: Sequence[Event]) -> list[Command]:
+        """Apply each event to its run atomically, one event at a time, in order.
+
+        In the same atomic step as each transition, the store enqueues the tasks of the nodes it
+        dispatched and stores the retry timers it scheduled, so a crash can never keep a state change
+        and lose its consequences. Stale, duplicate and unknown-run events change nothing. Returns
+        every command produced, for information (the caller only reacts to ``FinishRun``).
+        """
         ...
 
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
@@ -83,10 +91,10 @@ type EventBus = MessageQueue[Event]
 
 
 class TimerStore(Protocol):
-    """Retries waiting for their time."""
+    """Retries waiting for their time; the run repository schedules them as part of a transition."""
 
-    async def schedule(self, event: RetryDue, due_at: float) -> None: ...
-
-    async def pop_due(self, now: float, max_count: int) -> list[RetryDue]: ...
+    async def fire_due(self, now: float, max_count: int) -> int:
+        """Move timers due by ``now`` onto the event bus as ``RetryDue`` events; how many moved."""
+        ...
 
     async def next_due_at(self) -> float | None: ...

@@ -31,10 +31,10 @@ class Container(containers.DeclarativeContainer):
 
     backend = settings.provided.engine_backend
     definitions = providers.Selector(backend, memory=providers.Singleton(InMemoryDefinitionRepository))
-    runs = providers.Selector(backend, memory=providers.Singleton(InMemoryRunRepository))
     tasks = providers.Selector(backend, memory=providers.Singleton(InMemoryQueue))
     events = providers.Selector(backend, memory=providers.Singleton(InMemoryQueue))
-    timers = providers.Selector(backend, memory=providers.Singleton(InMemoryTimerStore))
+    timers = providers.Selector(backend, memory=providers.Singleton(InMemoryTimerStore, events))
+    runs = providers.Selector(backend, memory=providers.Singleton(InMemoryRunRepository, tasks, timers))
 
     workflows = providers.Factory(
         WorkflowService,
@@ -50,7 +50,6 @@ class Container(containers.DeclarativeContainer):
         Orchestrator,
         runs=runs,
         events=events,
-        tasks=tasks,
         timers=timers,
         clock=clock,
         batch_size=settings.provided.orchestrator_batch_size,

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import logging
+from collections.abc import Collection, Sequence
 from typing import Any
 
+from adapters.memory.queue import InMemoryQueue
+from adapters.memory.timers import InMemoryTimerStore
 from domain.errors import NotFound
+from domain.events import Command, DispatchNode, Event, RetryDue, ScheduleRetry
+from domain.messages import Task
 from domain.ports import StoredDefinition
 from domain.run import Run
 from domain.templates import WORKFLOW_NAMESPACE
+
+log = logging.getLogger(__name__)
 
 
 class InMemoryDefinitionRepository:
@@ -28,14 +35,16 @@ class InMemoryDefinitionRepository:
 
 
 class InMemoryRunRepository:
-    """``domain.ports.RunRepository`` handing out the live ``Run`` objects.
+    """``domain.ports.RunRepository`` over live ``Run`` aggregates.
 
-    Everything runs on one event loop, so a transition applied between two awaits is atomic and
-    ``save`` has nothing left to do.
+    Everything runs on one event loop and ``apply`` does not await between a transition and queueing
+    its tasks, so each step is atomic. ``get`` hands out the live object: readers must not mutate it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tasks: InMemoryQueue[Task], timers: InMemoryTimerStore) -> None:
         self._runs: dict[str, Run] = {}
+        self._tasks = tasks
+        self._timers = timers
 
     async def add(self, run: Run) -> None:
         self._runs[run.run_id] = run
@@ -46,8 +55,26 @@ class InMemoryRunRepository:
         except KeyError:
             raise NotFound("workflow run", run_id) from None
 
-    async def save(self, run: Run) -> None:
-        self._runs[run.run_id] = run
+    async def apply(self, events: Sequence[Event]) -> list[Command]:
+        produced: list[Command] = []
+        tasks: list[Task] = []
+        for event in events:
+            run = self._runs.get(event.run_id)
+            if run is None:
+                log.warning("ignoring %s for unknown run %s", type(event).__name__, event.run_id)
+                continue
+            for command in run.handle(event):
+                if type(command) is DispatchNode:
+                    handler = run.plan.node(command.node_id).handler
+                    tasks.append(
+                        Task(run.run_id, run.definition_id, command.node_id, command.attempt, handler)
+                    )
+                elif type(command) is ScheduleRetry:
+                    retry = RetryDue(command.run_id, command.node_id, command.attempt, command.due_at)
+                    self._timers.schedule(retry, command.due_at)
+                produced.append(command)
+        await self._tasks.send(tasks)
+        return produced
 
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
         run = await self.get(run_id)

@@ -1,28 +1,31 @@
-"""Retry timers in a heap."""
+"""Retry timers in a heap, fired onto the in-memory event bus."""
 
 from __future__ import annotations
 
 import heapq
 import itertools
 
-from domain.events import RetryDue
+from adapters.memory.queue import InMemoryQueue
+from domain.events import Event, RetryDue
 
 
 class InMemoryTimerStore:
     """``domain.ports.TimerStore`` ordered by due time."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: InMemoryQueue[Event]) -> None:
+        self._events = events
         self._heap: list[tuple[float, int, RetryDue]] = []
         self._order = itertools.count()
 
-    async def schedule(self, event: RetryDue, due_at: float) -> None:
+    def schedule(self, event: RetryDue, due_at: float) -> None:
         heapq.heappush(self._heap, (due_at, next(self._order), event))
 
-    async def pop_due(self, now: float, max_count: int) -> list[RetryDue]:
-        due: list[RetryDue] = []
+    async def fire_due(self, now: float, max_count: int) -> int:
+        due: list[Event] = []
         while self._heap and self._heap[0][0] <= now and len(due) < max_count:
             due.append(heapq.heappop(self._heap)[2])
-        return due
+        await self._events.send(due)
+        return len(due)
 
     async def next_due_at(self) -> float | None:
         return self._heap[0][0] if self._heap else None

@@ -38,8 +38,11 @@ def _report_error(error: Exception) -> int:
     if outcome is None:
         raise error
     if isinstance(error, InvalidDefinition | InvalidInput):
-        _err.print(f"error: {error.__class__.__name__.lower()}: {len(error.problems)} problem(s)",
-                   markup=False, highlight=False)
+        _err.print(
+            f"error: {error.__class__.__name__.lower()}: {len(error.problems)} problem(s)",
+            markup=False,
+            highlight=False,
+        )
         for problem in error.problems:
             _err.print(f"  {problem}", markup=False, highlight=False)
     else:
@@ -71,9 +74,7 @@ def validate(file: FileArgument) -> None:
     container = _container()
 
     def check() -> str:
-        plan = build_plan(
-            read_json_file(file), container.settings().limits(), container.registry().names()
-        )
+        plan = build_plan(read_json_file(file), container.settings().limits(), container.registry().names())
         edges = sum(len(spec.parents) for spec in plan.nodes)
         return (
             f"valid: workflow '{plan.name}' with {len(plan)} nodes, {edges} dependencies, "

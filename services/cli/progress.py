@@ -25,9 +25,7 @@ def _running_names(run: Run) -> str:
     if run.in_flight == 0:
         return ""
     names = [
-        spec.id
-        for spec, node in run.node_states()
-        if node.status in (NodeStatus.QUEUED, NodeStatus.RUNNING)
+        spec.id for spec, node in run.node_states() if node.status in (NodeStatus.QUEUED, NodeStatus.RUNNING)
     ]
     shown = ", ".join(names[:_SHOWN_RUNNING])
     more = len(names) - _SHOWN_RUNNING
