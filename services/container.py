@@ -23,13 +23,15 @@ from services.worker import Worker, default_registry
 
 
 class Container(containers.DeclarativeContainer):
+    """``backend`` ('memory' or 'redis') picks the adapters; entry points set it from settings."""
+
+    backend = providers.Object("memory")
     settings = providers.Singleton(Settings)
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(UuidIds)
     completions = providers.Singleton(RunCompletions)
     registry = providers.Object(default_registry)
 
-    backend = settings.provided.engine_backend
     definitions = providers.Selector(backend, memory=providers.Singleton(InMemoryDefinitionRepository))
     tasks = providers.Selector(backend, memory=providers.Singleton(InMemoryQueue))
     events = providers.Selector(backend, memory=providers.Singleton(InMemoryQueue))

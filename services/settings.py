@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.limits import Limits
 
@@ -13,9 +14,25 @@ from domain.limits import Limits
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
-    engine_backend: Literal["memory"] = Field(
-        default="memory", description="Where state and messages live; 'memory' is embedded."
+    engine_backend: Literal["memory", "redis"] | None = Field(
+        default=None,
+        description="Where state and messages live. Unset: 'memory' for run and up, 'redis' for the "
+        "separately deployed roles (api, orchestrator, worker, web).",
     )
+    redis_url: str | None = Field(default=None, description="Overrides REDIS_HOST/PORT/DB when set.")
+    redis_host: str = "localhost"
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    redis_db: int = Field(default=0, ge=0)
+    redis_shards: int = Field(default=4, ge=1, le=1024)
+    redis_key_prefix: str = "dag"
+    visibility_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_deliveries: int = Field(default=5, ge=1)
+    run_retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    api_str: str = "/api"
+    api_host: str = "0.0.0.0"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_enable_docs: bool = True
+    backend_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     worker_concurrency: int = Field(default=16, ge=1, le=10_000)
     worker_handler_modules: str = Field(
         default="", description="Comma-separated modules imported at start to register handlers."
@@ -28,6 +45,25 @@ class Settings(BaseSettings):
     max_input_bytes: int = Field(default=1024 * 1024, ge=1)
     max_output_bytes: int = Field(default=1024 * 1024, ge=1)
     log_level: str = Field(default="WARNING")
+
+    @field_validator("backend_cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """The seed accepts a JSON list or a comma-separated string."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
+
+    def backend_for(self, default: Literal["memory", "redis"]) -> Literal["memory", "redis"]:
+        return self.engine_backend or default
+
+    def redis_location(self) -> str:
+        if self.redis_url:
+            return self.redis_url
+        return f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
 
     def limits(self) -> Limits:
         return Limits(
