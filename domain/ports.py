@@ -45,7 +45,9 @@ class DefinitionRepository(Protocol):
 
 
 class RunRepository(Protocol):
-    async def add(self, run: Run) -> None: ...
+    async def add(self, run: Run) -> None:
+        """Store a new PENDING run and queue its ``RunStarted`` event in one atomic step."""
+        ...
 
     async def get(self, run_id: str) -> Run:
         """A snapshot of the run for reading; transitions go through ``apply``."""
@@ -56,8 +58,8 @@ class RunRepository(Protocol):
 
         In the same atomic step as each transition, the store enqueues the tasks of the nodes it
         dispatched and stores the retry timers it scheduled, so a crash can never keep a state change
-        and lose its consequences. Stale, duplicate and unknown-run events change nothing. Returns
-        every command produced, for information (the caller only reacts to ``FinishRun``).
+        and lose its consequences. Stale, duplicate and unknown-run events change nothing. Returns a
+        ``FinishRun`` for each run the batch ended (it may return the other commands too).
         """
         ...
 

@@ -36,13 +36,14 @@ class Container(containers.DeclarativeContainer):
     tasks = providers.Selector(backend, memory=providers.Singleton(InMemoryQueue))
     events = providers.Selector(backend, memory=providers.Singleton(InMemoryQueue))
     timers = providers.Selector(backend, memory=providers.Singleton(InMemoryTimerStore, events))
-    runs = providers.Selector(backend, memory=providers.Singleton(InMemoryRunRepository, tasks, timers))
+    runs = providers.Selector(
+        backend, memory=providers.Singleton(InMemoryRunRepository, tasks, events, timers)
+    )
 
     workflows = providers.Factory(
         WorkflowService,
         definitions=definitions,
         runs=runs,
-        events=events,
         clock=clock,
         ids=ids,
         limits=settings.provided.limits.call(),

@@ -9,7 +9,7 @@ from typing import Any
 from adapters.memory.queue import InMemoryQueue
 from adapters.memory.timers import InMemoryTimerStore
 from domain.errors import NotFound
-from domain.events import Command, DispatchNode, Event, RetryDue, ScheduleRetry
+from domain.events import Command, DispatchNode, Event, RetryDue, RunStarted, ScheduleRetry
 from domain.messages import Task
 from domain.ports import StoredDefinition
 from domain.run import Run
@@ -41,13 +41,17 @@ class InMemoryRunRepository:
     its tasks, so each step is atomic. ``get`` hands out the live object: readers must not mutate it.
     """
 
-    def __init__(self, tasks: InMemoryQueue[Task], timers: InMemoryTimerStore) -> None:
+    def __init__(
+        self, tasks: InMemoryQueue[Task], events: InMemoryQueue[Event], timers: InMemoryTimerStore
+    ) -> None:
         self._runs: dict[str, Run] = {}
         self._tasks = tasks
+        self._events = events
         self._timers = timers
 
     async def add(self, run: Run) -> None:
         self._runs[run.run_id] = run
+        await self._events.send([RunStarted(run.run_id, run.created_at)])
 
     async def get(self, run_id: str) -> Run:
         try:

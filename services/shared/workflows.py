@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.events import RunStarted
 from domain.limits import Limits
 from domain.ports import (
     Clock,
     DefinitionRepository,
-    EventBus,
     IdGenerator,
     RunRepository,
     StoredDefinition,
@@ -24,7 +22,6 @@ class WorkflowService:
         *,
         definitions: DefinitionRepository,
         runs: RunRepository,
-        events: EventBus,
         clock: Clock,
         ids: IdGenerator,
         limits: Limits,
@@ -32,7 +29,6 @@ class WorkflowService:
     ) -> None:
         self._definitions = definitions
         self._runs = runs
-        self._events = events
         self._clock = clock
         self._ids = ids
         self._limits = limits
@@ -52,7 +48,6 @@ class WorkflowService:
         now = self._clock.now()
         run = Run.create(self._ids.new_id(), definition_id, definition.plan, checked_input, now)
         await self._runs.add(run)
-        await self._events.send([RunStarted(run.run_id, now)])
         return run
 
     async def get_run(self, run_id: str) -> Run:
