@@ -87,6 +87,14 @@ class MessageQueue[T](Protocol):
 
     async def ack(self, deliveries: Sequence[Delivery[T]]) -> None: ...
 
+    async def extend(self, consumer: str, deliveries: Sequence[Delivery[T]]) -> None:
+        """Heartbeat: the consumer still works on these; keep others from reclaiming them."""
+        ...
+
+    async def maintain(self) -> None:
+        """Periodic housekeeping (trimming, pruning idle consumers); safe to call from anywhere."""
+        ...
+
 
 type TaskQueue = MessageQueue[Task]
 type EventBus = MessageQueue[Event]

@@ -150,8 +150,11 @@ class Run:
         )
 
     def _on_attempt_timed_out(self, event: AttemptTimedOut) -> list[Command]:
+        if self._current(event.node_id, event.attempt) is None:
+            return []
         spec = self.plan.node(event.node_id)
-        message = f"attempt {event.attempt} exceeded the timeout of {spec.timeout_seconds}s"
+        limit = "its timeout" if spec.timeout_seconds is None else f"the timeout of {spec.timeout_seconds}s"
+        message = f"attempt {event.attempt} exceeded {limit}"
         return self._fail_attempt(
             event.node_id, event.attempt, ErrorInfo("TimeoutError", message), event.at, True
         )
@@ -159,7 +162,9 @@ class Run:
     def _on_retry_due(self, event: RetryDue) -> list[Command]:
         if self.status is not RunStatus.RUNNING:
             return []
-        index = self.plan.index[event.node_id]
+        index = self.plan.index.get(event.node_id)
+        if index is None:
+            return []
         node = self.nodes[index]
         if node.retry_at is None or event.attempt != node.attempt + 1:
             return []

@@ -155,13 +155,6 @@ class _GraphChecker:
         self._check_config(path, node)
 
     def _check_config(self, path: str, node: NodeDefinition) -> None:
-        size = json_size(node.config)
-        if size > self.limits.max_config_bytes:
-            self._add(
-                f"{path}.config",
-                f"config of node '{node.id}' is {size} bytes, over the limit of "
-                f"{self.limits.max_config_bytes}",
-            )
         depth = nesting_depth(node.config)
         if depth > self.limits.max_nesting_depth:
             self._add(
@@ -169,6 +162,19 @@ class _GraphChecker:
                 f"config of node '{node.id}' nests {depth} levels, over the limit of "
                 f"{self.limits.max_nesting_depth}",
             )
+            # Never serialise or compile (recursively) what was refused: hostile nesting must not
+            # crash the validator.
+            self.configs.append(CompiledConfig(node.config))
+            return
+        size = json_size(node.config)
+        if size > self.limits.max_config_bytes:
+            self._add(
+                f"{path}.config",
+                f"config of node '{node.id}' is {size} bytes, over the limit of "
+                f"{self.limits.max_config_bytes}",
+            )
+            self.configs.append(CompiledConfig(node.config))
+            return
         compiled, problems = compile_config(node.config, f"{path}.config")
         self.problems.extend(Problem(p.path, f"{p.message} (node '{node.id}')") for p in problems)
         self.configs.append(compiled)

@@ -16,6 +16,8 @@ def parse_json(text: str, source: str) -> Any:
         raise UsageError(
             f"{source} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
+    except RecursionError:
+        raise UsageError(f"{source} nests arrays or objects too deeply to be read") from None
 
 
 def read_json_file(path: Path) -> Any:

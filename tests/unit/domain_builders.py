@@ -1,0 +1,78 @@
+"""Small builders shared by the domain unit tests (definitions, plans, runs, snapshots)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from domain.errors import InvalidDefinition, Problem
+from domain.plan import WorkflowPlan
+from domain.run import Run
+from domain.validation import build_plan
+
+RUN_ID = "run-1"
+
+
+def node(node_id: str, deps: Iterable[str] = (), config: Any = None, **extra: Any) -> dict[str, Any]:
+    """A node in the seed's shape; ``config`` defaults to ``{}``, pass ``...`` to omit the key."""
+    raw: dict[str, Any] = {
+        "id": node_id,
+        "handler": extra.pop("handler", "noop"),
+        "dependencies": list(deps),
+    }
+    if config is not ...:
+        raw["config"] = {} if config is None else config
+    raw.update(extra)
+    return raw
+
+
+def workflow(*nodes: dict[str, Any], name: str = "wf") -> dict[str, Any]:
+    return {"name": name, "dag": {"nodes": list(nodes)}}
+
+
+def plan_of(*nodes: dict[str, Any]) -> WorkflowPlan:
+    return build_plan(workflow(*nodes))
+
+
+def problems_of(raw: Any, **kwargs: Any) -> list[Problem]:
+    """The problems ``build_plan`` reports; fails the test when the definition is accepted."""
+    try:
+        build_plan(raw, **kwargs)
+    except InvalidDefinition as error:
+        assert error.problems, "InvalidDefinition must carry at least one problem"
+        return error.problems
+    raise AssertionError("definition was accepted, expected InvalidDefinition")
+
+
+def new_run(plan: WorkflowPlan, run_input: dict[str, Any] | None = None) -> Run:
+    return Run.create(RUN_ID, "def-1", plan, run_input or {}, at=0.0)
+
+
+def snapshot(run: Run) -> tuple[Any, ...]:
+    """Everything observable about a run, as a comparable value."""
+    nodes = tuple(
+        (
+            spec.id,
+            state.status,
+            state.attempt,
+            state.waiting_on,
+            state.queued_at,
+            state.started_at,
+            state.finished_at,
+            state.worker_id,
+            state.error,
+            state.retry_at,
+            tuple(state.failed_attempts or ()),
+        )
+        for spec, state in run.node_states()
+    )
+    return (
+        run.status,
+        run.started_at,
+        run.finished_at,
+        dict(run.outputs),
+        run.unfinished,
+        run.in_flight,
+        run.failed_nodes,
+        nodes,
+    )
