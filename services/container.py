@@ -1,7 +1,8 @@
 """The composition root: the one place that chooses adapters (from settings) and wires services.
 
-Nothing here connects at import time; providers build objects when a deployable starts. Tests
-override providers (``container.registry.override(...)``) instead of patching.
+``backend`` ('memory' or 'redis') selects the adapters; entry points set it. Nothing connects at
+import or construction time: ``open_backend`` checks the backend when a deployable starts and
+``close_backend`` releases it on shutdown. Tests override providers instead of patching.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from adapters.memory import (
     InMemoryRunRepository,
     InMemoryTimerStore,
 )
+from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
+from adapters.redis.connection import check_reachable, create_client
+from adapters.redis.definitions import RedisDefinitionRepository
+from adapters.redis.keys import KeySpace
+from adapters.redis.runs import RedisRunRepository
 from adapters.system import SystemClock, UuidIds
 from services.orchestrator import Orchestrator
 from services.settings import Settings
@@ -21,10 +27,11 @@ from services.shared.completions import RunCompletions
 from services.shared.workflows import WorkflowService
 from services.worker import Worker, default_registry
 
+# Blocking reads wait at most this long, so the socket timeout must be longer.
+MAX_BLOCK_SECONDS = 1.0
+
 
 class Container(containers.DeclarativeContainer):
-    """``backend`` ('memory' or 'redis') picks the adapters; entry points set it from settings."""
-
     backend = providers.Object("memory")
     settings = providers.Singleton(Settings)
     clock = providers.Singleton(SystemClock)
@@ -32,12 +39,56 @@ class Container(containers.DeclarativeContainer):
     completions = providers.Singleton(RunCompletions)
     registry = providers.Object(default_registry)
 
-    definitions = providers.Selector(backend, memory=providers.Singleton(InMemoryDefinitionRepository))
-    tasks = providers.Selector(backend, memory=providers.Singleton(InMemoryQueue))
-    events = providers.Selector(backend, memory=providers.Singleton(InMemoryQueue))
-    timers = providers.Selector(backend, memory=providers.Singleton(InMemoryTimerStore, events))
+    redis_url = settings.provided.redis_location.call()
+    redis_client = providers.Singleton(create_client, redis_url, read_timeout_seconds=MAX_BLOCK_SECONDS + 9)
+    key_space = providers.Singleton(
+        KeySpace, settings.provided.redis_key_prefix, settings.provided.redis_shards
+    )
+    _visibility = settings.provided.visibility_timeout_seconds
+    _deliveries = settings.provided.max_deliveries
+
+    definitions = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryDefinitionRepository),
+        redis=providers.Singleton(RedisDefinitionRepository, redis_client, key_space, redis_url),
+    )
+    events = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryQueue),
+        redis=providers.Singleton(
+            RedisEventBus, redis_client, redis_url, key_space, _visibility, _deliveries
+        ),
+    )
+    tasks = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryQueue),
+        redis=providers.Singleton(
+            RedisTaskQueue,
+            redis_client,
+            redis_url,
+            key_space,
+            _visibility,
+            _deliveries,
+            events,
+            clock.provided.now,
+        ),
+    )
+    timers = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryTimerStore, events),
+        redis=providers.Singleton(RedisTimerStore, redis_client, redis_url, key_space),
+    )
     runs = providers.Selector(
-        backend, memory=providers.Singleton(InMemoryRunRepository, tasks, events, timers)
+        backend,
+        memory=providers.Singleton(InMemoryRunRepository, tasks, events, timers),
+        redis=providers.Singleton(
+            RedisRunRepository,
+            redis_client,
+            key_space,
+            definitions,
+            redis_url,
+            settings.provided.run_retention_seconds,
+        ),
     )
 
     workflows = providers.Factory(
@@ -68,4 +119,16 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         concurrency=settings.provided.worker_concurrency,
         max_output_bytes=settings.provided.max_output_bytes,
+        visibility_timeout_seconds=_visibility,
     )
+
+
+async def open_backend(container: Container) -> None:
+    """Check that the backend answers; raises ``BackendUnavailable`` naming host and port if not."""
+    if container.backend() == "redis":
+        await check_reachable(container.redis_client(), container.redis_url())
+
+
+async def close_backend(container: Container) -> None:
+    if container.backend() == "redis":
+        await container.redis_client().aclose()

@@ -45,6 +45,12 @@ class InMemoryQueue[T]:
         for delivery in deliveries:
             self._pending.pop(delivery.receipt, None)
 
+    async def extend(self, consumer: str, deliveries: Sequence[Delivery[T]]) -> None:
+        """Nothing to do: in one process nobody else could take a pending message."""
+
+    async def maintain(self) -> None:
+        """Nothing to do: acknowledged messages are already gone."""
+
     @property
     def pending_count(self) -> int:
         return len(self._pending)

@@ -1,22 +1,28 @@
 """The orchestrator loop: read events in batches, have the store apply them, acknowledge.
 
 The run repository applies each event atomically together with its consequences (tasks queued,
-retry timers stored), so the orchestrator holds no state of its own and any number can run.
+retry timers stored), so the orchestrator holds no state of its own and any number can run. A
+second loop moves due retry timers onto the event stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
 from domain.events import Event, FinishRun
 from domain.ports import Clock, Delivery, EventBus, RunRepository, TimerStore
 from domain.statuses import RunStatus
+from services.shared.resilience import repeat_until, retrying
 
 log = logging.getLogger(__name__)
 
 type RunFinishedHook = Callable[[str, RunStatus], None]
+
+MAINTENANCE_INTERVAL_SECONDS = 30.0
+TIMER_POLL_SECONDS = 0.05
 
 
 class Orchestrator:
@@ -42,20 +48,34 @@ class Orchestrator:
         self._idle_block = idle_block_seconds
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await self._timers.fire_due(self._clock.now(), self._batch_size)
-            deliveries = await self._events.receive(
-                self.consumer, self._batch_size, await self._block_seconds()
-            )
-            if deliveries:
-                await self.apply(deliveries)
+        helpers = [
+            asyncio.create_task(repeat_until(stop, self._fire_timers, "firing retry timers")),
+            asyncio.create_task(self._maintain()),
+        ]
+        try:
+            await repeat_until(stop, self._step, f"orchestrator {self.consumer}")
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            for helper in helpers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
 
-    async def _block_seconds(self) -> float:
-        """Wait for events no longer than until the next retry is due."""
+    async def _step(self) -> None:
+        deliveries = await self._events.receive(self.consumer, self._batch_size, self._idle_block)
+        if deliveries:
+            await self.apply(deliveries)
+
+    async def _fire_timers(self) -> None:
+        await self._timers.fire_due(self._clock.now(), self._batch_size)
         due_at = await self._timers.next_due_at()
-        if due_at is None:
-            return self._idle_block
-        return max(0.0, min(self._idle_block, due_at - self._clock.now()))
+        wait = TIMER_POLL_SECONDS if due_at is None else due_at - self._clock.now()
+        await asyncio.sleep(min(max(wait, 0.0), TIMER_POLL_SECONDS))
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
+            await retrying(self._events.maintain, "event stream housekeeping")
 
     async def apply(self, deliveries: Sequence[Delivery[Event]]) -> None:
         """Apply a batch, then acknowledge it: a crash in between only causes harmless repeats."""

@@ -1,8 +1,13 @@
-"""The worker loop: receive tasks in batches, run up to ``concurrency`` at once, report results."""
+"""The worker loop: receive tasks in batches, run up to ``concurrency`` at once, report results.
+
+While attempts run, a heartbeat keeps their task entries claimed, so a long task is never taken
+from a live worker. On stop the worker takes no more tasks and finishes what it holds.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -14,10 +19,12 @@ from domain.events import Event, NodeFailed, NodeStarted, NodeSucceeded
 from domain.messages import Task
 from domain.plan import WorkflowPlan
 from domain.ports import Clock, DefinitionRepository, Delivery, EventBus, RunRepository, TaskQueue
-from domain.templates import WORKFLOW_NAMESPACE
+from services.shared.resilience import repeat_until, retrying
 from services.worker.registry import Handler, HandlerContext, HandlerRegistry, UnknownHandler
 
 log = logging.getLogger(__name__)
+
+MAINTENANCE_INTERVAL_SECONDS = 30.0
 
 
 class _Refused(Exception):
@@ -41,6 +48,7 @@ class Worker:
         clock: Clock,
         concurrency: int,
         max_output_bytes: int,
+        visibility_timeout_seconds: float = 30.0,
         executor: Executor | None = None,
         idle_block_seconds: float = 1.0,
     ) -> None:
@@ -53,41 +61,73 @@ class Worker:
         self._clock = clock
         self._concurrency = concurrency
         self._max_output_bytes = max_output_bytes
+        self._heartbeat_seconds = visibility_timeout_seconds / 3
         self._executor = executor
         self._idle_block = idle_block_seconds
         self._plans: dict[str, WorkflowPlan] = {}
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], Delivery[Task]] = {}
         self._slot_freed = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take tasks until ``stop`` is set, then let the attempts in hand finish."""
-        while not stop.is_set():
-            free = self._concurrency - len(self._running)
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                continue
-            deliveries = await self._tasks.receive(self.worker_id, free, self._idle_block)
-            for delivery in deliveries:
-                attempt = asyncio.create_task(self._execute(delivery))
-                self._running.add(attempt)
-                attempt.add_done_callback(self._release)
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        helpers = [
+            asyncio.create_task(self._heartbeat(stop)),
+            asyncio.create_task(self._maintain(stop)),
+        ]
+        try:
+            await repeat_until(stop, lambda: self._take_tasks(stop), f"worker {self.worker_id}")
+            if self._running:
+                log.info("worker %s finishing %d attempt(s)", self.worker_id, len(self._running))
+                await asyncio.gather(*self._running, return_exceptions=True)
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            for helper in helpers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
+
+    async def _take_tasks(self, stop: asyncio.Event) -> None:
+        free = self._concurrency - len(self._running)
+        if free <= 0:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+            return
+        deliveries = await self._tasks.receive(self.worker_id, free, self._idle_block)
+        if stop.is_set():
+            # Received while stopping: run them anyway rather than leave them to the timeout.
+            log.info("worker %s stopping; running %d last task(s)", self.worker_id, len(deliveries))
+        for delivery in deliveries:
+            attempt = asyncio.create_task(self._execute(delivery))
+            self._running[attempt] = delivery
+            attempt.add_done_callback(self._release)
 
     def _release(self, attempt: asyncio.Task[None]) -> None:
-        self._running.discard(attempt)
+        self._running.pop(attempt, None)
         self._slot_freed.set()
         if not attempt.cancelled() and attempt.exception() is not None:
             log.error("attempt crashed: %r", attempt.exception())
 
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_seconds)
+            if self._running:
+                await retrying(self._extend_claims, "heartbeat")
+
+    async def _extend_claims(self) -> None:
+        await self._tasks.extend(self.worker_id, list(self._running.values()))
+
+    async def _maintain(self, stop: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
+            await retrying(self._tasks.maintain, "task stream housekeeping")
+
     async def _execute(self, delivery: Delivery[Task]) -> None:
         task = delivery.message
-        now = self._clock.now
-        await self._events.send([NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, now())])
+        started = NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, self._clock.now())
+        await retrying(lambda: self._events.send([started]), "reporting a start")
         result = await self._attempt(task)
-        await self._events.send([result])
-        await self._tasks.ack([delivery])
+        await retrying(lambda: self._events.send([result]), "reporting a result")
+        await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task")
 
     async def _attempt(self, task: Task) -> Event:
         now = self._clock.now
@@ -98,14 +138,8 @@ class Worker:
                 task.run_id, task.node_id, task.attempt, refusal.kind, str(refusal), now(), False
             )
         except TimeoutError:
-            return NodeFailed(
-                task.run_id,
-                task.node_id,
-                task.attempt,
-                "TimeoutError",
-                f"attempt {task.attempt} exceeded the node's timeout",
-                now(),
-            )
+            message = f"attempt {task.attempt} exceeded the node's timeout"
+            return NodeFailed(task.run_id, task.node_id, task.attempt, "TimeoutError", message, now())
         except Exception as error:  # a handler's failure is the node's failure, whatever its type
             return NodeFailed(
                 task.run_id, task.node_id, task.attempt, type(error).__name__, str(error), now()
@@ -113,13 +147,13 @@ class Worker:
         return NodeSucceeded(task.run_id, task.node_id, task.attempt, output, now())
 
     async def _run_handler(self, task: Task) -> Any:
-        plan = await self._plan(task.definition_id)
+        plan = await retrying(lambda: self._plan(task.definition_id), "loading a definition")
         spec = plan.node(task.node_id)
         try:
             handler = self._registry.get(task.handler)
         except UnknownHandler as error:
             raise _Refused("UnknownHandler", str(error)) from None
-        data = await self._runs.read_data(task.run_id, spec.reads)
+        data = await retrying(lambda: self._runs.read_data(task.run_id, spec.reads), "reading inputs")
         try:
             config = spec.config.render(data)
         except TemplateError as error:
@@ -130,7 +164,7 @@ class Worker:
             attempt=task.attempt,
             config=config,
             inputs={parent: data.get(parent) for parent in spec.parent_ids},
-            run_input=data[WORKFLOW_NAMESPACE]["input"],
+            run_input=data["workflow"]["input"],
             idempotency_key=task.idempotency_key,
         )
         async with asyncio.timeout(spec.timeout_seconds):

@@ -1,0 +1,113 @@
+"""The event and task streams of every shard, and the retry timers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from redis.asyncio.client import Pipeline
+
+from adapters.redis.codec import decode_event, decode_task, encode_event, encode_task
+from adapters.redis.connection import Redis, translated_errors
+from adapters.redis.keys import KeySpace
+from adapters.redis.scripts import Script, with_script
+from adapters.redis.streams import DeadLetter, RedisStreamQueue, StreamConfig
+from domain.events import Event, NodeFailed, NodeSucceeded
+from domain.messages import Task
+
+EVENTS_GROUP, TASKS_GROUP = "orchestrators", "workers"
+DEAD_LETTERED = "DeadLettered"
+
+
+def _config(keys: KeySpace, kind: str, group: str, visibility: float, deliveries: int) -> StreamConfig:
+    shards = keys.all_shards()
+    streams = tuple(getattr(shard, kind) for shard in shards)
+    return StreamConfig(streams, tuple(s.dead for s in shards), group, visibility, deliveries)
+
+
+class RedisEventBus(RedisStreamQueue[Event]):
+    """Events; a success's output is staged in the run's state first, the entry refers to it."""
+
+    def __init__(self, client: Redis, url: str, keys: KeySpace, visibility: float, deliveries: int) -> None:
+        super().__init__(
+            client,
+            url,
+            _config(keys, "events", EVENTS_GROUP, visibility, deliveries),
+            encode_event,
+            decode_event,
+            lambda event: keys.shard_of(event.run_id),
+        )
+        self._keys = keys
+
+    def _add_send(self, pipe: Pipeline, message: Event) -> None:
+        if type(message) is NodeSucceeded:
+            staged = self._keys.run(message.run_id).staged
+            field = f"{message.node_id}\n{message.attempt}"
+            pipe.hset(staged, field, json.dumps(message.output, separators=(",", ":")))
+        super()._add_send(pipe, message)
+
+
+class RedisTaskQueue(RedisStreamQueue[Task]):
+    """Tasks, written by the transition script; a dead-lettered task fails its node for good."""
+
+    def __init__(
+        self,
+        client: Redis,
+        url: str,
+        keys: KeySpace,
+        visibility: float,
+        deliveries: int,
+        events: RedisEventBus,
+        now: Callable[[], float],
+    ) -> None:
+        super().__init__(
+            client,
+            url,
+            _config(keys, "tasks", TASKS_GROUP, visibility, deliveries),
+            encode_task,
+            decode_task,
+            lambda task: keys.shard_of(task.run_id),
+            self._fail_node,
+        )
+        self._events = events
+        self._now = now
+
+    async def _fail_node(self, dead: DeadLetter[Task]) -> None:
+        task = dead.message
+        if task is None:
+            return
+        message = f"task {dead.reason}; moved to the dead-letter stream {dead.stream} (entry {dead.entry_id})"
+        failure = NodeFailed(
+            task.run_id, task.node_id, task.attempt, DEAD_LETTERED, message, self._now(), retryable=False
+        )
+        await self._events.send([failure])
+
+
+class RedisTimerStore:
+    """``domain.ports.TimerStore``: one sorted set per shard, fired by an atomic script."""
+
+    def __init__(self, client: Redis, url: str, keys: KeySpace) -> None:
+        self._client = client
+        self._url = url
+        self._shards = keys.all_shards()
+        self._fire = Script("fire_timers")
+
+    async def fire_due(self, now: float, max_count: int) -> int:
+        moved = 0
+        async with translated_errors(self._url):
+            for shard in self._shards:
+
+                async def fire(sha: str, timers: str = shard.timers, events: str = shard.events) -> int:
+                    return int(await self._client.evalsha(sha, 2, timers, events, repr(now), str(max_count)))
+
+                moved += await with_script(self._client, self._fire, fire)
+        return moved
+
+    async def next_due_at(self) -> float | None:
+        async with translated_errors(self._url):
+            pipe = self._client.pipeline(transaction=False)
+            for shard in self._shards:
+                pipe.zrange(shard.timers, 0, 0, withscores=True)
+            results = await pipe.execute()
+        due = [entries[0][1] for entries in results if entries]
+        return min(due) if due else None

@@ -1,0 +1,120 @@
+"""Events and tasks as flat stream fields (the transition script writes the same shapes).
+
+A node's output never travels in a stream entry: the worker stages it in the run's ``staged`` hash and
+the event refers to it by (node, attempt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from domain.events import (
+    AttemptTimedOut,
+    CancelRequested,
+    Event,
+    NodeFailed,
+    NodeStarted,
+    NodeSucceeded,
+    RetryDue,
+    RunStarted,
+)
+from domain.messages import Task
+
+type Fields = dict[str, str]
+
+
+class MalformedEntry(ValueError):
+    """A stream entry that is not a message this engine wrote."""
+
+
+def encode_event(event: Event) -> Fields:
+    match event:
+        case RunStarted():
+            return {"k": "start", "r": event.run_id, "t": repr(event.at)}
+        case NodeStarted():
+            return {
+                "k": "started",
+                "r": event.run_id,
+                "n": event.node_id,
+                "a": str(event.attempt),
+                "t": repr(event.at),
+                "w": event.worker_id,
+            }
+        case NodeSucceeded():
+            return {
+                "k": "ok",
+                "r": event.run_id,
+                "n": event.node_id,
+                "a": str(event.attempt),
+                "t": repr(event.at),
+            }
+        case NodeFailed():
+            return {
+                "k": "fail",
+                "r": event.run_id,
+                "n": event.node_id,
+                "a": str(event.attempt),
+                "t": repr(event.at),
+                "et": event.error_type,
+                "em": event.message,
+                "rt": "1" if event.retryable else "0",
+            }
+        case AttemptTimedOut():
+            return {
+                "k": "timeout",
+                "r": event.run_id,
+                "n": event.node_id,
+                "a": str(event.attempt),
+                "t": repr(event.at),
+            }
+        case RetryDue():
+            return {
+                "k": "retry",
+                "r": event.run_id,
+                "n": event.node_id,
+                "a": str(event.attempt),
+                "t": repr(event.at),
+            }
+        case CancelRequested():
+            return {"k": "cancel", "r": event.run_id, "t": repr(event.at)}
+
+
+def decode_event(fields: Mapping[str, str]) -> Event:
+    try:
+        kind, run_id, at = fields["k"], fields["r"], float(fields["t"])
+        if kind == "start":
+            return RunStarted(run_id, at)
+        if kind == "cancel":
+            return CancelRequested(run_id, at)
+        node_id, attempt = fields["n"], int(fields["a"])
+        if kind == "started":
+            return NodeStarted(run_id, node_id, attempt, fields["w"], at)
+        if kind == "ok":
+            return NodeSucceeded(run_id, node_id, attempt, None, at)
+        if kind == "fail":
+            retryable = fields["rt"] == "1"
+            return NodeFailed(run_id, node_id, attempt, fields["et"], fields["em"], at, retryable)
+        if kind == "timeout":
+            return AttemptTimedOut(run_id, node_id, attempt, at)
+        if kind == "retry":
+            return RetryDue(run_id, node_id, attempt, at)
+    except (KeyError, ValueError) as error:
+        raise MalformedEntry(f"not an event entry: {dict(fields)!r} ({error})") from None
+    raise MalformedEntry(f"unknown event kind {kind!r}")
+
+
+def encode_task(task: Task) -> Fields:
+    return {
+        "r": task.run_id,
+        "d": task.definition_id,
+        "n": task.node_id,
+        "a": str(task.attempt),
+        "h": task.handler,
+    }
+
+
+def decode_task(fields: Mapping[str, str]) -> Task:
+    try:
+        return Task(fields["r"], fields["d"], fields["n"], int(fields["a"]), fields["h"])
+    except (KeyError, ValueError) as error:
+        raise MalformedEntry(f"not a task entry: {dict(fields)!r} ({error})") from None

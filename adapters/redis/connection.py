@@ -1,0 +1,54 @@
+"""Creating clients, and turning driver errors into adapter errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from adapters.errors import AdapterError, AdapterUnavailable
+
+type Redis = aioredis.Redis
+
+
+def create_client(url: str, *, read_timeout_seconds: float) -> Redis:
+    """A client without silent retries: the engine's loops retry with backoff themselves, and every
+    write it makes is safe to repeat (scripts ignore duplicates) — a silent retry would hide outages.
+
+    ``read_timeout_seconds`` must exceed the longest blocking read (XREADGROUP BLOCK).
+    """
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=read_timeout_seconds,
+        socket_connect_timeout=5.0,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
+
+
+def describe(url: str) -> str:
+    """host:port/db of a URL without its password, for messages."""
+    pool_kwargs = aioredis.connection.parse_url(url)
+    return f"{pool_kwargs.get('host', 'localhost')}:{pool_kwargs.get('port', 6379)}"
+
+
+@contextlib.asynccontextmanager
+async def translated_errors(url: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+        raise AdapterUnavailable(f"Redis at {describe(url)} is unreachable: {error}") from error
+    except RedisError as error:
+        raise AdapterError(f"Redis at {describe(url)} failed: {error}") from error
+
+
+async def check_reachable(client: Redis, url: str) -> None:
+    async with translated_errors(url):
+        await client.ping()

@@ -1,0 +1,62 @@
+"""Key names and the shard of a run."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RunKeys:
+    meta: str
+    nodes: str
+    out: str
+    staged: str
+
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.meta, self.nodes, self.out, self.staged)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardKeys:
+    tasks: str
+    events: str
+    timers: str
+    dead: str
+    graph_prefix: str
+
+
+class KeySpace:
+    def __init__(self, prefix: str, shards: int) -> None:
+        self.prefix = prefix
+        self.shards = shards
+        self._shards = [self._shard_keys(number) for number in range(shards)]
+
+    def _shard_keys(self, number: int) -> ShardKeys:
+        base = f"{self.prefix}:{{s{number}}}"
+        return ShardKeys(
+            tasks=f"{base}:tasks",
+            events=f"{base}:events",
+            timers=f"{base}:timers",
+            dead=f"{base}:dead",
+            graph_prefix=f"{base}:graph:",
+        )
+
+    def shard_of(self, run_id: str) -> int:
+        return zlib.crc32(run_id.encode()) % self.shards
+
+    def shard(self, number: int) -> ShardKeys:
+        return self._shards[number]
+
+    def shard_for_run(self, run_id: str) -> ShardKeys:
+        return self._shards[self.shard_of(run_id)]
+
+    def all_shards(self) -> list[ShardKeys]:
+        return list(self._shards)
+
+    def run(self, run_id: str) -> RunKeys:
+        base = f"{self.prefix}:{{s{self.shard_of(run_id)}}}:run:{run_id}"
+        return RunKeys(meta=base, nodes=f"{base}:nodes", out=f"{base}:out", staged=f"{base}:staged")
+
+    def definition(self, definition_id: str) -> str:
+        return f"{self.prefix}:def:{definition_id}"

@@ -1,0 +1,168 @@
+-- Apply one event to one run, atomically, with its consequences (ARCHITECTURE.md "Message flow").
+-- Mirrors domain/run.py; the contract suite runs the same scenarios against both.
+--
+-- KEYS: 1 run meta, 2 node states, 3 outputs, 4 staged outputs, 5 task stream, 6 timers,
+--       7 graph key prefix (the run's definition id is appended; same hash tag)
+-- ARGV: 1 kind, 2 run id, 3 at, 4 node id, 5 attempt, 6 retention seconds, 7.. by kind:
+--       started: 7 worker id; fail: 7 error type, 8 message, 9 retryable ("1"/"0")
+-- Returns {outcome, final status or ""}; outcome is "applied", "ignored" or "unknown".
+--
+-- Everything is checked before anything is written: a script is atomic but never rolls back.
+
+local meta, nodes, outs, staged, tasks, timers = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local kind, run_id, at = ARGV[1], ARGV[2], ARGV[3]
+local node_id, attempt, retention = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+
+local run = redis.call('HMGET', meta, 'status', 'definition_id')
+local status, definition_id = run[1], run[2]
+if not status then return {'unknown', ''} end
+local graph = KEYS[7] .. definition_id
+
+local function spec(id) return cjson.decode(redis.call('HGET', graph, id)) end
+local function load(id)
+  local raw = redis.call('HGET', nodes, id)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+local function store(id, st) redis.call('HSET', nodes, id, cjson.encode(st)) end
+
+local function dispatch(id, sp, st)
+  st.s = 'QUEUED'; st.a = st.a + 1; st.q = at; st.st = nil; st.wk = nil
+  store(id, st)
+  redis.call('HINCRBY', meta, 'in_flight', 1)
+  redis.call('XADD', tasks, '*', 'r', run_id, 'd', definition_id, 'n', id, 'a', tostring(st.a), 'h', sp.h)
+end
+
+local function finish_if_done()
+  if tonumber(redis.call('HGET', meta, 'unfinished')) > 0 then return '' end
+  local final = 'COMPLETED'
+  if tonumber(redis.call('HGET', meta, 'failed')) > 0 then final = 'FAILED' end
+  redis.call('HSET', meta, 'status', final, 'finished_at', at)
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], retention) end
+  return final
+end
+
+-- The node if (node, attempt) is the attempt in flight; nil for stale or repeated news.
+local function current()
+  if status ~= 'RUNNING' then return nil end
+  local st = load(node_id)
+  if st == nil or st.a ~= attempt or (st.s ~= 'QUEUED' and st.s ~= 'RUNNING') then return nil end
+  return st
+end
+
+-- Bounded by the definition's size (MAX_NODES); runs once per node that fails for good.
+local function skip_descendants(failed_id)
+  local message = "skipped because upstream node '" .. failed_id .. "' failed"
+  local queue, head = spec(failed_id).c, 1
+  while queue[head] do
+    local id = queue[head]; head = head + 1
+    local st = load(id)
+    if st.s == 'PENDING' then
+      st.s = 'SKIPPED'; st.e = {'UpstreamFailed', message}; st.f = at
+      store(id, st)
+      redis.call('HINCRBY', meta, 'unfinished', -1)
+      for _, child in ipairs(spec(id).c) do queue[#queue + 1] = child end
+    end
+  end
+end
+
+local function fail_attempt(st, error_type, message, retryable)
+  local sp = spec(node_id)
+  st.e = {error_type, message}
+  if retryable and st.a < sp.m then
+    local delay = math.min(sp.i * sp.x ^ (st.a - 1), sp.b)
+    local record = {st.a, st.st or '', at, error_type, message}
+    if st.fa == nil then st.fa = {record} else st.fa[#st.fa + 1] = record end
+    st.s = 'PENDING'
+    st.r = string.format('%.6f', tonumber(at) + delay)
+    store(node_id, st)
+    redis.call('HINCRBY', meta, 'in_flight', -1)
+    redis.call('ZADD', timers, st.r, run_id .. '\n' .. node_id .. '\n' .. tostring(st.a + 1))
+    return ''
+  end
+  st.s = 'FAILED'; st.f = at
+  store(node_id, st)
+  redis.call('HINCRBY', meta, 'unfinished', -1)
+  redis.call('HINCRBY', meta, 'in_flight', -1)
+  redis.call('HINCRBY', meta, 'failed', 1)
+  skip_descendants(node_id)
+  return finish_if_done()
+end
+
+if kind == 'start' then
+  if status ~= 'PENDING' then return {'ignored', ''} end
+  redis.call('HSET', meta, 'status', 'RUNNING', 'started_at', at)
+  for _, root in ipairs(cjson.decode(redis.call('HGET', graph, '@roots'))) do
+    dispatch(root, spec(root), load(root))
+  end
+  return {'applied', ''}
+end
+
+if kind == 'started' then
+  local st = current()
+  if st == nil or st.s ~= 'QUEUED' then return {'ignored', ''} end
+  st.s = 'RUNNING'; st.st = at; st.wk = ARGV[7]
+  store(node_id, st)
+  return {'applied', ''}
+end
+
+if kind == 'ok' then
+  local st = current()
+  if st == nil then return {'ignored', ''} end
+  local staged_field = node_id .. '\n' .. tostring(attempt)
+  local output = redis.call('HGET', staged, staged_field)
+  if not output then return {'ignored', ''} end
+  redis.call('HSET', outs, node_id, output)
+  redis.call('HDEL', staged, staged_field)
+  st.s = 'COMPLETED'; st.f = at; st.e = nil
+  store(node_id, st)
+  redis.call('HINCRBY', meta, 'unfinished', -1)
+  redis.call('HINCRBY', meta, 'in_flight', -1)
+  for _, child in ipairs(spec(node_id).c) do
+    local cs = load(child)
+    cs.w = cs.w - 1
+    if cs.w == 0 and cs.s == 'PENDING' then dispatch(child, spec(child), cs) else store(child, cs) end
+  end
+  return {'applied', finish_if_done()}
+end
+
+if kind == 'fail' then
+  local st = current()
+  if st == nil then return {'ignored', ''} end
+  return {'applied', fail_attempt(st, ARGV[7], ARGV[8], ARGV[9] == '1')}
+end
+
+if kind == 'timeout' then
+  local st = current()
+  if st == nil then return {'ignored', ''} end
+  local message = 'attempt ' .. tostring(attempt) .. ' exceeded the timeout of ' ..
+    tostring(spec(node_id).t) .. 's'
+  return {'applied', fail_attempt(st, 'TimeoutError', message, true)}
+end
+
+if kind == 'retry' then
+  if status ~= 'RUNNING' then return {'ignored', ''} end
+  local st = load(node_id)
+  if st == nil or st.r == nil or attempt ~= st.a + 1 then return {'ignored', ''} end
+  st.r = nil
+  dispatch(node_id, spec(node_id), st)
+  return {'applied', ''}
+end
+
+if kind == 'cancel' then
+  if status ~= 'PENDING' and status ~= 'RUNNING' then return {'ignored', ''} end
+  -- Bounded by MAX_NODES; cancelling is rare and touches every node once.
+  local all = redis.call('HGETALL', nodes)
+  for i = 1, #all, 2 do
+    local st = cjson.decode(all[i + 1])
+    if st.s == 'PENDING' or st.s == 'QUEUED' or st.s == 'RUNNING' then
+      st.s = 'CANCELLED'; st.f = at; st.r = nil
+      redis.call('HSET', nodes, all[i], cjson.encode(st))
+    end
+  end
+  redis.call('HSET', meta, 'status', 'CANCELLED', 'finished_at', at, 'unfinished', 0, 'in_flight', 0)
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], retention) end
+  return {'applied', 'CANCELLED'}
+end
+
+return redis.error_reply('unknown event kind ' .. tostring(kind))

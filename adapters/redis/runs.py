@@ -1,0 +1,247 @@
+"""Runs as hashes; every transition is one atomic script (``lua/transition.lua``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from adapters.errors import AdapterError
+from adapters.redis.codec import encode_event
+from adapters.redis.connection import Redis, translated_errors
+from adapters.redis.definitions import RedisDefinitionRepository
+from adapters.redis.keys import KeySpace
+from adapters.redis.scripts import Script, first_noscript
+from domain.errors import NotFound
+from domain.events import (
+    AttemptTimedOut,
+    CancelRequested,
+    Command,
+    Event,
+    FinishRun,
+    NodeFailed,
+    NodeStarted,
+    NodeSucceeded,
+    RetryDue,
+    RunStarted,
+)
+from domain.plan import WorkflowPlan
+from domain.run import ErrorInfo, FailedAttempt, NodeRun, Run
+from domain.statuses import NodeStatus, RunStatus
+from domain.templates import WORKFLOW_NAMESPACE
+
+log = logging.getLogger(__name__)
+
+ROOTS_FIELD = "@roots"
+
+
+def graph_fields(plan: WorkflowPlan) -> dict[str, str]:
+    """What the transition script reads of a definition, per node."""
+    fields = {
+        spec.id: json.dumps(
+            {
+                "h": spec.handler,
+                "c": [plan.nodes[child].id for child in spec.children],
+                "m": spec.retry.max_attempts,
+                "i": spec.retry.initial_backoff_seconds,
+                "x": spec.retry.backoff_multiplier,
+                "b": spec.retry.max_backoff_seconds,
+                "t": spec.timeout_seconds or 0,
+            },
+            separators=(",", ":"),
+        )
+        for spec in plan.nodes
+    }
+    fields[ROOTS_FIELD] = json.dumps([plan.nodes[root].id for root in plan.roots])
+    return fields
+
+
+def _event_args(event: Event) -> tuple[str, str, str, int, list[str]]:
+    """(kind, at, node id, attempt, extra arguments) for the transition script."""
+    at = repr(event.at)
+    match event:
+        case RunStarted():
+            return "start", at, "", 0, []
+        case CancelRequested():
+            return "cancel", at, "", 0, []
+        case NodeStarted():
+            return "started", at, event.node_id, event.attempt, [event.worker_id]
+        case NodeSucceeded():
+            return "ok", at, event.node_id, event.attempt, []
+        case NodeFailed():
+            retryable = "1" if event.retryable else "0"
+            return "fail", at, event.node_id, event.attempt, [event.error_type, event.message, retryable]
+        case AttemptTimedOut():
+            return "timeout", at, event.node_id, event.attempt, []
+        case RetryDue():
+            return "retry", at, event.node_id, event.attempt, []
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+def _node_run(raw: str) -> NodeRun:
+    state = json.loads(raw)
+    error = state.get("e")
+    failed = [
+        FailedAttempt(int(a), _optional_float(started), float(finished), ErrorInfo(kind, message))
+        for a, started, finished, kind, message in state.get("fa", [])
+    ]
+    return NodeRun(
+        waiting_on=int(state["w"]),
+        status=NodeStatus(state["s"]),
+        attempt=int(state["a"]),
+        queued_at=_optional_float(state.get("q")),
+        started_at=_optional_float(state.get("st")),
+        finished_at=_optional_float(state.get("f")),
+        worker_id=state.get("wk"),
+        error=None if error is None else ErrorInfo(error[0], error[1]),
+        retry_at=_optional_float(state.get("r")),
+        failed_attempts=failed or None,
+    )
+
+
+class RedisRunRepository:
+    """``domain.ports.RunRepository`` on Redis."""
+
+    def __init__(
+        self,
+        client: Redis,
+        keys: KeySpace,
+        definitions: RedisDefinitionRepository,
+        url: str,
+        retention_seconds: int,
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._definitions = definitions
+        self._url = url
+        self._retention = str(retention_seconds)
+        self._transition = Script("transition")
+        self._graphs_written: set[str] = set()
+
+    async def add(self, run: Run) -> None:
+        shard = self._keys.shard_for_run(run.run_id)
+        keys = self._keys.run(run.run_id)
+        graph = shard.graph_prefix + run.definition_id
+        async with translated_errors(self._url):
+            if graph not in self._graphs_written:
+                # Immutable content: concurrent writers write the same fields.
+                if not await self._client.exists(graph):
+                    await self._client.hset(graph, mapping=graph_fields(run.plan))  # type: ignore[arg-type]
+                self._graphs_written.add(graph)
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hset(
+                keys.meta,
+                mapping={
+                    "status": RunStatus.PENDING.value,
+                    "definition_id": run.definition_id,
+                    "created_at": repr(run.created_at),
+                    "unfinished": len(run.nodes),
+                    "in_flight": 0,
+                    "failed": 0,
+                    "input": json.dumps(run.input),
+                },
+            )
+            pipe.hset(
+                keys.nodes,
+                mapping={
+                    spec.id: json.dumps({"s": "PENDING", "a": 0, "w": len(spec.parents)})
+                    for spec in run.plan.nodes
+                },
+            )
+            pipe.xadd(shard.events, encode_event(RunStarted(run.run_id, run.created_at)))  # type: ignore[arg-type]
+            await pipe.execute()
+
+    async def get(self, run_id: str) -> Run:
+        keys = self._keys.run(run_id)
+        async with translated_errors(self._url):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hgetall(keys.meta)
+            pipe.hgetall(keys.nodes)
+            pipe.hgetall(keys.out)
+            meta, nodes, outputs = await pipe.execute()
+        if not meta:
+            raise NotFound("workflow run", run_id)
+        plan = (await self._definitions.get(meta["definition_id"])).plan
+        run = Run(
+            run_id=run_id,
+            definition_id=meta["definition_id"],
+            plan=plan,
+            input=json.loads(meta["input"]),
+            created_at=float(meta["created_at"]),
+            nodes=[_node_run(nodes[spec.id]) for spec in plan.nodes],
+            status=RunStatus(meta["status"]),
+            started_at=_optional_float(meta.get("started_at")),
+            finished_at=_optional_float(meta.get("finished_at")),
+            outputs={node_id: json.loads(raw) for node_id, raw in outputs.items()},
+            unfinished=int(meta["unfinished"]),
+            in_flight=int(meta["in_flight"]),
+            failed_nodes=int(meta["failed"]),
+        )
+        return run
+
+    async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
+        keys = self._keys.run(run_id)
+        names = [root for root in roots if root != WORKFLOW_NAMESPACE]
+        async with translated_errors(self._url):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hget(keys.meta, "input")
+            if names:
+                pipe.hmget(keys.out, names)
+            results = await pipe.execute()
+        if results[0] is None:
+            raise NotFound("workflow run", run_id)
+        data: dict[str, Any] = {WORKFLOW_NAMESPACE: {"input": json.loads(results[0])}}
+        if names:
+            data.update((name, json.loads(raw)) for name, raw in zip(names, results[1], strict=True) if raw)
+        return data
+
+    async def apply(self, events: Sequence[Event]) -> list[Command]:
+        if not events:
+            return []
+        async with translated_errors(self._url):
+            results = await self._run_transitions(events)
+            if first_noscript(results):
+                # Redis lost its script cache (a restart). Repeating the batch is harmless: the
+                # script ignores events it has already applied.
+                await self._transition.load(self._client)
+                results = await self._run_transitions(events)
+        commands: list[Command] = []
+        for event, result in zip(events, results, strict=True):
+            if isinstance(result, ResponseError):
+                raise AdapterError(f"transition of run {event.run_id} failed: {result}")
+            outcome, final = result
+            if outcome == "unknown":
+                log.warning("ignoring %s for unknown run %s", type(event).__name__, event.run_id)
+            if final:
+                commands.append(FinishRun(event.run_id, RunStatus(final)))
+        return commands
+
+    async def _run_transitions(self, events: Sequence[Event]) -> list[Any]:
+        sha = self._transition.sha or await self._transition.load(self._client)
+        pipe = self._client.pipeline(transaction=False)
+        for event in events:
+            keys = self._keys.run(event.run_id)
+            shard = self._keys.shard_for_run(event.run_id)
+            kind, at, node_id, attempt, extra = _event_args(event)
+            pipe.evalsha(
+                sha,
+                7,
+                *keys.all(),
+                shard.tasks,
+                shard.timers,
+                shard.graph_prefix,
+                kind,
+                event.run_id,
+                at,
+                node_id,
+                str(attempt),
+                self._retention,
+                *extra,
+            )
+        return list(await pipe.execute(raise_on_error=False))

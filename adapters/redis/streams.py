@@ -1,0 +1,260 @@
+"""At-least-once queues on Redis Streams with consumer groups.
+
+Entries stay pending until acknowledged. A consumer that stops (crash, pause) leaves its entries
+pending; after the visibility timeout any consumer of the group reclaims them (XPENDING + XCLAIM).
+A live consumer keeps a long entry fresh with ``extend`` (XCLAIM JUSTID, which resets the idle time
+without counting a delivery). An entry delivered ``max_deliveries`` times, or one that cannot be
+decoded, goes to the shard's dead-letter stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
+
+from adapters.redis.codec import MalformedEntry
+from adapters.redis.connection import Redis, translated_errors
+from domain.ports import Delivery
+
+log = logging.getLogger(__name__)
+
+type Fields = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    streams: tuple[str, ...]
+    dead_letters: tuple[str, ...]
+    group: str
+    visibility_timeout_seconds: float
+    max_deliveries: int
+    prune_idle_consumers_seconds: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter[T]:
+    stream: str
+    entry_id: str
+    message: T | None
+    deliveries: int
+    reason: str
+
+
+class RedisStreamQueue[T]:
+    """``domain.ports.MessageQueue`` over one stream per shard, read together."""
+
+    def __init__(
+        self,
+        client: Redis,
+        url: str,
+        config: StreamConfig,
+        encode: Callable[[T], Fields],
+        decode: Callable[[Mapping[str, str]], T],
+        route: Callable[[T], int],
+        on_dead_letter: Callable[[DeadLetter[T]], Awaitable[None]] | None = None,
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._config = config
+        self._encode = encode
+        self._decode = decode
+        self._route = route
+        self._on_dead_letter = on_dead_letter
+        self._index = {stream: number for number, stream in enumerate(config.streams)}
+        self._groups_ready = False
+        self._next_reclaim = 0.0
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    async def send(self, messages: Sequence[T]) -> None:
+        if not messages:
+            return
+        async with translated_errors(self._url):
+            pipe = self._client.pipeline(transaction=False)
+            for message in messages:
+                self._add_send(pipe, message)
+            await pipe.execute()
+
+    def _add_send(self, pipe: Pipeline, message: T) -> None:
+        stream = self._config.streams[self._route(message)]
+        pipe.xadd(stream, self._encode(message))  # type: ignore[arg-type]
+
+    # -- receiving ---------------------------------------------------------------------------------
+
+    async def ensure_groups(self) -> None:
+        """Create the group on every stream, reading from the start so nothing sent before is missed."""
+        async with translated_errors(self._url):
+            for stream in self._config.streams:
+                try:
+                    await self._client.xgroup_create(stream, self._config.group, id="0", mkstream=True)
+                except ResponseError as error:
+                    if "BUSYGROUP" not in str(error):
+                        raise
+        self._groups_ready = True
+
+    async def receive(self, consumer: str, max_count: int, block_seconds: float) -> list[Delivery[T]]:
+        if not self._groups_ready:
+            await self.ensure_groups()
+        if time.monotonic() >= self._next_reclaim:
+            self._next_reclaim = time.monotonic() + self._config.visibility_timeout_seconds / 4
+            reclaimed = await self._reclaim(consumer, max_count)
+            if reclaimed:
+                return reclaimed
+        async with translated_errors(self._url):
+            response: Any = await self._client.xreadgroup(
+                self._config.group,
+                consumer,
+                dict.fromkeys(self._config.streams, ">"),
+                count=max_count,
+                block=max(1, int(block_seconds * 1000)),
+            )
+        deliveries: list[Delivery[T]] = []
+        for stream, entries in response or []:
+            await self._decode_entries(stream, entries, deliveries, 1)
+        return deliveries
+
+    async def _decode_entries(
+        self, stream: str, entries: list[Any], into: list[Delivery[T]], deliveries: int
+    ) -> None:
+        for entry_id, fields in entries:
+            if fields is None:  # deleted while pending (trimmed by someone else): nothing to do
+                await self._ack_ids(stream, [entry_id])
+                continue
+            try:
+                message = self._decode(fields)
+            except MalformedEntry as error:
+                log.error("dead-lettering malformed entry %s of %s: %s", entry_id, stream, error)
+                await self._dead_letter(stream, entry_id, fields, None, deliveries, str(error))
+                continue
+            into.append(Delivery(message, f"{self._index[stream]}|{entry_id}"))
+
+    async def _reclaim(self, consumer: str, max_count: int) -> list[Delivery[T]]:
+        """Take over entries idle longer than the visibility timeout; dead-letter the exhausted."""
+        idle_ms = int(self._config.visibility_timeout_seconds * 1000)
+        reclaimed: list[Delivery[T]] = []
+        async with translated_errors(self._url):
+            for stream in self._config.streams:
+                pending: list[dict[str, Any]] = await self._client.xpending_range(
+                    stream, self._config.group, min="-", max="+", count=max_count, idle=idle_ms
+                )
+                if not pending:
+                    continue
+                exhausted = [p for p in pending if p["times_delivered"] >= self._config.max_deliveries]
+                for item in exhausted:
+                    await self._exhausted(stream, item["message_id"], item["times_delivered"])
+                ids: list[Any] = [p["message_id"] for p in pending if p not in exhausted]
+                if ids:
+                    entries = await self._client.xclaim(
+                        stream, self._config.group, consumer, min_idle_time=idle_ms, message_ids=ids
+                    )
+                    log.warning("reclaimed %d idle entries of %s for %s", len(entries), stream, consumer)
+                    await self._decode_entries(stream, entries, reclaimed, 2)
+        return reclaimed
+
+    async def _exhausted(self, stream: str, entry_id: str, deliveries: int) -> None:
+        entries = await self._client.xrange(stream, min=entry_id, max=entry_id)
+        fields: Mapping[str, str] = cast(Any, entries[0][1]) if entries else {}
+        try:
+            message: T | None = self._decode(fields)
+        except MalformedEntry:
+            message = None
+        reason = f"delivered {deliveries} times without being acknowledged"
+        log.error("dead-lettering entry %s of %s: %s", entry_id, stream, reason)
+        await self._dead_letter(stream, entry_id, fields, message, deliveries, reason)
+
+    async def _dead_letter(
+        self,
+        stream: str,
+        entry_id: str,
+        fields: Mapping[str, str],
+        message: T | None,
+        deliveries: int,
+        reason: str,
+    ) -> None:
+        dead = self._config.dead_letters[self._index[stream]]
+        record = {**fields, "dead.source": stream, "dead.id": entry_id, "dead.reason": reason}
+        async with translated_errors(self._url):
+            await self._client.xadd(dead, record)  # type: ignore[arg-type]
+        if self._on_dead_letter is not None:
+            await self._on_dead_letter(DeadLetter(dead, entry_id, message, deliveries, reason))
+        await self._ack_ids(stream, [entry_id])
+
+    # -- acknowledging -----------------------------------------------------------------------------
+
+    def _by_stream(self, deliveries: Sequence[Delivery[T]]) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = {}
+        for delivery in deliveries:
+            number, entry_id = delivery.receipt.split("|", 1)
+            grouped.setdefault(self._config.streams[int(number)], []).append(entry_id)
+        return grouped
+
+    async def ack(self, deliveries: Sequence[Delivery[T]]) -> None:
+        if not deliveries:
+            return
+        async with translated_errors(self._url):
+            pipe = self._client.pipeline(transaction=False)
+            for stream, ids in self._by_stream(deliveries).items():
+                pipe.xack(stream, self._config.group, *ids)
+            await pipe.execute()
+
+    async def _ack_ids(self, stream: str, ids: list[str]) -> None:
+        async with translated_errors(self._url):
+            await self._client.xack(stream, self._config.group, *ids)
+
+    async def extend(self, consumer: str, deliveries: Sequence[Delivery[T]]) -> None:
+        """Heartbeat: reset the idle time of entries this consumer still works on."""
+        if not deliveries:
+            return
+        async with translated_errors(self._url):
+            pipe = self._client.pipeline(transaction=False)
+            for stream, ids in self._by_stream(deliveries).items():
+                pipe.xclaim(
+                    stream,
+                    self._config.group,
+                    consumer,
+                    min_idle_time=0,
+                    message_ids=ids,  # type: ignore[arg-type]
+                    justid=True,
+                )
+            await pipe.execute()
+
+    # -- housekeeping ------------------------------------------------------------------------------
+
+    async def maintain(self) -> None:
+        """Trim below what is still pending or undelivered; remove idle consumers holding nothing."""
+        if not self._groups_ready:
+            await self.ensure_groups()
+        async with translated_errors(self._url):
+            for stream in self._config.streams:
+                await self._trim(stream)
+                await self._prune_consumers(stream, self._config.prune_idle_consumers_seconds)
+
+    async def _trim(self, stream: str) -> None:
+        groups = await self._client.xinfo_groups(stream)
+        floor: str | None = None
+        for group in groups:
+            summary = await self._client.xpending(stream, group["name"])
+            candidates = [group["last-delivered-id"]]
+            if summary["pending"]:
+                candidates.append(summary["min"])
+            lowest = min(candidates, key=_entry_order)
+            floor = lowest if floor is None else min(floor, lowest, key=_entry_order)
+        if floor is not None and floor != "0-0":
+            # MINID keeps the floor entry itself: it is pending or the last delivered one.
+            await self._client.xtrim(stream, minid=floor, approximate=False)
+
+    async def _prune_consumers(self, stream: str, idle_seconds: float) -> None:
+        for consumer in await self._client.xinfo_consumers(stream, self._config.group):
+            if consumer["pending"] == 0 and consumer["idle"] > idle_seconds * 1000:
+                await self._client.xgroup_delconsumer(stream, self._config.group, consumer["name"])
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
