@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -17,8 +18,9 @@ from services.cli.files import read_json_file, read_run_input
 from services.cli.progress import RunProgress
 from services.cli.report import print_human, print_json
 from services.cli.run_command import run_workflow
-from services.container import Container
-from services.shared.errors import EXIT_COMPLETED, EXIT_FAILED, outcome_of
+from services.cli.serve import Roles, serve
+from services.container import Container, close_backend, open_backend
+from services.shared.errors import EXIT_COMPLETED, EXIT_FAILED, EXIT_INVALID, outcome_of
 from services.shared.views import run_view
 from services.worker.registry import import_handler_modules
 
@@ -44,9 +46,9 @@ def _report_error(error: Exception) -> int:
             highlight=False,
         )
         for problem in error.problems:
-            _err.print(f"  {problem}", markup=False, highlight=False)
+            _err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
     else:
-        _err.print(f"error: {error}", markup=False, highlight=False)
+        _err.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
     return outcome.exit_code
 
 
@@ -57,9 +59,10 @@ def _guarded[T](action: Callable[[], T]) -> T:
         raise typer.Exit(_report_error(error)) from None
 
 
-def _container() -> Container:
+def _container(default_backend: Literal["memory", "redis"] = "memory") -> Container:
     container = Container()
     settings = container.settings()
+    container.backend.override(settings.backend_for(default_backend))
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     import_handler_modules(settings.handler_modules())
     return container
@@ -113,6 +116,78 @@ def run(
     else:
         print_human(Console(), view)
     raise typer.Exit(EXIT_COMPLETED if view["status"] == "COMPLETED" else EXIT_FAILED)
+
+
+def _serve(roles: Roles, default_backend: Literal["memory", "redis"]) -> None:
+    container = _container(default_backend)
+    if container.backend() == "memory" and not (roles.api and roles.orchestrator and roles.workers):
+        _err.print(
+            "error: the memory backend keeps everything inside one process; this role needs "
+            "ENGINE_BACKEND=redis (or use `dag-service up` for everything in one process)",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INVALID)
+    _guarded(lambda: asyncio.run(serve(container, roles)))
+
+
+Concurrency = Annotated[
+    int | None,
+    typer.Option("--concurrency", min=1, max=10_000, help="Attempts run at once (WORKER_CONCURRENCY)."),
+]
+
+
+def _with_concurrency(concurrency: int | None) -> None:
+    if concurrency is not None:
+        os.environ["WORKER_CONCURRENCY"] = str(concurrency)
+
+
+@app.command()
+def api() -> None:
+    """Serve the HTTP API (Redis backend unless ENGINE_BACKEND says otherwise)."""
+    _serve(Roles(api=True), "redis")
+
+
+@app.command()
+def orchestrator() -> None:
+    """Apply events and dispatch ready nodes; run as many as you like."""
+    _serve(Roles(orchestrator=True), "redis")
+
+
+@app.command()
+def worker(concurrency: Concurrency = None) -> None:
+    """Execute tasks; run as many as you like. SIGTERM: finish what is held, then exit."""
+    _with_concurrency(concurrency)
+    _serve(Roles(workers=1), "redis")
+
+
+@app.command()
+def web() -> None:
+    """The HTTP API and an orchestrator in one process, as in the seed."""
+    _serve(Roles(api=True, orchestrator=True), "redis")
+
+
+@app.command()
+def up(
+    workers: Annotated[int, typer.Option(min=1, max=256, help="Worker loops in this process.")] = 1,
+    concurrency: Concurrency = None,
+) -> None:
+    """Everything in one process: API, orchestrator and workers (embedded backend by default)."""
+    _with_concurrency(concurrency)
+    _serve(Roles(api=True, orchestrator=True, workers=workers), "memory")
+
+
+@app.command()
+def check() -> None:
+    """Exit 0 if the backend answers, 3 if not (for container health checks)."""
+    container = _container("redis")
+
+    async def probe() -> None:
+        await open_backend(container)
+        await close_backend(container)
+
+    _guarded(lambda: asyncio.run(probe()))
+    typer.echo(f"ok: {container.backend()} backend answers")
 
 
 def main() -> None:
