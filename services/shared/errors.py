@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.errors import BackendUnavailable, InvalidDefinition, InvalidInput, NotFound
+from domain.statuses import RunStatus
 
 
 class ServiceError(Exception):
@@ -13,6 +14,16 @@ class ServiceError(Exception):
 
 class UsageError(ServiceError):
     """The caller asked for something malformed: a missing file, JSON that does not parse."""
+
+
+class RunNotFinished(ServiceError):
+    """Results were asked for while the run is still going."""
+
+    def __init__(self, run_id: str, status: RunStatus) -> None:
+        super().__init__(
+            f"workflow run '{run_id}' is not finished yet (status {status.value}); results are "
+            "available once it is COMPLETED, FAILED or CANCELLED"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +40,7 @@ ERROR_TABLE: tuple[tuple[type[Exception], ErrorOutcome], ...] = (
     (InvalidDefinition, ErrorOutcome("invalid_definition", 400, EXIT_INVALID)),
     (InvalidInput, ErrorOutcome("invalid_input", 400, EXIT_INVALID)),
     (UsageError, ErrorOutcome("bad_request", 400, EXIT_INVALID)),
+    (RunNotFinished, ErrorOutcome("run_not_finished", 400, EXIT_INVALID)),
     (NotFound, ErrorOutcome("not_found", 404, EXIT_INVALID)),
     (BackendUnavailable, ErrorOutcome("backend_unavailable", 503, EXIT_UNAVAILABLE)),
 )

@@ -1,0 +1,56 @@
+"""Raw request bodies: the API parses JSON itself so that bad JSON is a 400 and validation stays in
+the domain."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from domain.errors import InvalidInput, Problem
+from services.shared.errors import UsageError
+
+_KINDS: dict[type, str] = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def _json_kind(value: Any) -> str:
+    return "an object" if isinstance(value, dict) else _KINDS.get(type(value), "a number")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def parse_json(raw: bytes, expected: str) -> Any:
+    """Parse a request body; ``UsageError`` (400) when it is empty or not strict JSON."""
+    if not raw.strip():
+        raise UsageError(f"the request body is empty; expected {expected} as JSON")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise UsageError("the request body is nested too deeply to parse") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity, huge integers
+        raise UsageError(f"the request body is not valid JSON: {error}") from None
+
+
+def run_input_of(raw: bytes) -> Any:
+    """The run input of a trigger body ``{"input": {...}}``; an empty body means an empty input.
+
+    Only the envelope is checked here; the input itself is the domain's to validate.
+    """
+    if not raw.strip():
+        return {}
+    body = parse_json(raw, 'an object like {"input": {...}}')
+    if not isinstance(body, dict):
+        message = f'the request body must be a JSON object like {{"input": {{...}}}}, got {_json_kind(body)}'
+        raise InvalidInput([Problem("$", message)])
+    unknown = [key for key in body if key != "input"]
+    if unknown:
+        hint = "the run input goes under 'input'"
+        raise InvalidInput([Problem(f"$.{key}", f"unknown field '{key}'; {hint}") for key in unknown])
+    return body.get("input", {})
+
+
+def under_input(error: InvalidInput) -> InvalidInput:
+    """Locate the domain's input problems (paths relative to the input) within the request body."""
+    problems = error.problems
+    return InvalidInput([Problem("$.input" + problem.path[1:], problem.message) for problem in problems])

@@ -1,0 +1,87 @@
+"""Helpers of the API tests: definitions, settings, a client over the app, polling and error checks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from services.settings import Settings
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ALLOWED_ORIGIN = "http://allowed.example"
+POLL_LIMIT_SECONDS = 10.0
+FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED"}
+
+
+def load_example(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
+    return loaded
+
+
+def with_delay(definition: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The definition with ``delay_seconds`` set on every simulated external service call."""
+    for node in definition["dag"]["nodes"]:
+        if node["handler"] == "call_external_service":
+            node.setdefault("config", {})["delay_seconds"] = seconds
+    return definition
+
+
+def node(node_id: str, handler: str, deps: list[str] | None = None, **config: Any) -> dict[str, Any]:
+    return {"id": node_id, "handler": handler, "dependencies": deps or [], "config": config}
+
+
+def workflow(name: str, *nodes: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "dag": {"nodes": list(nodes)}}
+
+
+def make_settings(**values: Any) -> Settings:
+    values.setdefault("api_str", "/api")
+    values.setdefault("backend_cors_origins", [ALLOWED_ORIGIN])
+    return Settings(**values)
+
+
+def client_for(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+async def submit(client: httpx.AsyncClient, definition: dict[str, Any]) -> str:
+    response = await client.post("/api/workflow", json=definition)
+    assert response.status_code == 200, response.text
+    execution_id: str = response.json()["execution_id"]
+    return execution_id
+
+
+async def trigger(client: httpx.AsyncClient, execution_id: str, run_input: dict[str, Any]) -> str:
+    response = await client.post(f"/api/workflow/trigger/{execution_id}", json={"input": run_input})
+    assert response.status_code == 200, response.text
+    instance_id: str = response.json()["instance_id"]
+    return instance_id
+
+
+async def wait_final(client: httpx.AsyncClient, instance_id: str) -> dict[str, Any]:
+    """Poll the status route until the run is final; fail after ``POLL_LIMIT_SECONDS``."""
+    async with asyncio.timeout(POLL_LIMIT_SECONDS):
+        while True:
+            response = await client.get(f"/api/workflows/{instance_id}")
+            assert response.status_code == 200, response.text
+            status: dict[str, Any] = response.json()
+            if status["state"] in FINAL_STATES:
+                return status
+            await asyncio.sleep(0.02)
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    error: dict[str, Any] = body["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    assert "Traceback" not in response.text
+    return error
