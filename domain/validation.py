@@ -33,28 +33,57 @@ def build_plan(
 
     ``handlers``: the names a worker knows; when given, unknown handlers are problems too.
     """
-    definition = _parse(raw, limits)
-    checker = _GraphChecker(definition, limits, handlers)
-    plan = checker.check()
+    raw_nodes = _check_shape(raw, limits)
+    try:
+        definition = WorkflowDefinition.model_validate(raw)
+    except ValidationError as error:
+        problems = _pydantic_problems(error, raw)
+        problems.extend(_graph_problems_of_valid_nodes(raw_nodes, limits, handlers))
+        raise InvalidDefinition(problems) from None
+    nodes = definition.dag.nodes
+    checker = _GraphChecker(nodes, list(range(len(nodes))), limits, handlers)
+    checker.check()
     if checker.problems:
         raise InvalidDefinition(checker.problems)
-    assert plan is not None
-    return plan
+    return checker.plan(definition.name, definition.model_dump(mode="json", exclude_none=True))
 
 
-def _parse(raw: Any, limits: Limits) -> WorkflowDefinition:
+def _check_shape(raw: Any, limits: Limits) -> list[Any]:
+    """Refuse at once what cannot be checked further; return the raw node list (maybe empty)."""
     if not isinstance(raw, dict):
         kind = _json_kind(raw)
         raise InvalidDefinition([Problem("$", f"a workflow must be a JSON object, got {kind}")])
-    nodes = raw.get("dag", {}).get("nodes") if isinstance(raw.get("dag"), dict) else None
-    if isinstance(nodes, list) and len(nodes) > limits.max_nodes:
+    dag = raw.get("dag")
+    nodes = dag.get("nodes") if isinstance(dag, dict) else None
+    if not isinstance(nodes, list):
+        return []
+    if len(nodes) > limits.max_nodes:
         raise InvalidDefinition(
             [Problem("$.dag.nodes", f"{len(nodes)} nodes exceed the limit of {limits.max_nodes}")]
         )
-    try:
-        return WorkflowDefinition.model_validate(raw)
-    except ValidationError as error:
-        raise InvalidDefinition(_pydantic_problems(error, raw)) from None
+    return nodes
+
+
+def _graph_problems_of_valid_nodes(
+    raw_nodes: list[Any], limits: Limits, handlers: Collection[str] | None
+) -> list[Problem]:
+    """Graph problems among the nodes that are well formed, so that one report lists everything.
+
+    Ids of malformed nodes still count as known, so no dependency on them is called unknown.
+    """
+    valid: list[NodeDefinition] = []
+    positions: list[int] = []
+    elsewhere: set[str] = set()
+    for position, item in enumerate(raw_nodes):
+        try:
+            valid.append(NodeDefinition.model_validate(item))
+            positions.append(position)
+        except ValidationError:
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                elsewhere.add(item["id"])
+    checker = _GraphChecker(valid, positions, limits, handlers, elsewhere)
+    checker.check()
+    return checker.problems
 
 
 def _json_kind(value: Any) -> str:
@@ -94,11 +123,19 @@ def _raw_node_id(raw: Mapping[str, Any], loc: tuple[int | str, ...]) -> str | No
 
 
 class _GraphChecker:
+    """Checks over well-formed nodes; ``positions`` are their places in the submitted list."""
+
     def __init__(
-        self, definition: WorkflowDefinition, limits: Limits, handlers: Collection[str] | None
+        self,
+        nodes: list[NodeDefinition],
+        positions: list[int],
+        limits: Limits,
+        handlers: Collection[str] | None,
+        known_elsewhere: Collection[str] = (),
     ) -> None:
-        self.definition = definition
-        self.nodes = definition.dag.nodes
+        self.nodes = nodes
+        self.positions = positions
+        self.known_elsewhere = known_elsewhere
         self.limits = limits
         self.handlers = handlers
         self.problems: list[Problem] = []
@@ -106,7 +143,10 @@ class _GraphChecker:
         self.parents: list[list[int]] = [[] for _ in self.nodes]
         self.configs: list[CompiledConfig] = []
 
-    def check(self) -> WorkflowPlan | None:
+    def _path(self, index: int) -> str:
+        return _node_path(self.positions[index])
+
+    def check(self) -> None:
         self._index_ids()
         edges = 0
         for position, node in enumerate(self.nodes):
@@ -116,7 +156,6 @@ class _GraphChecker:
             self._add("$.dag.nodes", f"{edges} dependencies exceed the limit of {self.limits.max_edges}")
         self._check_cycles()
         self._check_template_roots()
-        return None if self.problems else self._plan()
 
     def _add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -124,16 +163,16 @@ class _GraphChecker:
     def _index_ids(self) -> None:
         for position, node in enumerate(self.nodes):
             if node.id in RESERVED_IDS:
-                self._add(f"{_node_path(position)}.id", f"'{node.id}' is a reserved name")
+                self._add(f"{self._path(position)}.id", f"'{node.id}' is a reserved name")
             first = self.index.setdefault(node.id, position)
             if first != position:
                 self._add(
-                    f"{_node_path(position)}.id",
-                    f"duplicate node id '{node.id}' (first defined at {_node_path(first)})",
+                    f"{self._path(position)}.id",
+                    f"duplicate node id '{node.id}' (first defined at {self._path(first)})",
                 )
 
     def _check_node(self, position: int, node: NodeDefinition) -> None:
-        path = _node_path(position)
+        path = self._path(position)
         seen: set[str] = set()
         for slot, dependency in enumerate(node.dependencies):
             where = f"{path}.dependencies[{slot}]"
@@ -142,7 +181,8 @@ class _GraphChecker:
             elif dependency in seen:
                 self._add(where, f"node '{node.id}' lists dependency '{dependency}' twice")
             elif dependency not in self.index:
-                self._add(where, f"node '{node.id}' depends on unknown node '{dependency}'")
+                if dependency not in self.known_elsewhere:
+                    self._add(where, f"node '{node.id}' depends on unknown node '{dependency}'")
             else:
                 self.parents[position].append(self.index[dependency])
             seen.add(dependency)
@@ -197,7 +237,7 @@ class _GraphChecker:
         for cycle in _find_cycles(self.parents, [i for i, c in enumerate(waiting) if c > 0]):
             names = " -> ".join(self.nodes[i].id for i in cycle)
             self._add(
-                f"{_node_path(cycle[-1])}.dependencies",
+                f"{self._path(cycle[-1])}.dependencies",
                 f"dependency cycle: {names} (each node depends on the one before it)",
             )
 
@@ -213,6 +253,8 @@ class _GraphChecker:
             direct = {self.nodes[p].id for p in self.parents[position]}
             ancestors: set[str] | None = None
             for ref in config.references:
+                if ref.root in self.known_elsewhere:
+                    continue  # a malformed node, reported on its own
                 problem = self._reference_problem(node.id, ref.root, ref.path, direct)
                 if problem is None and ref.root not in direct and ref.root != WORKFLOW_NAMESPACE:
                     if ancestors is None:
@@ -223,7 +265,7 @@ class _GraphChecker:
                             f"'{node.id}'; add '{ref.root}' to its dependencies"
                         )
                 if problem is not None:
-                    self._add(f"{_node_path(position)}.config", problem)
+                    self._add(f"{self._path(position)}.config", problem)
 
     def _reference_problem(
         self, node_id: str, root: str, path: tuple[str | int, ...], direct: set[str]
@@ -248,7 +290,7 @@ class _GraphChecker:
                 stack.extend(self.parents[current])
         return {self.nodes[i].id for i in seen}
 
-    def _plan(self) -> WorkflowPlan:
+    def plan(self, name: str, source: dict[str, Any]) -> WorkflowPlan:
         children = self._children()
         specs = tuple(
             NodeSpec(
@@ -266,8 +308,7 @@ class _GraphChecker:
             for position, node in enumerate(self.nodes)
         )
         roots = tuple(spec.index for spec in specs if not spec.parents)
-        source = self.definition.model_dump(mode="json", exclude_none=True)
-        return WorkflowPlan(self.definition.name, specs, self.index, roots, source)
+        return WorkflowPlan(name, specs, self.index, roots, source)
 
 
 def _find_cycles(parents: list[list[int]], candidates: list[int]) -> list[list[int]]:

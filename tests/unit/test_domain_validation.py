@@ -538,20 +538,17 @@ def test_every_schema_problem_is_reported_in_one_error() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (spec gap): validation.build_plan raises on the first pydantic (schema) error in _parse, so "
-        "graph problems (cycles, unknown dependencies, ...) of the well-formed nodes are not reported in "
-        "the same InvalidDefinition; ARCHITECTURE.md promises every problem at once"
-    ),
-)
 def test_schema_and_graph_problems_are_reported_together() -> None:
     problems = problems_of(workflow({"id": "a"}, node("b", ["c"]), node("c", ["b"]), node("d", ["ghost"])))
     paths = {p.path for p in problems}
     assert "$.dag.nodes[0].handler" in paths
     assert "$.dag.nodes[3].dependencies[0]" in paths
     assert any(p.message.startswith("dependency cycle: ") for p in problems)
+
+
+def test_a_dependency_on_a_malformed_node_is_not_called_unknown() -> None:
+    problems = problems_of(workflow({"id": "a"}, node("e", ["a"])))
+    assert [p.path for p in problems] == ["$.dag.nodes[0].handler"]
 
 
 def test_problem_str_is_path_then_message() -> None:
