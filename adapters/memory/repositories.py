@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
+from copy import deepcopy
 from typing import Any
 
 from adapters.memory.queue import InMemoryQueue
@@ -81,9 +82,10 @@ class InMemoryRunRepository:
         return produced
 
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
+        """Copies, as the Redis store gives: a handler changing its inputs must change nothing."""
         run = await self.get(run_id)
         outputs = run.outputs
-        data = {root: outputs[root] for root in roots if root in outputs}
+        data = {root: deepcopy(outputs[root]) for root in roots if root in outputs}
         if WORKFLOW_NAMESPACE in roots:
-            data[WORKFLOW_NAMESPACE] = {"input": run.input}
+            data[WORKFLOW_NAMESPACE] = {"input": deepcopy(run.input)}
         return data

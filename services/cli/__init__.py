@@ -39,16 +39,16 @@ def _report_error(error: Exception) -> int:
     outcome = outcome_of(error)
     if outcome is None:
         raise error
+    lines = [f"error: {error}"]
     if isinstance(error, InvalidDefinition | InvalidInput):
-        _err.print(
-            f"error: {error.__class__.__name__.lower()}: {len(error.problems)} problem(s)",
-            markup=False,
-            highlight=False,
-        )
-        for problem in error.problems:
-            _err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
-    else:
-        _err.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        what = "workflow definition" if isinstance(error, InvalidDefinition) else "run input"
+        if len(error.problems) == 1:
+            lines = [f"error: invalid {what}: {error.problems[0]}"]
+        else:
+            lines = [f"error: invalid {what}: {len(error.problems)} problems"]
+            lines += [f"  {problem}" for problem in error.problems]
+    for line in lines:
+        _err.print(line, markup=False, highlight=False, soft_wrap=True)
     return outcome.exit_code
 
 

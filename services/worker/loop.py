@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from domain.errors import TemplateError
@@ -33,6 +33,10 @@ class _Refused(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class _TimedOut(Exception):
+    """The attempt ran past the node's ``timeout_seconds``."""
 
 
 class Worker:
@@ -62,7 +66,8 @@ class Worker:
         self._concurrency = concurrency
         self._max_output_bytes = max_output_bytes
         self._heartbeat_seconds = visibility_timeout_seconds / 3
-        self._executor = executor
+        # Sync handlers get a pool as large as the concurrency limit, not the loop's small default.
+        self._executor = executor or ThreadPoolExecutor(concurrency, thread_name_prefix=worker_id)
         self._idle_block = idle_block_seconds
         self._plans: dict[str, WorkflowPlan] = {}
         self._running: dict[asyncio.Task[None], Delivery[Task]] = {}
@@ -85,6 +90,7 @@ class Worker:
             for helper in helpers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _take_tasks(self, stop: asyncio.Event) -> None:
         free = self._concurrency - len(self._running)
@@ -137,9 +143,8 @@ class Worker:
             return NodeFailed(
                 task.run_id, task.node_id, task.attempt, refusal.kind, str(refusal), now(), False
             )
-        except TimeoutError:
-            message = f"attempt {task.attempt} exceeded the node's timeout"
-            return NodeFailed(task.run_id, task.node_id, task.attempt, "TimeoutError", message, now())
+        except _TimedOut as timed_out:
+            return NodeFailed(task.run_id, task.node_id, task.attempt, "TimeoutError", str(timed_out), now())
         except Exception as error:  # a handler's failure is the node's failure, whatever its type
             return NodeFailed(
                 task.run_id, task.node_id, task.attempt, type(error).__name__, str(error), now()
@@ -167,8 +172,15 @@ class Worker:
             run_input=data["workflow"]["input"],
             idempotency_key=task.idempotency_key,
         )
-        async with asyncio.timeout(spec.timeout_seconds):
-            output = await self._call(handler, context)
+        try:
+            async with asyncio.timeout(spec.timeout_seconds) as deadline:
+                output = await self._call(handler, context)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the handler's own TimeoutError: report it as it is
+            raise _TimedOut(
+                f"attempt {task.attempt} exceeded the node's timeout of {spec.timeout_seconds}s"
+            ) from None
         self._check_output(output)
         return output
 
