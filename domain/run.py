@@ -117,7 +117,10 @@ class Run:
 
     def _on_node_started(self, event: NodeStarted) -> list[Command]:
         node = self._current(event.node_id, event.attempt)
-        if node is not None and node.status is NodeStatus.QUEUED:
+        # RUNNING under another worker: the task was taken over from a silent one.
+        if node is not None and not (
+            node.status is NodeStatus.RUNNING and node.worker_id == event.worker_id
+        ):
             node.status = NodeStatus.RUNNING
             node.started_at = event.at
             node.worker_id = event.worker_id

@@ -118,10 +118,25 @@ def test_node_started_moves_queued_to_running_and_records_the_worker() -> None:
     assert state.worker_id == "worker-7"
     assert state.started_at == 1.5
     assert run.in_flight == 1
-    # a second delivery (or another worker picking the same attempt up) changes nothing
-    assert_ignored(run, NodeStarted(RUN_ID, "a", 1, "worker-8", 1.6))
+    # a second delivery of the same start changes nothing
+    assert_ignored(run, NodeStarted(RUN_ID, "a", 1, "worker-7", 1.6))
     # a wrong attempt changes nothing
     assert_ignored(run, NodeStarted(RUN_ID, "a", 2, "worker-9", 1.7))
+
+
+def test_a_task_taken_over_by_another_worker_records_that_worker() -> None:
+    run = new_run(diamond())
+    started(run)
+    run.handle(NodeStarted(RUN_ID, "a", 1, "worker-7", 1.5))
+    assert run.handle(NodeStarted(RUN_ID, "a", 1, "worker-8", 9.0)) == []
+    state = run.node("a")
+    assert (state.status, state.attempt, state.worker_id, state.started_at) == (
+        NodeStatus.RUNNING,
+        1,
+        "worker-8",
+        9.0,
+    )
+    assert run.in_flight == 1
 
 
 def test_success_may_arrive_without_node_started() -> None:

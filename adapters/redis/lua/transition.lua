@@ -100,7 +100,8 @@ end
 
 if kind == 'started' then
   local st = current()
-  if st == nil or st.s ~= 'QUEUED' then return {'ignored', ''} end
+  -- RUNNING under another worker: the task was taken over from a silent one; record the new one.
+  if st == nil or (st.s == 'RUNNING' and st.wk == ARGV[7]) then return {'ignored', ''} end
   st.s = 'RUNNING'; st.st = at; st.wk = ARGV[7]
   store(node_id, st)
   return {'applied', ''}
