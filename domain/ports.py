@@ -103,8 +103,11 @@ type EventBus = MessageQueue[Event]
 class TimerStore(Protocol):
     """Retries waiting for their time; the run repository schedules them as part of a transition."""
 
-    async def fire_due(self, now: float, max_count: int) -> int:
-        """Move timers due by ``now`` onto the event bus as ``RetryDue`` events; how many moved."""
+    async def fire_due(self, now: float, max_count: int) -> float | None:
+        """Move timers due by ``now`` onto the event bus as ``RetryDue`` events, atomically.
+
+        Returns the earliest due time still waiting (None when none is), to know when to call again.
+        """
         ...
 
     async def next_due_at(self) -> float | None: ...

@@ -118,9 +118,7 @@ class Run:
     def _on_node_started(self, event: NodeStarted) -> list[Command]:
         node = self._current(event.node_id, event.attempt)
         # RUNNING under another worker: the task was taken over from a silent one.
-        if node is not None and not (
-            node.status is NodeStatus.RUNNING and node.worker_id == event.worker_id
-        ):
+        if node is not None and not (node.status is NodeStatus.RUNNING and node.worker_id == event.worker_id):
             node.status = NodeStatus.RUNNING
             node.started_at = event.at
             node.worker_id = event.worker_id

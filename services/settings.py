@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_enable_docs: bool = True
     backend_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    worker_concurrency: int = Field(default=16, ge=1, le=10_000)
+    worker_concurrency: int = Field(default=64, ge=1, le=10_000)
     worker_handler_modules: str = Field(
         default="", description="Comma-separated modules imported at start to register handlers."
     )

@@ -20,12 +20,12 @@ class InMemoryTimerStore:
     def schedule(self, event: RetryDue, due_at: float) -> None:
         heapq.heappush(self._heap, (due_at, next(self._order), event))
 
-    async def fire_due(self, now: float, max_count: int) -> int:
+    async def fire_due(self, now: float, max_count: int) -> float | None:
         due: list[Event] = []
         while self._heap and self._heap[0][0] <= now and len(due) < max_count:
             due.append(heapq.heappop(self._heap)[2])
         await self._events.send(due)
-        return len(due)
+        return await self.next_due_at()
 
     async def next_due_at(self) -> float | None:
         return self._heap[0][0] if self._heap else None

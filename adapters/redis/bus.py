@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from redis.asyncio.client import Pipeline
 
@@ -92,16 +93,19 @@ class RedisTimerStore:
         self._shards = keys.all_shards()
         self._fire = Script("fire_timers")
 
-    async def fire_due(self, now: float, max_count: int) -> int:
-        moved = 0
-        async with translated_errors(self._url):
+    async def fire_due(self, now: float, max_count: int) -> float | None:
+        """One round trip for every shard; each shard moves at most ``max_count`` timers."""
+
+        async def fire(sha: str) -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
             for shard in self._shards:
+                pipe.evalsha(sha, 2, shard.timers, shard.events, repr(now), str(max_count))
+            return list(await pipe.execute())
 
-                async def fire(sha: str, timers: str = shard.timers, events: str = shard.events) -> int:
-                    return int(await self._client.evalsha(sha, 2, timers, events, repr(now), str(max_count)))
-
-                moved += await with_script(self._client, self._fire, fire)
-        return moved
+        async with translated_errors(self._url):
+            replies = await with_script(self._client, self._fire, fire)
+        due = [float(next_due) for _, next_due in replies if next_due]
+        return min(due) if due else None
 
     async def next_due_at(self) -> float | None:
         async with translated_errors(self._url):

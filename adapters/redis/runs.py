@@ -7,9 +7,11 @@ import logging
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from adapters.errors import AdapterError
+from adapters.redis.coalescer import Coalescer
 from adapters.redis.codec import encode_event
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.definitions import RedisDefinitionRepository
@@ -121,6 +123,7 @@ class RedisRunRepository:
         self._definitions = definitions
         self._url = url
         self._retention = str(retention_seconds)
+        self._coalescer = Coalescer.for_client(client, url)
         self._transition = Script("transition")
         self._graphs_written: set[str] = set()
 
@@ -188,15 +191,18 @@ class RedisRunRepository:
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
         keys = self._keys.run(run_id)
         names = [root for root in roots if root != WORKFLOW_NAMESPACE]
-        async with translated_errors(self._url):
-            pipe = self._client.pipeline(transaction=False)
+
+        def add(pipe: Pipeline) -> None:
             pipe.hget(keys.meta, "input")
             if names:
                 pipe.hmget(keys.out, names)
-            results = await pipe.execute()
+
+        results = await self._coalescer.run(add)
         if results[0] is None:
             raise NotFound("workflow run", run_id)
-        data: dict[str, Any] = {WORKFLOW_NAMESPACE: {"input": json.loads(results[0])}}
+        data: dict[str, Any] = {}
+        if WORKFLOW_NAMESPACE in roots:
+            data[WORKFLOW_NAMESPACE] = {"input": json.loads(results[0])}
         if names:
             data.update((name, json.loads(raw)) for name, raw in zip(names, results[1], strict=True) if raw)
         return data

@@ -18,6 +18,7 @@ from typing import Any, cast
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
+from adapters.redis.coalescer import Coalescer
 from adapters.redis.codec import MalformedEntry
 from adapters.redis.connection import Redis, translated_errors
 from domain.ports import Delivery
@@ -67,19 +68,24 @@ class RedisStreamQueue[T]:
         self._route = route
         self._on_dead_letter = on_dead_letter
         self._index = {stream: number for number, stream in enumerate(config.streams)}
+        self._coalescer = Coalescer.for_client(client, url)
         self._groups_ready = False
         self._next_reclaim = 0.0
+        # COUNT applies per stream, so a read over every shard can return more than was asked for;
+        # the rest waits here (already claimed by this consumer) for the next receive.
+        self._overflow: list[Delivery[T]] = []
 
     # -- sending -----------------------------------------------------------------------------------
 
     async def send(self, messages: Sequence[T]) -> None:
         if not messages:
             return
-        async with translated_errors(self._url):
-            pipe = self._client.pipeline(transaction=False)
+
+        def add(pipe: Pipeline) -> None:
             for message in messages:
                 self._add_send(pipe, message)
-            await pipe.execute()
+
+        await self._coalescer.run(add)
 
     def _add_send(self, pipe: Pipeline, message: T) -> None:
         stream = self._config.streams[self._route(message)]
@@ -99,13 +105,15 @@ class RedisStreamQueue[T]:
         self._groups_ready = True
 
     async def receive(self, consumer: str, max_count: int, block_seconds: float) -> list[Delivery[T]]:
+        if self._overflow:
+            return self._take(self._overflow, max_count)
         if not self._groups_ready:
             await self.ensure_groups()
         if time.monotonic() >= self._next_reclaim:
             self._next_reclaim = time.monotonic() + self._config.visibility_timeout_seconds / 4
             reclaimed = await self._reclaim(consumer, max_count)
             if reclaimed:
-                return reclaimed
+                return self._take(reclaimed, max_count)
         async with translated_errors(self._url):
             response: Any = await self._client.xreadgroup(
                 self._config.group,
@@ -117,7 +125,11 @@ class RedisStreamQueue[T]:
         deliveries: list[Delivery[T]] = []
         for stream, entries in response or []:
             await self._decode_entries(stream, entries, deliveries, 1)
-        return deliveries
+        return self._take(deliveries, max_count)
+
+    def _take(self, deliveries: list[Delivery[T]], max_count: int) -> list[Delivery[T]]:
+        self._overflow = deliveries[max_count:]
+        return deliveries[:max_count]
 
     async def _decode_entries(
         self, stream: str, entries: list[Any], into: list[Delivery[T]], deliveries: int
@@ -197,11 +209,13 @@ class RedisStreamQueue[T]:
     async def ack(self, deliveries: Sequence[Delivery[T]]) -> None:
         if not deliveries:
             return
-        async with translated_errors(self._url):
-            pipe = self._client.pipeline(transaction=False)
-            for stream, ids in self._by_stream(deliveries).items():
+        grouped = self._by_stream(deliveries)
+
+        def add(pipe: Pipeline) -> None:
+            for stream, ids in grouped.items():
                 pipe.xack(stream, self._config.group, *ids)
-            await pipe.execute()
+
+        await self._coalescer.run(add)
 
     async def _ack_ids(self, stream: str, ids: list[str]) -> None:
         async with translated_errors(self._url):

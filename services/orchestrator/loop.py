@@ -67,8 +67,9 @@ class Orchestrator:
             await self.apply(deliveries)
 
     async def _fire_timers(self) -> None:
-        await self._timers.fire_due(self._clock.now(), self._batch_size)
-        due_at = await self._timers.next_due_at()
+        # Timers are scheduled by whichever orchestrator applies a failure, so poll, but never
+        # sleep past the earliest one known.
+        due_at = await self._timers.fire_due(self._clock.now(), self._batch_size)
         wait = TIMER_POLL_SECONDS if due_at is None else due_at - self._clock.now()
         await asyncio.sleep(min(max(wait, 0.0), TIMER_POLL_SECONDS))
 

@@ -18,7 +18,15 @@ from domain.errors import TemplateError
 from domain.events import Event, NodeFailed, NodeStarted, NodeSucceeded
 from domain.messages import Task
 from domain.plan import WorkflowPlan
-from domain.ports import Clock, DefinitionRepository, Delivery, EventBus, RunRepository, TaskQueue
+from domain.ports import (
+    Clock,
+    DefinitionRepository,
+    Delivery,
+    EventBus,
+    RunRepository,
+    StoredDefinition,
+    TaskQueue,
+)
 from services.shared.resilience import repeat_until, retrying
 from services.worker.registry import Handler, HandlerContext, HandlerRegistry, UnknownHandler
 
@@ -69,7 +77,7 @@ class Worker:
         # Sync handlers get a pool as large as the concurrency limit, not the loop's small default.
         self._executor = executor or ThreadPoolExecutor(concurrency, thread_name_prefix=worker_id)
         self._idle_block = idle_block_seconds
-        self._plans: dict[str, WorkflowPlan] = {}
+        self._plans: dict[str, asyncio.Future[StoredDefinition]] = {}
         self._running: dict[asyncio.Task[None], Delivery[Task]] = {}
         self._slot_freed = asyncio.Event()
 
@@ -130,8 +138,10 @@ class Worker:
     async def _execute(self, delivery: Delivery[Task]) -> None:
         task = delivery.message
         started = NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, self._clock.now())
-        await retrying(lambda: self._events.send([started]), "reporting a start")
+        # Reported while the inputs are read: both can travel in one round trip.
+        reporting = asyncio.ensure_future(retrying(lambda: self._events.send([started]), "reporting a start"))
         result = await self._attempt(task)
+        await reporting
         await retrying(lambda: self._events.send([result]), "reporting a result")
         await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task")
 
@@ -203,8 +213,14 @@ class Worker:
             )
 
     async def _plan(self, definition_id: str) -> WorkflowPlan:
-        plan = self._plans.get(definition_id)
-        if plan is None:
-            plan = (await self._definitions.get(definition_id)).plan
-            self._plans[definition_id] = plan
-        return plan
+        """One load per definition, however many of its tasks arrive at once."""
+        loading = self._plans.get(definition_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._definitions.get(definition_id))
+            self._plans[definition_id] = loading
+        try:
+            return (await asyncio.shield(loading)).plan
+        except BaseException:
+            if loading.done() and (loading.cancelled() or loading.exception() is not None):
+                self._plans.pop(definition_id, None)  # let the next task try again
+            raise

@@ -13,9 +13,19 @@ local meta, nodes, outs, staged, tasks, timers = KEYS[1], KEYS[2], KEYS[3], KEYS
 local kind, run_id, at = ARGV[1], ARGV[2], ARGV[3]
 local node_id, attempt, retention = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 
+local staged_field = node_id .. '\n' .. tostring(attempt)
+-- A success that is not applied must not leave its staged output behind.
+local function ignored()
+  if kind == 'ok' then redis.call('HDEL', staged, staged_field) end
+  return {'ignored', ''}
+end
+
 local run = redis.call('HMGET', meta, 'status', 'definition_id')
 local status, definition_id = run[1], run[2]
-if not status then return {'unknown', ''} end
+if not status then
+  ignored()
+  return {'unknown', ''}
+end
 local graph = KEYS[7] .. definition_id
 
 local function spec(id) return cjson.decode(redis.call('HGET', graph, id)) end
@@ -109,8 +119,7 @@ end
 
 if kind == 'ok' then
   local st = current()
-  if st == nil then return {'ignored', ''} end
-  local staged_field = node_id .. '\n' .. tostring(attempt)
+  if st == nil then return ignored() end
   local output = redis.call('HGET', staged, staged_field)
   if not output then return {'ignored', ''} end
   redis.call('HSET', outs, node_id, output)
