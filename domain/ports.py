@@ -104,7 +104,8 @@ class TimerStore(Protocol):
     """Retries waiting for their time; the run repository schedules them as part of a transition."""
 
     async def fire_due(self, now: float, max_count: int) -> float | None:
-        """Move timers due by ``now`` onto the event bus as ``RetryDue`` events, atomically.
+        """Move timers due by ``now`` onto the event bus as ``RetryDue`` events, atomically; at
+        most ``max_count`` per partition of the store (shard), so a call stays bounded.
 
         Returns the earliest due time still waiting (None when none is), to know when to call again.
         """

@@ -206,6 +206,7 @@ class Run:
         node.attempt += 1
         node.queued_at = at
         node.started_at = None
+        node.worker_id = None
         self.in_flight += 1
         return DispatchNode(self.run_id, self.plan.nodes[index].id, node.attempt)
 

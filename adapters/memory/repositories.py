@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
-from copy import deepcopy
 from typing import Any
 
 from adapters.memory.queue import InMemoryQueue
@@ -17,6 +16,16 @@ from domain.run import Run
 from domain.templates import WORKFLOW_NAMESPACE
 
 log = logging.getLogger(__name__)
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of JSON data (dicts, lists, scalars): much cheaper than ``deepcopy``, which also
+    handles shared references and cycles that JSON data cannot have."""
+    if type(value) is dict:
+        return {key: _copy_json(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_copy_json(item) for item in value]
+    return value
 
 
 class InMemoryDefinitionRepository:
@@ -85,7 +94,7 @@ class InMemoryRunRepository:
         """Copies, as the Redis store gives: a handler changing its inputs must change nothing."""
         run = await self.get(run_id)
         outputs = run.outputs
-        data = {root: deepcopy(outputs[root]) for root in roots if root in outputs}
+        data = {root: _copy_json(outputs[root]) for root in roots if root in outputs}
         if WORKFLOW_NAMESPACE in roots:
-            data[WORKFLOW_NAMESPACE] = {"input": deepcopy(run.input)}
+            data[WORKFLOW_NAMESPACE] = {"input": _copy_json(run.input)}
         return data

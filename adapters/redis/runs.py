@@ -51,7 +51,10 @@ def graph_fields(plan: WorkflowPlan) -> dict[str, str]:
                 "i": spec.retry.initial_backoff_seconds,
                 "x": spec.retry.backoff_multiplier,
                 "b": spec.retry.max_backoff_seconds,
-                "t": spec.timeout_seconds or 0,
+                # The words the domain uses when an attempt times out (domain/run.py).
+                "t": "its timeout"
+                if spec.timeout_seconds is None
+                else f"the timeout of {spec.timeout_seconds}s",
             },
             separators=(",", ":"),
         )

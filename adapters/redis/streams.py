@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 from adapters.redis.coalescer import Coalescer
 from adapters.redis.codec import MalformedEntry
 from adapters.redis.connection import Redis, translated_errors
+from adapters.redis.scripts import Script, with_script
 from domain.ports import Delivery
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class RedisStreamQueue[T]:
         self._on_dead_letter = on_dead_letter
         self._index = {stream: number for number, stream in enumerate(config.streams)}
         self._coalescer = Coalescer.for_client(client, url)
+        self._prune = Script("prune_consumers")
         self._groups_ready = False
         self._next_reclaim = 0.0
         # COUNT applies per stream, so a read over every shard can return more than was asked for;
@@ -222,7 +224,9 @@ class RedisStreamQueue[T]:
             await self._client.xack(stream, self._config.group, *ids)
 
     async def extend(self, consumer: str, deliveries: Sequence[Delivery[T]]) -> None:
-        """Heartbeat: reset the idle time of entries this consumer still works on."""
+        """Heartbeat: reset the idle time of entries this consumer still works on, and of those
+        it holds here for its next receive."""
+        deliveries = [*deliveries, *self._overflow]
         if not deliveries:
             return
         async with translated_errors(self._url):
@@ -264,9 +268,13 @@ class RedisStreamQueue[T]:
             await self._client.xtrim(stream, minid=floor, approximate=False)
 
     async def _prune_consumers(self, stream: str, idle_seconds: float) -> None:
-        for consumer in await self._client.xinfo_consumers(stream, self._config.group):
-            if consumer["pending"] == 0 and consumer["idle"] > idle_seconds * 1000:
-                await self._client.xgroup_delconsumer(stream, self._config.group, consumer["name"])
+        # In one script: a consumer that reads between a check and a delete would lose its entries.
+        idle_ms = str(int(idle_seconds * 1000))
+        await with_script(
+            self._client,
+            self._prune,
+            lambda sha: self._client.evalsha(sha, 1, stream, self._config.group, idle_ms),
+        )
 
 
 def _entry_order(entry_id: str) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-from domain.errors import TemplateError
+from domain.errors import BackendError, TemplateError
 from domain.events import Event, NodeFailed, NodeStarted, NodeSucceeded
 from domain.messages import Task
 from domain.plan import WorkflowPlan
@@ -110,10 +110,22 @@ class Worker:
         if stop.is_set():
             # Received while stopping: run them anyway rather than leave them to the timeout.
             log.info("worker %s stopping; running %d last task(s)", self.worker_id, len(deliveries))
+        if not deliveries:
+            return
+        # One start report for the whole batch, sent while the attempts read their inputs.
+        reported = asyncio.ensure_future(self._report_started(deliveries))
         for delivery in deliveries:
-            attempt = asyncio.create_task(self._execute(delivery))
+            attempt = asyncio.create_task(self._execute(delivery, reported))
             self._running[attempt] = delivery
             attempt.add_done_callback(self._release)
+
+    async def _report_started(self, deliveries: list[Delivery[Task]]) -> None:
+        now = self._clock.now()
+        started: list[Event] = [
+            NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, now)
+            for task in (delivery.message for delivery in deliveries)
+        ]
+        await retrying(lambda: self._events.send(started), "reporting starts")
 
     def _release(self, attempt: asyncio.Task[None]) -> None:
         self._running.pop(attempt, None)
@@ -135,15 +147,19 @@ class Worker:
             await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
             await retrying(self._tasks.maintain, "task stream housekeeping")
 
-    async def _execute(self, delivery: Delivery[Task]) -> None:
-        task = delivery.message
-        started = NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, self._clock.now())
-        # Reported while the inputs are read: both can travel in one round trip.
-        reporting = asyncio.ensure_future(retrying(lambda: self._events.send([started]), "reporting a start"))
-        result = await self._attempt(task)
-        await reporting
-        await retrying(lambda: self._events.send([result]), "reporting a result")
-        await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task")
+    async def _execute(self, delivery: Delivery[Task], reported: asyncio.Future[None]) -> None:
+        result = await self._attempt(delivery.message)
+        await reported
+        # The result is stored before the task is acknowledged: a crash in between repeats the
+        # attempt, whose second result is then ignored. (Direct calls first: this is the hot path.)
+        try:
+            await self._events.send([result])
+        except BackendError:
+            await retrying(lambda: self._events.send([result]), "reporting a result")
+        try:
+            await self._tasks.ack([delivery])
+        except BackendError:
+            await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task")
 
     async def _attempt(self, task: Task) -> Event:
         now = self._clock.now
@@ -162,13 +178,20 @@ class Worker:
         return NodeSucceeded(task.run_id, task.node_id, task.attempt, output, now())
 
     async def _run_handler(self, task: Task) -> Any:
-        plan = await retrying(lambda: self._plan(task.definition_id), "loading a definition")
+        loaded = self._plans.get(task.definition_id)
+        if loaded is not None and loaded.done() and loaded.exception() is None:
+            plan = loaded.result().plan
+        else:
+            plan = await retrying(lambda: self._plan(task.definition_id), "loading a definition")
         spec = plan.node(task.node_id)
         try:
             handler = self._registry.get(task.handler)
         except UnknownHandler as error:
             raise _Refused("UnknownHandler", str(error)) from None
-        data = await retrying(lambda: self._runs.read_data(task.run_id, spec.reads), "reading inputs")
+        try:
+            data = await self._runs.read_data(task.run_id, spec.reads)
+        except BackendError:
+            data = await retrying(lambda: self._runs.read_data(task.run_id, spec.reads), "reading inputs")
         try:
             config = spec.config.render(data)
         except TemplateError as error:
@@ -182,6 +205,10 @@ class Worker:
             run_input=data["workflow"]["input"],
             idempotency_key=task.idempotency_key,
         )
+        if spec.timeout_seconds is None:
+            output = await self._call(handler, context)
+            self._check_output(output)
+            return output
         try:
             async with asyncio.timeout(spec.timeout_seconds) as deadline:
                 output = await self._call(handler, context)

@@ -145,8 +145,7 @@ end
 if kind == 'timeout' then
   local st = current()
   if st == nil then return {'ignored', ''} end
-  local message = 'attempt ' .. tostring(attempt) .. ' exceeded the timeout of ' ..
-    tostring(spec(node_id).t) .. 's'
+  local message = 'attempt ' .. tostring(attempt) .. ' exceeded ' .. spec(node_id).t
   return {'applied', fail_attempt(st, 'TimeoutError', message, true)}
 end
 

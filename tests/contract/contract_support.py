@@ -1,0 +1,420 @@
+"""Building every backend's ports the way the composition root does, and helpers shared by the suites.
+
+Three backends run the same contract:
+
+- ``memory``: the in-memory adapters, built by ``services.container.Container`` (the default backend);
+- ``fakeredis``: the Redis adapters on ``fakeredis.aioredis.FakeRedis``, built here exactly as the
+  container wires them (one ``FakeServer`` per test, so two "processes" can share it);
+- ``redis``: the Redis adapters on the session's real ``redis-server``, built by ``Container`` with
+  ``backend`` set to ``redis`` and a key prefix unique to the test.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import fakeredis
+from dependency_injector import providers
+
+from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
+from adapters.redis.definitions import RedisDefinitionRepository
+from adapters.redis.keys import KeySpace
+from adapters.redis.runs import RedisRunRepository
+from adapters.system import SystemClock
+from domain.events import Command, Event, FinishRun, RunStarted
+from domain.messages import Task
+from domain.plan import WorkflowPlan
+from domain.ports import (
+    DefinitionRepository,
+    Delivery,
+    EventBus,
+    MessageQueue,
+    RunRepository,
+    StoredDefinition,
+    TaskQueue,
+    TimerStore,
+)
+from domain.run import Run
+from domain.validation import build_plan
+from services.container import Container, close_backend
+from services.settings import Settings
+
+BACKENDS = ("memory", "fakeredis", "redis")
+REDIS_BACKENDS = ("fakeredis", "redis")
+SHARDS = 4
+FAKE_URL = "redis://fakeredis.invalid:6379/0"
+T0 = 1_750_000_000.0
+"""Event times of the scenarios (any value works: transitions never read the wall clock)."""
+
+# Reasons shared by several tests.
+ONE_PROCESS = "one process: nothing to reclaim"
+NO_WIRE_FORMAT = "in-memory queue holds Python objects: no entry can be malformed"
+NO_STREAMS = "in-memory queue has no stream to trim and no consumers to prune"
+NO_EXPIRY = "in-memory runs live in a dict: nothing expires"
+NOT_A_REAL_RACE_MEMORY = "one event loop applies events one by one: there is no concurrent connection to race"
+NOT_A_REAL_RACE_FAKE = (
+    "fakeredis runs every command and script in-process under one lock: it cannot show a race "
+    "between two connections"
+)
+FAKEREDIS_NO_BLOCK = (
+    "fakeredis answers XREADGROUP BLOCK at once with nothing when no entry is waiting (it does not "
+    "block), so the waiting time cannot be measured"
+)
+
+
+# -- backends ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    """The ports of one backend, wired as ``services/container.py`` wires them."""
+
+    name: str
+    settings: Settings
+    definitions: DefinitionRepository
+    runs: RunRepository
+    tasks: TaskQueue
+    events: EventBus
+    timers: TimerStore
+    keys: KeySpace | None
+    client: Any
+    """The raw Redis client (None for memory): for looking at streams and keys behind the adapters."""
+    _factory: BackendFactory = field(repr=False)
+
+    @property
+    def is_redis(self) -> bool:
+        return self.name in REDIS_BACKENDS
+
+    async def connect(self, **overrides: Any) -> Backend:
+        """The ports another process would build on the same store: own client, empty caches.
+
+        In memory there is only one process, so this is the same set of ports.
+        """
+        if self.name == "memory":
+            return self
+        return await self._factory.build(self.settings.model_copy(update=overrides))
+
+    def queue(self, kind: str) -> MessageQueue[Any]:
+        return {"tasks": self.tasks, "events": self.events}[kind]
+
+    def stream(self, kind: str, run_id: str) -> str:
+        """The stream holding ``kind`` messages of ``run_id`` (Redis backends only)."""
+        assert self.keys is not None
+        shard = self.keys.shard_for_run(run_id)
+        return {"tasks": shard.tasks, "events": shard.events}[kind]
+
+    def dead_stream(self, run_id: str) -> str:
+        assert self.keys is not None
+        return self.keys.shard_for_run(run_id).dead
+
+
+class BackendFactory:
+    """Builds (and later closes) every set of ports of one test on one store."""
+
+    def __init__(self, name: str, redis_url: str | None) -> None:
+        self.name = name
+        self.redis_url = redis_url
+        self.prefix = f"contract-{uuid.uuid4().hex[:12]}"
+        self._fake_server = fakeredis.FakeServer() if name == "fakeredis" else None
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "redis_url": self.redis_url or FAKE_URL,
+            "redis_key_prefix": self.prefix,
+            "redis_shards": SHARDS,
+            "visibility_timeout_seconds": 30.0,
+            "max_deliveries": 5,
+            "run_retention_seconds": 7 * 24 * 3600,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    async def build(self, settings: Settings) -> Backend:
+        if self.name == "fakeredis":
+            return self._build_fakeredis(settings)
+        container = Container()
+        container.backend.override(providers.Object(self.name))
+        container.settings.override(providers.Object(settings))
+        self._closers.append(lambda: close_backend(container))
+        is_redis = self.name == "redis"
+        return Backend(
+            name=self.name,
+            settings=settings,
+            definitions=container.definitions(),
+            runs=container.runs(),
+            tasks=container.tasks(),
+            events=container.events(),
+            timers=container.timers(),
+            keys=container.key_space() if is_redis else None,
+            client=container.redis_client() if is_redis else None,
+            _factory=self,
+        )
+
+    def _build_fakeredis(self, settings: Settings) -> Backend:
+        """The Redis adapters wired exactly as ``Container`` wires them, on a FakeRedis client."""
+        client = fakeredis.aioredis.FakeRedis(server=self._fake_server, decode_responses=True)
+        self._closers.append(client.aclose)
+        url = FAKE_URL
+        keys = KeySpace(settings.redis_key_prefix, settings.redis_shards)
+        visibility, deliveries = settings.visibility_timeout_seconds, settings.max_deliveries
+        definitions = RedisDefinitionRepository(client, keys, url)
+        events = RedisEventBus(client, url, keys, visibility, deliveries)
+        tasks = RedisTaskQueue(client, url, keys, visibility, deliveries, events, SystemClock().now)
+        timers = RedisTimerStore(client, url, keys)
+        runs = RedisRunRepository(client, keys, definitions, url, settings.run_retention_seconds)
+        return Backend(
+            name=self.name,
+            settings=settings,
+            definitions=definitions,
+            runs=runs,
+            tasks=tasks,
+            events=events,
+            timers=timers,
+            keys=keys,
+            client=client,
+            _factory=self,
+        )
+
+    async def close(self) -> None:
+        for close in reversed(self._closers):
+            await close()
+        self._closers.clear()
+
+
+def run_ids_in_distinct_shards(count: int, shards: int = SHARDS) -> list[str]:
+    """Run ids that the Redis adapters route to ``count`` different shards."""
+    keys = KeySpace("any", shards)
+    chosen: dict[int, str] = {}
+    number = 0
+    while len(chosen) < count:
+        run_id = f"run-{uuid.uuid4().hex[:8]}-{number}"
+        chosen.setdefault(keys.shard_of(run_id), run_id)
+        number += 1
+    return list(chosen.values())
+
+
+# -- definitions -------------------------------------------------------------------------------------
+
+
+def node(node_id: str, deps: Iterable[str] = (), **extra: Any) -> dict[str, Any]:
+    """A node in the seed's shape; its handler is ``h-<id>`` unless given."""
+    raw: dict[str, Any] = {
+        "id": node_id,
+        "handler": extra.pop("handler", f"h-{node_id}"),
+        "dependencies": list(deps),
+        "config": extra.pop("config", {}),
+    }
+    raw.update(extra)
+    return raw
+
+
+def workflow(*nodes: dict[str, Any], name: str = "contract") -> dict[str, Any]:
+    return {"name": name, "dag": {"nodes": list(nodes)}}
+
+
+def diamond(**a_extra: Any) -> dict[str, Any]:
+    """a -> (b, c) -> d."""
+    return workflow(node("a", **a_extra), node("b", ["a"]), node("c", ["a"]), node("d", ["b", "c"]))
+
+
+def retry(max_attempts: int, backoff: float) -> dict[str, Any]:
+    return {"max_attempts": max_attempts, "initial_backoff_seconds": backoff, "backoff_multiplier": 2.0}
+
+
+# -- runs --------------------------------------------------------------------------------------------
+
+
+def new_id(kind: str) -> str:
+    return f"{kind}-{uuid.uuid4().hex[:12]}"
+
+
+async def store_definition(backend: Backend, raw: dict[str, Any]) -> StoredDefinition:
+    stored = StoredDefinition(new_id("def"), build_plan(raw), T0)
+    await backend.definitions.add(stored)
+    return stored
+
+
+async def add_run(
+    backend: Backend,
+    raw: dict[str, Any] | StoredDefinition,
+    run_input: dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> Run:
+    """Store the definition (when raw) and a new PENDING run of it; returns the run as created."""
+    stored = raw if isinstance(raw, StoredDefinition) else await store_definition(backend, raw)
+    run = Run.create(run_id or new_id("run"), stored.definition_id, stored.plan, run_input or {}, T0)
+    await backend.runs.add(run)
+    return run
+
+
+async def drain[T](
+    queue: MessageQueue[T],
+    count: int,
+    *,
+    consumer: str = "contract",
+    max_count: int = 100,
+    within: float = 5.0,
+) -> list[Delivery[T]]:
+    """Receive until at least ``count`` deliveries arrived; fails after ``within`` seconds."""
+    received: list[Delivery[T]] = []
+    deadline = time.monotonic() + within
+    while len(received) < count:
+        assert time.monotonic() < deadline, f"received {len(received)} of {count}: {received}"
+        received.extend(await queue.receive(consumer, max_count, 0.1))
+    return received
+
+
+async def nothing_waiting(queue: MessageQueue[Any], consumer: str = "contract") -> bool:
+    return await queue.receive(consumer, 100, 0.01) == []
+
+
+@dataclass
+class Driver:
+    """Plays the orchestrator and the workers of one run through the ports, as the services do:
+    events travel over the event bus (a success's output is staged by ``send``), the received
+    events are applied, tasks are taken from the task queue.
+
+    It also applies every event to a reference ``domain.run.Run`` of its own, and after each apply
+    checks that the store's run is the same as the reference (``mirror``): a store must mirror the
+    aggregate exactly.
+    """
+
+    backend: Backend
+    run: Run
+    mirror: bool = True
+    commands: list[Command] = field(default_factory=list)
+    reference: Run = field(init=False)
+
+    def __post_init__(self) -> None:
+        run = self.run
+        self.reference = Run.create(
+            run.run_id, run.definition_id, run.plan, copy.deepcopy(run.input), run.created_at
+        )
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    async def begin(self) -> list[Command]:
+        """Receive the ``RunStarted`` the add queued, and apply it."""
+        received = await drain(self.backend.events, 1, consumer="orchestrator")
+        assert [d.message for d in received] == [RunStarted(self.run_id, T0)]
+        return await self.apply_received(received)
+
+    async def deliver(self, *events: Event) -> list[Command]:
+        """Send ``events`` over the bus, receive them (in order), apply them, acknowledge them."""
+        await self.backend.events.send(list(events))
+        received = await drain(self.backend.events, len(events), consumer="orchestrator")
+        assert [type(d.message) for d in received] == [type(e) for e in events]
+        return await self.apply_received(received, events)
+
+    async def apply_received(
+        self, received: Sequence[Delivery[Event]], originals: Sequence[Event] | None = None
+    ) -> list[Command]:
+        """Apply received events, acknowledge them; ``originals``: as sent (a success with its output)."""
+        commands = await self.backend.runs.apply([d.message for d in received])
+        await self.backend.events.ack(received)
+        self.commands.extend(commands)
+        if self.mirror:
+            expected: list[Command] = []
+            for event in originals if originals is not None else [d.message for d in received]:
+                if event.run_id == self.run_id:
+                    expected += self.reference.handle(event)
+            assert finishes(commands) == finishes(expected)
+            stored, reference = mirror_snapshot(await self.get()), mirror_snapshot(self.reference)
+            assert stored == reference, "the store diverges from domain.run.Run"
+        return commands
+
+    async def take_tasks(self, count: int, *, exactly: bool = False) -> list[Task]:
+        """Take and acknowledge the ``count`` tasks waiting; ``exactly``: and check none is left."""
+        received = await drain(self.backend.tasks, count, consumer="worker")
+        await self.backend.tasks.ack(received)
+        tasks = [d.message for d in received]
+        assert len(tasks) == count, tasks
+        if exactly:
+            assert await nothing_waiting(self.backend.tasks, "worker"), "more tasks than expected"
+        return tasks
+
+    async def get(self) -> Run:
+        return await self.backend.runs.get(self.run_id)
+
+    def task(self, node_id: str, attempt: int = 1) -> Task:
+        return Task(self.run_id, self.run.definition_id, node_id, attempt, f"h-{node_id}")
+
+
+def finishes(commands: Iterable[Command]) -> list[FinishRun]:
+    return [c for c in commands if isinstance(c, FinishRun)]
+
+
+def snapshot(run: Run) -> tuple[Any, ...]:
+    """Everything observable about a run, as a comparable value."""
+    nodes = tuple(
+        (
+            spec.id,
+            state.status,
+            state.attempt,
+            state.waiting_on,
+            state.queued_at,
+            state.started_at,
+            state.finished_at,
+            state.worker_id,
+            state.error,
+            state.retry_at,
+            tuple(state.failed_attempts or ()),
+        )
+        for spec, state in run.node_states()
+    )
+    return (
+        run.run_id,
+        run.definition_id,
+        run.input,
+        run.created_at,
+        run.status,
+        run.started_at,
+        run.finished_at,
+        dict(run.outputs),
+        run.unfinished,
+        run.in_flight,
+        run.failed_nodes,
+        nodes,
+    )
+
+
+def mirror_snapshot(run: Run) -> tuple[Any, ...]:
+    """``snapshot`` for comparing a store's run with the reference aggregate."""
+    whole = snapshot(run)
+    # Retry times are kept to the microsecond (transition.lua formats them with %.6f).
+    nodes = tuple(
+        (*state[:9], None if state[9] is None else round(state[9], 6), state[10]) for state in whole[-1]
+    )
+    return (*whole[:-1], nodes)
+
+
+def plan_shape(plan: WorkflowPlan) -> tuple[Any, ...]:
+    """What a stored plan must give back: names, node ids, handlers, parents, config, policies."""
+    return (
+        plan.name,
+        dict(plan.index),
+        plan.roots,
+        tuple(
+            (
+                spec.id,
+                spec.index,
+                spec.handler,
+                spec.parent_ids,
+                spec.parents,
+                spec.children,
+                spec.config.source,
+                spec.retry,
+                spec.timeout_seconds,
+                spec.reads,
+            )
+            for spec in plan.nodes
+        ),
+    )
