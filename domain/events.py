@@ -29,11 +29,16 @@ class NodeStarted:
 
 @dataclass(frozen=True, slots=True)
 class NodeSucceeded:
+    """``worker_id`` and ``started_at`` say who ran the attempt and when it began, so a worker
+    need not report the start of an attempt that ends quickly."""
+
     run_id: str
     node_id: str
     attempt: int
     output: Any
     at: float
+    worker_id: str = ""
+    started_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,8 @@ class NodeFailed:
     message: str
     at: float
     retryable: bool = True
+    worker_id: str = ""
+    started_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,6 +129,7 @@ class Run:
         if node is None:
             return []
         spec = self.plan.node(event.node_id)
+        _record_worker(node, event.worker_id, event.started_at)
         self._close(node, NodeStatus.COMPLETED, event.at)
         node.error = None
         self.outputs[spec.id] = event.output
@@ -142,6 +143,9 @@ class Run:
         return self._finish_if_done(commands, event.at)
 
     def _on_node_failed(self, event: NodeFailed) -> list[Command]:
+        node = self._current(event.node_id, event.attempt)
+        if node is not None:
+            _record_worker(node, event.worker_id, event.started_at)
         return self._fail_attempt(
             event.node_id,
             event.attempt,
@@ -259,6 +263,14 @@ class Run:
             self.finished_at = at
             commands.append(FinishRun(self.run_id, self.status))
         return commands
+
+
+def _record_worker(node: NodeRun, worker_id: str, started_at: float | None) -> None:
+    """The worker that reports an attempt's end ran it (it may have taken it over)."""
+    if worker_id:
+        node.worker_id = worker_id
+    if started_at is not None:
+        node.started_at = started_at
 
 
 _HANDLERS: dict[type, Callable[[Run, Any], list[Command]]] = {

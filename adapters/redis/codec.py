@@ -47,6 +47,7 @@ def encode_event(event: Event) -> Fields:
                 "n": event.node_id,
                 "a": str(event.attempt),
                 "t": repr(event.at),
+                **_ran_by(event.worker_id, event.started_at),
             }
         case NodeFailed():
             return {
@@ -58,6 +59,7 @@ def encode_event(event: Event) -> Fields:
                 "et": event.error_type,
                 "em": event.message,
                 "rt": "1" if event.retryable else "0",
+                **_ran_by(event.worker_id, event.started_at),
             }
         case AttemptTimedOut():
             return {
@@ -89,11 +91,14 @@ def decode_event(fields: Mapping[str, str]) -> Event:
         node_id, attempt = fields["n"], int(fields["a"])
         if kind == "started":
             return NodeStarted(run_id, node_id, attempt, fields["w"], at)
+        worker_id, started_at = fields.get("w", ""), _optional_time(fields.get("s"))
         if kind == "ok":
-            return NodeSucceeded(run_id, node_id, attempt, None, at)
+            return NodeSucceeded(run_id, node_id, attempt, None, at, worker_id, started_at)
         if kind == "fail":
             retryable = fields["rt"] == "1"
-            return NodeFailed(run_id, node_id, attempt, fields["et"], fields["em"], at, retryable)
+            return NodeFailed(
+                run_id, node_id, attempt, fields["et"], fields["em"], at, retryable, worker_id, started_at
+            )
         if kind == "timeout":
             return AttemptTimedOut(run_id, node_id, attempt, at)
         if kind == "retry":
@@ -101,6 +106,17 @@ def decode_event(fields: Mapping[str, str]) -> Event:
     except (KeyError, ValueError) as error:
         raise MalformedEntry(f"not an event entry: {dict(fields)!r} ({error})") from None
     raise MalformedEntry(f"unknown event kind {kind!r}")
+
+
+def _ran_by(worker_id: str, started_at: float | None) -> Fields:
+    fields = {"w": worker_id} if worker_id else {}
+    if started_at is not None:
+        fields["s"] = repr(started_at)
+    return fields
+
+
+def _optional_time(value: str | None) -> float | None:
+    return None if not value else float(value)
 
 
 def encode_task(task: Task) -> Fields:

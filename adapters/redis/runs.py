@@ -75,14 +75,25 @@ def _event_args(event: Event) -> tuple[str, str, str, int, list[str]]:
         case NodeStarted():
             return "started", at, event.node_id, event.attempt, [event.worker_id]
         case NodeSucceeded():
-            return "ok", at, event.node_id, event.attempt, []
+            return "ok", at, event.node_id, event.attempt, _ran_by(event.worker_id, event.started_at)
         case NodeFailed():
             retryable = "1" if event.retryable else "0"
-            return "fail", at, event.node_id, event.attempt, [event.error_type, event.message, retryable]
+            failure = [event.error_type, event.message, retryable]
+            return (
+                "fail",
+                at,
+                event.node_id,
+                event.attempt,
+                failure + _ran_by(event.worker_id, event.started_at),
+            )
         case AttemptTimedOut():
             return "timeout", at, event.node_id, event.attempt, []
         case RetryDue():
             return "retry", at, event.node_id, event.attempt, []
+
+
+def _ran_by(worker_id: str, started_at: float | None) -> list[str]:
+    return [worker_id, "" if started_at is None else repr(started_at)]
 
 
 def _optional_float(value: Any) -> float | None:

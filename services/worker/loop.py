@@ -33,6 +33,7 @@ from services.worker.registry import Handler, HandlerContext, HandlerRegistry, U
 log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_SECONDS = 30.0
+START_REPORT_DELAY_SECONDS = 0.1
 
 
 class _Refused(Exception):
@@ -80,6 +81,7 @@ class Worker:
         self._plans: dict[str, asyncio.Future[StoredDefinition]] = {}
         self._running: dict[asyncio.Task[None], Delivery[Task]] = {}
         self._slot_freed = asyncio.Event()
+        self._reports: set[asyncio.Future[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take tasks until ``stop`` is set, then let the attempts in hand finish."""
@@ -93,7 +95,7 @@ class Worker:
                 log.info("worker %s finishing %d attempt(s)", self.worker_id, len(self._running))
                 await asyncio.gather(*self._running, return_exceptions=True)
         finally:
-            for helper in helpers:
+            for helper in [*helpers, *self._reports]:
                 helper.cancel()
             for helper in helpers:
                 with contextlib.suppress(asyncio.CancelledError):
@@ -112,20 +114,25 @@ class Worker:
             log.info("worker %s stopping; running %d last task(s)", self.worker_id, len(deliveries))
         if not deliveries:
             return
-        # One start report for the whole batch, sent while the attempts read their inputs.
-        reported = asyncio.ensure_future(self._report_started(deliveries))
-        for delivery in deliveries:
-            attempt = asyncio.create_task(self._execute(delivery, reported))
+        started_at = self._clock.now()
+        batch = [asyncio.create_task(self._execute(delivery, started_at)) for delivery in deliveries]
+        for attempt, delivery in zip(batch, deliveries, strict=True):
             self._running[attempt] = delivery
             attempt.add_done_callback(self._release)
+        report = asyncio.ensure_future(self._report_long_attempts(batch, started_at))
+        self._reports.add(report)  # held so it is not collected; dropped when done
+        report.add_done_callback(self._reports.discard)
 
-    async def _report_started(self, deliveries: list[Delivery[Task]]) -> None:
-        now = self._clock.now()
+    async def _report_long_attempts(self, batch: list[asyncio.Task[None]], started_at: float) -> None:
+        """Report RUNNING only for attempts that outlast a short delay: a result names its worker
+        and start time anyway, and most attempts end before anyone could look."""
+        await asyncio.sleep(START_REPORT_DELAY_SECONDS)
         started: list[Event] = [
-            NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, now)
-            for task in (delivery.message for delivery in deliveries)
+            NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, started_at)
+            for task in (self._running[a].message for a in batch if a in self._running)
         ]
-        await retrying(lambda: self._events.send(started), "reporting starts")
+        if started:
+            await retrying(lambda: self._events.send(started), "reporting starts")
 
     def _release(self, attempt: asyncio.Task[None]) -> None:
         self._running.pop(attempt, None)
@@ -147,9 +154,8 @@ class Worker:
             await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
             await retrying(self._tasks.maintain, "task stream housekeeping")
 
-    async def _execute(self, delivery: Delivery[Task], reported: asyncio.Future[None]) -> None:
-        result = await self._attempt(delivery.message)
-        await reported
+    async def _execute(self, delivery: Delivery[Task], started_at: float) -> None:
+        result = await self._attempt(delivery.message, started_at)
         # The result is stored before the task is acknowledged: a crash in between repeats the
         # attempt, whose second result is then ignored. (Direct calls first: this is the hot path.)
         try:
@@ -161,21 +167,33 @@ class Worker:
         except BackendError:
             await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task")
 
-    async def _attempt(self, task: Task) -> Event:
-        now = self._clock.now
+    async def _attempt(self, task: Task, started_at: float) -> Event:
         try:
             output = await self._run_handler(task)
         except _Refused as refusal:
-            return NodeFailed(
-                task.run_id, task.node_id, task.attempt, refusal.kind, str(refusal), now(), False
-            )
+            return self._failed(task, started_at, refusal.kind, str(refusal), retryable=False)
         except _TimedOut as timed_out:
-            return NodeFailed(task.run_id, task.node_id, task.attempt, "TimeoutError", str(timed_out), now())
+            return self._failed(task, started_at, "TimeoutError", str(timed_out))
         except Exception as error:  # a handler's failure is the node's failure, whatever its type
-            return NodeFailed(
-                task.run_id, task.node_id, task.attempt, type(error).__name__, str(error), now()
-            )
-        return NodeSucceeded(task.run_id, task.node_id, task.attempt, output, now())
+            return self._failed(task, started_at, type(error).__name__, str(error))
+        return NodeSucceeded(
+            task.run_id, task.node_id, task.attempt, output, self._clock.now(), self.worker_id, started_at
+        )
+
+    def _failed(
+        self, task: Task, started_at: float, kind: str, message: str, *, retryable: bool = True
+    ) -> NodeFailed:
+        return NodeFailed(
+            task.run_id,
+            task.node_id,
+            task.attempt,
+            kind,
+            message,
+            self._clock.now(),
+            retryable,
+            self.worker_id,
+            started_at,
+        )
 
     async def _run_handler(self, task: Task) -> Any:
         loaded = self._plans.get(task.definition_id)

@@ -4,7 +4,8 @@
 -- KEYS: 1 run meta, 2 node states, 3 outputs, 4 staged outputs, 5 task stream, 6 timers,
 --       7 graph key prefix (the run's definition id is appended; same hash tag)
 -- ARGV: 1 kind, 2 run id, 3 at, 4 node id, 5 attempt, 6 retention seconds, 7.. by kind:
---       started: 7 worker id; fail: 7 error type, 8 message, 9 retryable ("1"/"0")
+--       started: 7 worker id; ok: 7 worker id, 8 started at ("" when unknown);
+--       fail: 7 error type, 8 message, 9 retryable ("1"/"0"), 10 worker id, 11 started at
 -- Returns {outcome, final status or ""}; outcome is "applied", "ignored" or "unknown".
 --
 -- Everything is checked before anything is written: a script is atomic but never rolls back.
@@ -76,6 +77,12 @@ local function skip_descendants(failed_id)
   end
 end
 
+-- The worker that reports an attempt's end ran it (it may have taken it over).
+local function record_worker(st, worker_id, started_at)
+  if worker_id and worker_id ~= '' then st.wk = worker_id end
+  if started_at and started_at ~= '' then st.st = started_at end
+end
+
 local function fail_attempt(st, error_type, message, retryable)
   local sp = spec(node_id)
   st.e = {error_type, message}
@@ -124,6 +131,7 @@ if kind == 'ok' then
   if not output then return {'ignored', ''} end
   redis.call('HSET', outs, node_id, output)
   redis.call('HDEL', staged, staged_field)
+  record_worker(st, ARGV[7], ARGV[8])
   st.s = 'COMPLETED'; st.f = at; st.e = nil
   store(node_id, st)
   redis.call('HINCRBY', meta, 'unfinished', -1)
@@ -139,6 +147,7 @@ end
 if kind == 'fail' then
   local st = current()
   if st == nil then return {'ignored', ''} end
+  record_worker(st, ARGV[10], ARGV[11])
   return {'applied', fail_attempt(st, ARGV[7], ARGV[8], ARGV[9] == '1')}
 end
 
