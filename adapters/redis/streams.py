@@ -18,6 +18,7 @@ from typing import Any, cast
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
+from adapters.errors import AdapterError
 from adapters.redis.coalescer import Coalescer
 from adapters.redis.codec import MalformedEntry
 from adapters.redis.connection import Redis, translated_errors
@@ -116,18 +117,27 @@ class RedisStreamQueue[T]:
             reclaimed = await self._reclaim(consumer, max_count)
             if reclaimed:
                 return self._take(reclaimed, max_count)
+        try:
+            response = await self._read_group(consumer, max_count, block_seconds)
+        except AdapterError as error:
+            if "NOGROUP" in str(error):
+                # The stream or group is gone (a Redis restarted without its data): recreate them.
+                self._groups_ready = False
+            raise
+        deliveries: list[Delivery[T]] = []
+        for stream, entries in response or []:
+            await self._decode_entries(stream, entries, deliveries, 1)
+        return self._take(deliveries, max_count)
+
+    async def _read_group(self, consumer: str, max_count: int, block_seconds: float) -> Any:
         async with translated_errors(self._url):
-            response: Any = await self._client.xreadgroup(
+            return await self._client.xreadgroup(
                 self._config.group,
                 consumer,
                 dict.fromkeys(self._config.streams, ">"),
                 count=max_count,
                 block=max(1, int(block_seconds * 1000)),
             )
-        deliveries: list[Delivery[T]] = []
-        for stream, entries in response or []:
-            await self._decode_entries(stream, entries, deliveries, 1)
-        return self._take(deliveries, max_count)
 
     def _take(self, deliveries: list[Delivery[T]], max_count: int) -> list[Delivery[T]]:
         self._overflow = deliveries[max_count:]
