@@ -17,6 +17,7 @@ from domain.events import Event, NodeFailed, NodeSucceeded
 from domain.messages import Task
 
 EVENTS_GROUP, TASKS_GROUP = "orchestrators", "workers"
+INLINE_OUTPUT_BYTES = 1024
 DEAD_LETTERED = "DeadLettered"
 
 
@@ -27,7 +28,9 @@ def _config(keys: KeySpace, kind: str, group: str, visibility: float, deliveries
 
 
 class RedisEventBus(RedisStreamQueue[Event]):
-    """Events; a success's output is staged in the run's state first, the entry refers to it."""
+    """Events. A success's output travels in its entry when small; a larger one is staged in the
+    run's state first and the entry refers to it (ARCHITECTURE.md: large outputs stay out of
+    streams)."""
 
     def __init__(self, client: Redis, url: str, keys: KeySpace, visibility: float, deliveries: int) -> None:
         super().__init__(
@@ -41,11 +44,17 @@ class RedisEventBus(RedisStreamQueue[Event]):
         self._keys = keys
 
     def _add_send(self, pipe: Pipeline, message: Event) -> None:
-        if type(message) is NodeSucceeded:
+        if type(message) is not NodeSucceeded:
+            super()._add_send(pipe, message)
+            return
+        text = json.dumps(message.output, separators=(",", ":"))
+        fields = encode_event(message)
+        if len(text) <= INLINE_OUTPUT_BYTES:
+            fields["o"] = text  # small: travels in the entry, no extra write and read
+        else:
             staged = self._keys.run(message.run_id).staged
-            field = f"{message.node_id}\n{message.attempt}"
-            pipe.hset(staged, field, json.dumps(message.output, separators=(",", ":")))
-        super()._add_send(pipe, message)
+            pipe.hset(staged, f"{message.node_id}\n{message.attempt}", text)
+        pipe.xadd(self._config.streams[self._keys.shard_of(message.run_id)], fields)  # type: ignore[arg-type]
 
 
 class RedisTaskQueue(RedisStreamQueue[Task]):

@@ -1,11 +1,12 @@
 """Events and tasks as flat stream fields (the transition script writes the same shapes).
 
-A node's output never travels in a stream entry: the worker stages it in the run's ``staged`` hash and
-the event refers to it by (node, attempt).
+A node's output travels in a success's entry (field ``o``) only when it is small; otherwise the worker
+stages it in the run's ``staged`` hash and the event refers to it by (node, attempt).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from domain.events import (
@@ -21,6 +22,16 @@ from domain.events import (
 from domain.messages import Task
 
 type Fields = dict[str, str]
+
+
+class _Staged:
+    """Stands for the output of a success whose output was staged in the run's state."""
+
+    def __repr__(self) -> str:
+        return "STAGED"
+
+
+STAGED = _Staged()
 
 
 class MalformedEntry(ValueError):
@@ -93,7 +104,8 @@ def decode_event(fields: Mapping[str, str]) -> Event:
             return NodeStarted(run_id, node_id, attempt, fields["w"], at)
         worker_id, started_at = fields.get("w", ""), _optional_time(fields.get("s"))
         if kind == "ok":
-            return NodeSucceeded(run_id, node_id, attempt, None, at, worker_id, started_at)
+            output = json.loads(fields["o"]) if "o" in fields else STAGED
+            return NodeSucceeded(run_id, node_id, attempt, output, at, worker_id, started_at)
         if kind == "fail":
             retryable = fields["rt"] == "1"
             return NodeFailed(

@@ -12,7 +12,7 @@ from redis.exceptions import ResponseError
 
 from adapters.errors import AdapterError
 from adapters.redis.coalescer import Coalescer
-from adapters.redis.codec import encode_event
+from adapters.redis.codec import STAGED, encode_event
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
@@ -38,6 +38,7 @@ from domain.templates import WORKFLOW_NAMESPACE
 log = logging.getLogger(__name__)
 
 ROOTS_FIELD = "@roots"
+INPUT_CACHE_SIZE = 10_000
 
 
 def graph_fields(plan: WorkflowPlan) -> dict[str, str]:
@@ -75,7 +76,14 @@ def _event_args(event: Event) -> tuple[str, str, str, int, list[str]]:
         case NodeStarted():
             return "started", at, event.node_id, event.attempt, [event.worker_id]
         case NodeSucceeded():
-            return "ok", at, event.node_id, event.attempt, _ran_by(event.worker_id, event.started_at)
+            inline = "" if event.output is STAGED else json.dumps(event.output, separators=(",", ":"))
+            return (
+                "ok",
+                at,
+                event.node_id,
+                event.attempt,
+                [*_ran_by(event.worker_id, event.started_at), inline],
+            )
         case NodeFailed():
             retryable = "1" if event.retryable else "0"
             failure = [event.error_type, event.message, retryable]
@@ -140,6 +148,7 @@ class RedisRunRepository:
         self._coalescer = Coalescer.for_client(client, url)
         self._transition = Script("transition")
         self._graphs_written: set[str] = set()
+        self._inputs: dict[str, str] = {}
 
     async def add(self, run: Run) -> None:
         shard = self._keys.shard_for_run(run.run_id)
@@ -205,21 +214,32 @@ class RedisRunRepository:
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
         keys = self._keys.run(run_id)
         names = [root for root in roots if root != WORKFLOW_NAMESPACE]
+        run_input = self._inputs.get(run_id)
 
         def add(pipe: Pipeline) -> None:
-            pipe.hget(keys.meta, "input")
+            if run_input is None:
+                pipe.hget(keys.meta, "input")
             if names:
                 pipe.hmget(keys.out, names)
 
-        results = await self._coalescer.run(add)
-        if results[0] is None:
-            raise NotFound("workflow run", run_id)
+        results = await self._coalescer.run(add) if run_input is None or names else []
+        if run_input is None:
+            run_input = results.pop(0)
+            if run_input is None:
+                raise NotFound("workflow run", run_id)
+            self._remember_input(run_id, run_input)
         data: dict[str, Any] = {}
         if WORKFLOW_NAMESPACE in roots:
-            data[WORKFLOW_NAMESPACE] = {"input": json.loads(results[0])}
+            data[WORKFLOW_NAMESPACE] = {"input": json.loads(run_input)}
         if names:
-            data.update((name, json.loads(raw)) for name, raw in zip(names, results[1], strict=True) if raw)
+            data.update((name, json.loads(raw)) for name, raw in zip(names, results[0], strict=True) if raw)
         return data
+
+    def _remember_input(self, run_id: str, text: str) -> None:
+        """Inputs never change: each of a run's tasks need not read it again."""
+        if len(self._inputs) >= INPUT_CACHE_SIZE:
+            del self._inputs[next(iter(self._inputs))]
+        self._inputs[run_id] = text
 
     async def apply(self, events: Sequence[Event]) -> list[Command]:
         if not events:

@@ -4,7 +4,8 @@
 -- KEYS: 1 run meta, 2 node states, 3 outputs, 4 staged outputs, 5 task stream, 6 timers,
 --       7 graph key prefix (the run's definition id is appended; same hash tag)
 -- ARGV: 1 kind, 2 run id, 3 at, 4 node id, 5 attempt, 6 retention seconds, 7.. by kind:
---       started: 7 worker id; ok: 7 worker id, 8 started at ("" when unknown);
+--       started: 7 worker id; ok: 7 worker id, 8 started at ("" when unknown), 9 the output's
+--       JSON when it came in the event ("" when the worker staged it);
 --       fail: 7 error type, 8 message, 9 retryable ("1"/"0"), 10 worker id, 11 started at
 -- Returns {outcome, final status or ""}; outcome is "applied", "ignored" or "unknown".
 --
@@ -127,10 +128,13 @@ end
 if kind == 'ok' then
   local st = current()
   if st == nil then return ignored() end
-  local output = redis.call('HGET', staged, staged_field)
-  if not output then return {'ignored', ''} end
+  local output = ARGV[9]
+  if output == nil or output == '' then
+    output = redis.call('HGET', staged, staged_field)
+    if not output then return {'ignored', ''} end
+    redis.call('HDEL', staged, staged_field)
+  end
   redis.call('HSET', outs, node_id, output)
-  redis.call('HDEL', staged, staged_field)
   record_worker(st, ARGV[7], ARGV[8])
   st.s = 'COMPLETED'; st.f = at; st.e = nil
   store(node_id, st)
