@@ -60,10 +60,8 @@ class CompiledConfig:
     renderer: _Renderer | None = None
     references: tuple[Reference, ...] = ()
 
-    @property
-    def roots(self) -> frozenset[str]:
-        """Names the config reads from: node ids and possibly the workflow namespace."""
-        return frozenset(ref.root for ref in self.references)
+    roots: frozenset[str] = frozenset()
+    """Names the config reads from: node ids and possibly the workflow namespace."""
 
     def render(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Return a fresh config with every template replaced; ``data`` maps roots to values."""
@@ -120,5 +118,6 @@ def compile_config(config: dict[str, Any], path: str) -> tuple[CompiledConfig, l
     """Compile ``config`` found at JSON path ``path``; problems name each bad template's path."""
     compiler = _Compiler(path)
     renderer = compiler.compile(config, path)
-    compiled = CompiledConfig(config, renderer, tuple(compiler.references))
+    references = tuple(compiler.references)
+    compiled = CompiledConfig(config, renderer, references, frozenset(ref.root for ref in references))
     return compiled, compiler.problems

@@ -9,6 +9,7 @@ decoded, goes to the shard's dead-letter stream.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -72,6 +73,8 @@ class RedisStreamQueue[T]:
         self._index = {stream: number for number, stream in enumerate(config.streams)}
         self._coalescer = Coalescer.for_client(client, url)
         self._prune = Script("prune_consumers")
+        self._acks: dict[str, list[str]] = {}
+        self._acking: asyncio.Future[list[Any]] | None = None
         self._groups_ready = False
         self._next_reclaim = 0.0
         # COUNT applies per stream, so a read over every shard can return more than was asked for;
@@ -219,15 +222,19 @@ class RedisStreamQueue[T]:
         return grouped
 
     async def ack(self, deliveries: Sequence[Delivery[T]]) -> None:
+        """Acknowledgements made at the same moment leave as one XACK per stream."""
         if not deliveries:
             return
-        grouped = self._by_stream(deliveries)
+        for stream, ids in self._by_stream(deliveries).items():
+            self._acks.setdefault(stream, []).extend(ids)
+        if self._acking is None:
+            self._acking = asyncio.ensure_future(self._coalescer.run(self._add_acks))
+        await asyncio.shield(self._acking)
 
-        def add(pipe: Pipeline) -> None:
-            for stream, ids in grouped.items():
-                pipe.xack(stream, self._config.group, *ids)
-
-        await self._coalescer.run(add)
+    def _add_acks(self, pipe: Pipeline) -> None:
+        acks, self._acks, self._acking = self._acks, {}, None
+        for stream, ids in acks.items():
+            pipe.xack(stream, self._config.group, *ids)
 
     async def _ack_ids(self, stream: str, ids: list[str]) -> None:
         async with translated_errors(self._url):

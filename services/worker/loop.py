@@ -115,7 +115,12 @@ class Worker:
         if not deliveries:
             return
         started_at = self._clock.now()
-        batch = [asyncio.create_task(self._execute(delivery, started_at)) for delivery in deliveries]
+        # Eager: an attempt runs at once up to its first real wait; a quick one finishes here.
+        loop = asyncio.get_running_loop()
+        batch = [
+            asyncio.Task(self._execute(delivery, started_at), loop=loop, eager_start=True)
+            for delivery in deliveries
+        ]
         for attempt, delivery in zip(batch, deliveries, strict=True):
             self._running[attempt] = delivery
             attempt.add_done_callback(self._release)
