@@ -12,6 +12,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from adapters.errors import AdapterError, AdapterUnavailable
@@ -48,6 +49,9 @@ def create_client(url: str, *, read_timeout_seconds: float) -> Redis:
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
         connection_class=_HiredisPackingConnection,
+        # On in redis-py 8 by default ("auto"), and while on, the pool skips its check that replaces
+        # connections a restarted Redis closed: the first call after a restart would fail.
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
 
 

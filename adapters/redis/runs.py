@@ -147,7 +147,6 @@ class RedisRunRepository:
         self._retention = str(retention_seconds)
         self._coalescer = Coalescer.for_client(client, url)
         self._transition = Script("transition")
-        self._graphs_written: set[str] = set()
         self._inputs: dict[str, str] = {}
 
     async def add(self, run: Run) -> None:
@@ -155,11 +154,10 @@ class RedisRunRepository:
         keys = self._keys.run(run.run_id)
         graph = shard.graph_prefix + run.definition_id
         async with translated_errors(self._url):
-            if graph not in self._graphs_written:
-                # Immutable content: concurrent writers write the same fields.
-                if not await self._client.exists(graph):
-                    await self._client.hset(graph, mapping=graph_fields(run.plan))  # type: ignore[arg-type]
-                self._graphs_written.add(graph)
+            # Checked every time, not remembered: a Redis that lost its data lost the graph too.
+            # Immutable content: concurrent writers write the same fields.
+            if not await self._client.exists(graph):
+                await self._client.hset(graph, mapping=graph_fields(run.plan))  # type: ignore[arg-type]
             pipe = self._client.pipeline(transaction=True)
             pipe.hset(
                 keys.meta,

@@ -29,6 +29,14 @@ if not status then
   return {'unknown', ''}
 end
 local graph = KEYS[7] .. definition_id
+if redis.call('EXISTS', graph) == 0 then
+  -- Lost with Redis's data: nothing of this run can go on; end it, saying why.
+  if status ~= 'PENDING' and status ~= 'RUNNING' then return ignored() end
+  redis.call('HSET', meta, 'status', 'FAILED', 'finished_at', at,
+    'error', 'the definition of this run is missing from Redis (was its data lost?)')
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], retention) end
+  return {'applied', 'FAILED'}
+end
 
 local function spec(id) return cjson.decode(redis.call('HGET', graph, id)) end
 local function load(id)
