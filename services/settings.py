@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.limits import Limits
@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_enable_docs: bool = True
     backend_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer tokens the API accepts (JSON list or comma-separated); empty: no authentication.",
+    )
+    max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     worker_concurrency: int = Field(default=64, ge=1, le=10_000)
     worker_handler_modules: str = Field(
         default="", description="Comma-separated modules imported at start to register handlers."
@@ -46,15 +51,15 @@ class Settings(BaseSettings):
     max_output_bytes: int = Field(default=1024 * 1024, ge=1)
     log_level: str = Field(default="WARNING")
 
-    @field_validator("backend_cors_origins", mode="before")
+    @field_validator("backend_cors_origins", "api_tokens", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
-        """The seed accepts a JSON list or a comma-separated string."""
+        """A JSON list or a comma-separated string (as the seed accepts for BACKEND_CORS_ORIGINS)."""
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
                 return json.loads(text)
-            return [origin.strip() for origin in text.split(",") if origin.strip()]
+            return [item.strip() for item in text.split(",") if item.strip()]
         return value
 
     def backend_for(self, default: Literal["memory", "redis"]) -> Literal["memory", "redis"]:

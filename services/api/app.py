@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
-from services.api.errors import install_error_handlers
-from services.api.routes import build_router
+from services.api.errors import error_responses, install_error_handlers
+from services.api.middleware import BearerAuth, BodySizeLimit, JsonCORSMiddleware
+from services.api.routes import ReadinessProbe, build_router
 from services.api.schemas import request_body_schemas
 from services.settings import Settings
 from services.shared.workflows import WorkflowService
@@ -21,9 +21,19 @@ def api_prefix(api_str: str) -> str:
     return f"/{stripped}" if stripped else ""
 
 
-def create_app(workflows: Callable[[], WorkflowService] | WorkflowService, settings: Settings) -> FastAPI:
+def create_app(
+    workflows: Callable[[], WorkflowService] | WorkflowService,
+    settings: Settings,
+    ready: ReadinessProbe | None = None,
+) -> FastAPI:
     """The API over ``workflows``: a WorkflowService, or a factory called once per request (e.g. the
-    container's ``workflows`` provider). Opens nothing: the caller owns the backend's resources."""
+    container's ``workflows`` provider). ``ready`` checks the backend for ``/ready`` (raises
+    ``BackendUnavailable`` when it does not answer; None: always ready). Opens nothing: the caller
+    owns the backend's resources.
+
+    Middleware, outermost first: CORS (so refusals carry its headers), bearer authentication
+    (API_TOKENS), the request body limit (MAX_REQUEST_BYTES).
+    """
 
     def provide() -> WorkflowService:
         # A plain zero-argument callable: FastAPI would read a provider's (*args, **kwargs) as query.
@@ -40,13 +50,21 @@ def create_app(workflows: Callable[[], WorkflowService] | WorkflowService, setti
         redoc_url=f"{prefix}/redoc" if docs else None,
         swagger_ui_oauth2_redirect_url=None,
     )
-    app.include_router(build_router(provide), prefix=prefix)
+    app.include_router(build_router(provide, ready), prefix=prefix)
     install_error_handlers(app)
-    _document_raw_bodies(app)
+    tokens = [
+        token for token in (secret.get_secret_value().strip() for secret in settings.api_tokens) if token
+    ]
+    open_paths = {f"{prefix}/health", f"{prefix}/ready"}
+    open_paths.update(url for url in (app.openapi_url, app.docs_url, app.redoc_url) if url)
+    _complete_openapi(app, open_paths if tokens else None)
+    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
+    if tokens:
+        app.add_middleware(BearerAuth, tokens=tokens, open_paths=open_paths)
     origins = [str(origin).rstrip("/") for origin in settings.backend_cors_origins]
     if origins:
         app.add_middleware(
-            CORSMiddleware,
+            JsonCORSMiddleware,
             allow_origins=origins,
             allow_credentials=True,
             allow_methods=["*"],
@@ -55,14 +73,38 @@ def create_app(workflows: Callable[[], WorkflowService] | WorkflowService, setti
     return app
 
 
-def _document_raw_bodies(app: FastAPI) -> None:
-    """Add the schemas of the raw JSON bodies (see ``schemas.json_body``) to the OpenAPI components."""
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _complete_openapi(app: FastAPI, open_paths: set[str] | None) -> None:
+    """Add the schemas of the raw JSON bodies (see ``schemas.json_body``) to the OpenAPI components,
+    and, when authentication is on (``open_paths`` given), the bearer scheme and its 401 on every
+    operation outside ``open_paths``."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(request_body_schemas())
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).update(request_body_schemas())
+            if open_paths is not None:
+                components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+                unauthorized = error_responses(401)[401]
+                for path, operations in schema.get("paths", {}).items():
+                    if path in open_paths:
+                        continue
+                    for method, operation in operations.items():
+                        if method in _HTTP_METHODS:
+                            operation["security"] = [{"bearer": []}]
+                            operation.setdefault("responses", {})["401"] = {
+                                "description": unauthorized["description"],
+                                "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+                                "content": {
+                                    "application/json": {
+                                        "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                                    }
+                                },
+                            }
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -4,10 +4,11 @@ the domain."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from domain.errors import InvalidInput, Problem
-from services.shared.errors import UsageError
+from services.shared.errors import UnsupportedMediaType, UsageError
 
 _KINDS: dict[type, str] = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
 
@@ -18,6 +19,29 @@ def _json_kind(value: Any) -> str:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` type (``application/merge-patch+json``); parameters ignored."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def check_json_content_type(headers: Mapping[str, str]) -> None:
+    """``UnsupportedMediaType`` (415) when a body is declared as something other than JSON.
+
+    A body without a ``Content-Type`` is read as JSON; one declared as anything else is refused, so
+    ``curl -d`` (which declares form data) needs ``-H 'content-type: application/json'``. An empty
+    body is fine whatever its declared type.
+    """
+    content_type = headers.get("content-type")
+    if content_type is None or is_json_media_type(content_type):
+        return
+    length = headers.get("content-length")
+    declares_body = length.strip() != "0" if length is not None else "transfer-encoding" in headers
+    if declares_body:
+        raise UnsupportedMediaType(content_type)
 
 
 def parse_json(raw: bytes, expected: str) -> Any:

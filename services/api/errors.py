@@ -8,6 +8,7 @@ wrong method) and, as a last resort, a bug (500, no stack trace in the body).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 
@@ -34,21 +35,49 @@ def error_response(
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
 
 
+# The domain's limit problems say "over the limit of N"; the API adds the setting that sets N.
+_LIMIT_SETTINGS = (
+    (re.compile(r"^\d+ nodes exceed the limit of \d+$"), "MAX_NODES"),
+    (re.compile(r"^\d+ dependencies exceed the limit of \d+$"), "MAX_EDGES"),
+    (re.compile(r"^config of node .* nests \d+ levels, over the limit of \d+$"), "MAX_NESTING_DEPTH"),
+    (re.compile(r"^config of node .* is \d+ bytes, over the limit of \d+$"), "MAX_CONFIG_BYTES"),
+    (re.compile(r"^run input is \d+ bytes, over the limit of \d+$"), "MAX_INPUT_BYTES"),
+)
+
+
+def _naming_the_setting(message: str) -> str:
+    for pattern, setting in _LIMIT_SETTINGS:
+        if pattern.match(message):
+            return f"{message} ({setting})"
+    return message
+
+
 def _describe(error: Exception) -> tuple[str, list[ErrorDetail]]:
     if isinstance(error, InvalidDefinition | InvalidInput):
-        details = [ErrorDetail(path=problem.path, message=problem.message) for problem in error.problems]
+        details = [
+            ErrorDetail(path=problem.path, message=_naming_the_setting(problem.message))
+            for problem in error.problems
+        ]
         if isinstance(error, InvalidDefinition):
             return f"invalid workflow definition: {len(details)} problem(s), listed in details", details
-        return f"invalid run input: {error}", details
+        message = "; ".join(f"{detail.path}: {detail.message}" for detail in details)
+        return f"invalid run input: {message}", details
     return str(error), []
 
 
-async def _expected_error(request: Request, error: Exception) -> JSONResponse:
+def response_for(error: Exception, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The response of an error of the shared table (``ValueError`` for any other error)."""
     outcome = outcome_of(error)
     if outcome is None:
-        return await _unexpected_error(request, error)
+        raise ValueError(f"{type(error).__name__} is not in the shared error table")
     message, details = _describe(error)
-    return error_response(outcome.http_status, outcome.code, message, details)
+    return error_response(outcome.http_status, outcome.code, message, details, headers)
+
+
+async def _expected_error(request: Request, error: Exception) -> JSONResponse:
+    if outcome_of(error) is None:
+        return await _unexpected_error(request, error)
+    return response_for(error)
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
@@ -91,7 +120,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
 _DESCRIPTIONS = {
     400: "Invalid request: every problem is listed in details",
+    401: "Missing or invalid bearer token (when API_TOKENS is set); see WWW-Authenticate",
     404: "Not found",
+    413: "Request body over MAX_REQUEST_BYTES",
+    415: "Request body declared as something other than JSON",
     422: "Request validation failed (replaces FastAPI's own 422 shape)",
     503: "The backend (Redis) cannot be reached",
 }

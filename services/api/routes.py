@@ -1,16 +1,19 @@
-"""The seed's four routes (exact shapes) and a health check."""
+"""The seed's four routes (exact shapes), a health check and a readiness check."""
 
 # No "from __future__ import annotations": FastAPI must resolve the local ``Service`` dependency.
-from collections.abc import Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from domain.errors import InvalidInput
-from services.api.bodies import parse_json, run_input_of, under_input
+from domain.errors import BackendError, BackendUnavailable, InvalidInput
+from services.api.bodies import check_json_content_type, parse_json, run_input_of, under_input
 from services.api.errors import error_responses
 from services.api.schemas import (
     HealthStatus,
+    ReadyStatus,
     RunTriggered,
     WorkflowCreated,
     WorkflowResults,
@@ -22,22 +25,60 @@ from services.api.schemas import (
 from services.shared.errors import RunNotFinished
 from services.shared.workflows import WorkflowService
 
+log = logging.getLogger(__name__)
 
-def build_router(workflows: Callable[[], WorkflowService]) -> APIRouter:
-    """Routes relative to the API prefix; ``workflows`` gives the use cases for each request."""
+ReadinessProbe = Callable[[], Awaitable[None]]
+READY_TIMEOUT_SECONDS = 3.0
+
+
+def _json_only(request: Request) -> None:
+    check_json_content_type(request.headers)
+
+
+JSON_BODY = [Depends(_json_only)]
+
+
+def build_router(workflows: Callable[[], WorkflowService], ready: ReadinessProbe | None = None) -> APIRouter:
+    """Routes relative to the API prefix; ``workflows`` gives the use cases for each request and
+    ``ready`` checks the backend (raises ``BackendUnavailable``; None: always ready)."""
     router = APIRouter()
     Service = Annotated[WorkflowService, Depends(workflows)]
 
-    @router.get("/health", tags=["health"])
+    @router.get("/health", tags=["health"], summary="The process answers (liveness)")
     async def health() -> HealthStatus:
         return HealthStatus()
+
+    @router.get(
+        "/ready",
+        tags=["health"],
+        summary="The backend answers (readiness)",
+        responses=error_responses(503),
+    )
+    async def readiness() -> ReadyStatus:
+        """200 when the backend (Redis) answers within a few seconds; 503 ``backend_unavailable``
+        otherwise."""
+        if ready is not None:
+            try:
+                async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                    await ready()
+            except TimeoutError:
+                raise BackendUnavailable(
+                    f"the backend did not answer within {READY_TIMEOUT_SECONDS:g} s"
+                ) from None
+            except BackendUnavailable:
+                raise
+            except (BackendError, OSError) as error:
+                log.warning("readiness check failed: %r", error)
+                raise BackendUnavailable(f"the backend check failed: {type(error).__name__}") from None
+        return ReadyStatus()
 
     @router.post(
         "/workflow",
         tags=["workflows"],
         summary="Register a workflow definition",
-        responses=error_responses(400, 503),
+        responses=error_responses(400, 413, 415, 503),
         openapi_extra=json_body("WorkflowDefinition", required=True),
+        dependencies=JSON_BODY,
     )
     async def submit_workflow(request: Request, service: Service) -> WorkflowCreated:
         """Validate and store a definition; a 400 lists every problem with its JSON path."""
@@ -49,8 +90,9 @@ def build_router(workflows: Callable[[], WorkflowService]) -> APIRouter:
         "/workflow/trigger/{execution_id}",
         tags=["workflows"],
         summary="Start a run of a registered workflow",
-        responses=error_responses(400, 404, 422, 503),
+        responses=error_responses(400, 404, 413, 415, 422, 503),
         openapi_extra=json_body("TriggerRequest", required=False),
+        dependencies=JSON_BODY,
     )
     async def trigger_workflow(execution_id: str, request: Request, service: Service) -> RunTriggered:
         """Body ``{"input": {...}}`` (optional). The run proceeds in the background; poll its status."""

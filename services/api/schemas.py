@@ -49,6 +49,10 @@ class HealthStatus(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class ReadyStatus(BaseModel):
+    status: Literal["ready"] = "ready"
+
+
 class NodeErrorView(BaseModel):
     type: str
     message: str

@@ -96,7 +96,11 @@ async def serve(container: Container, roles: Roles, stop: asyncio.Event | None =
 
 async def _serve_api(container: Container, stop: asyncio.Event) -> None:
     settings = container.settings()
-    app = create_app(container.workflows, settings)
+
+    async def backend_answers() -> None:
+        await open_backend(container)  # raises BackendUnavailable when Redis does not answer
+
+    app = create_app(container.workflows, settings, ready=backend_answers)
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_level="warning", lifespan="off"
     )

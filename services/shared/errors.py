@@ -26,6 +26,29 @@ class RunNotFinished(ServiceError):
         )
 
 
+class Unauthorized(ServiceError):
+    """The request carries no valid bearer token while the API requires one (API_TOKENS)."""
+
+
+class PayloadTooLarge(ServiceError):
+    """The request body is over MAX_REQUEST_BYTES; refused before it is buffered."""
+
+    def __init__(self, limit: int, size: int | None = None) -> None:
+        self.limit = limit
+        what = "the request body" if size is None else f"the request body of {size} bytes"
+        super().__init__(f"{what} is over the limit of {limit} bytes (MAX_REQUEST_BYTES)")
+
+
+class UnsupportedMediaType(ServiceError):
+    """The request body is declared as something other than JSON."""
+
+    def __init__(self, content_type: str) -> None:
+        self.content_type = content_type
+        super().__init__(
+            f"the request body is declared as '{content_type}'; send JSON (Content-Type: application/json)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorOutcome:
     code: str
@@ -41,7 +64,10 @@ ERROR_TABLE: tuple[tuple[type[Exception], ErrorOutcome], ...] = (
     (InvalidInput, ErrorOutcome("invalid_input", 400, EXIT_INVALID)),
     (UsageError, ErrorOutcome("bad_request", 400, EXIT_INVALID)),
     (RunNotFinished, ErrorOutcome("run_not_finished", 400, EXIT_INVALID)),
+    (Unauthorized, ErrorOutcome("unauthorized", 401, EXIT_INVALID)),
     (NotFound, ErrorOutcome("not_found", 404, EXIT_INVALID)),
+    (PayloadTooLarge, ErrorOutcome("payload_too_large", 413, EXIT_INVALID)),
+    (UnsupportedMediaType, ErrorOutcome("unsupported_media_type", 415, EXIT_INVALID)),
     (BackendUnavailable, ErrorOutcome("backend_unavailable", 503, EXIT_UNAVAILABLE)),
 )
 

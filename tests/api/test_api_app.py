@@ -81,6 +81,17 @@ async def test_cors_allows_configured_origins_only(client: httpx.AsyncClient) ->
     assert "access-control-allow-origin" not in other.headers
 
 
+async def test_a_refused_cors_preflight_uses_the_error_shape(client: httpx.AsyncClient) -> None:
+    refused = await client.options(
+        "/api/workflow",
+        headers={"origin": "http://elsewhere.example", "access-control-request-method": "POST"},
+    )
+    error = assert_error(refused, 400, "bad_request")
+    assert "origin not allowed" in error["message"]
+    assert "BACKEND_CORS_ORIGINS" in error["message"]
+    assert "access-control-allow-origin" not in refused.headers
+
+
 async def test_cors_origins_from_the_environment_as_in_the_seed(
     container: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,135 @@
+"""Middleware of the API: the request body limit and bearer-token authentication (pure ASGI: both
+answer before any request body is buffered), and CORS; every refusal in the one error shape
+(``errors.response_for``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Collection, Sequence
+
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.api.errors import response_for
+from services.shared.errors import PayloadTooLarge, Unauthorized, UsageError
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value)
+    return None
+
+
+class BodySizeLimit:
+    """Refuse a request body over ``limit`` bytes with 413 (``payload_too_large``).
+
+    A ``Content-Length`` over the limit is refused before the application runs. Otherwise (a chunked
+    body, or a ``Content-Length`` that lies) the bytes are counted as ``http.request`` messages
+    arrive, and the application's read fails with ``PayloadTooLarge`` as soon as the count passes the
+    limit: nothing larger than the limit (plus one chunk) is ever held.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.limit:
+            await response_for(PayloadTooLarge(self.limit, int(declared)))(scope, receive, send)
+            return
+
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise PayloadTooLarge(self.limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except PayloadTooLarge as error:
+            # Normally the API's exception handler has answered already; this covers a read outside it.
+            if started:
+                raise
+            await response_for(error)(scope, receive, send)
+
+
+class BearerAuth:
+    """Require ``Authorization: Bearer <token>`` with one of ``tokens``, except on ``open_paths`` and
+    CORS preflight requests. A refusal is a 401 (``unauthorized``) with ``WWW-Authenticate: Bearer``.
+
+    Tokens are compared in constant time (``secrets.compare_digest``), against every configured token.
+    """
+
+    def __init__(self, app: ASGIApp, tokens: Sequence[str], open_paths: Collection[str]) -> None:
+        self.app = app
+        self.tokens = [token.encode() for token in tokens if token]
+        if not self.tokens:
+            raise ValueError("BearerAuth needs at least one non-empty token")
+        self.open_paths = frozenset(open_paths)
+
+    def _accepts(self, scope: Scope) -> bool | None:
+        """True: a valid token; False: a wrong one; None: none at all."""
+        header = _header(scope, b"authorization")
+        if header is None:
+            return None
+        scheme, _, presented = header.strip().partition(b" ")
+        if scheme.lower() != b"bearer" or not presented.strip():
+            return False
+        presented = presented.strip()
+        matched = False
+        for token in self.tokens:  # no early exit: the time does not tell which token matched
+            matched |= secrets.compare_digest(presented, token)
+        return matched
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._exempt(scope):
+            await self.app(scope, receive, send)
+            return
+        accepted = self._accepts(scope)
+        if accepted:
+            await self.app(scope, receive, send)
+            return
+        if accepted is None:
+            error = Unauthorized("this API requires a bearer token: send 'Authorization: Bearer <token>'")
+            challenge = "Bearer"
+        else:
+            error = Unauthorized("the bearer token is not valid")
+            challenge = 'Bearer error="invalid_token"'
+        await response_for(error, headers={"WWW-Authenticate": challenge})(scope, receive, send)
+
+    def _exempt(self, scope: Scope) -> bool:
+        if scope["path"] in self.open_paths:
+            return True
+        return scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method") is not None
+
+
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight (400) in the one error shape instead of plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        reason = bytes(response.body).decode(errors="replace").removeprefix("Disallowed CORS ")
+        kept = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+        error = UsageError(f"CORS preflight refused: {reason} not allowed (see BACKEND_CORS_ORIGINS)")
+        return response_for(error, headers=kept)
