@@ -144,25 +144,20 @@ class Run:
 
     def _on_node_failed(self, event: NodeFailed) -> list[Command]:
         node = self._current(event.node_id, event.attempt)
-        if node is not None:
-            _record_worker(node, event.worker_id, event.started_at)
-        return self._fail_attempt(
-            event.node_id,
-            event.attempt,
-            ErrorInfo(event.error_type, event.message),
-            event.at,
-            event.retryable,
-        )
+        if node is None:
+            return []
+        _record_worker(node, event.worker_id, event.started_at)
+        error = ErrorInfo(event.error_type, event.message)
+        return self._fail_attempt(node, event.node_id, error, event.at, event.retryable)
 
     def _on_attempt_timed_out(self, event: AttemptTimedOut) -> list[Command]:
-        if self._current(event.node_id, event.attempt) is None:
+        node = self._current(event.node_id, event.attempt)
+        if node is None:
             return []
         spec = self.plan.node(event.node_id)
         limit = "its timeout" if spec.timeout_seconds is None else f"the timeout of {spec.timeout_seconds}s"
-        message = f"attempt {event.attempt} exceeded {limit}"
-        return self._fail_attempt(
-            event.node_id, event.attempt, ErrorInfo("TimeoutError", message), event.at, True
-        )
+        error = ErrorInfo("TimeoutError", f"attempt {event.attempt} exceeded {limit}")
+        return self._fail_attempt(node, event.node_id, error, event.at, True)
 
     def _on_retry_due(self, event: RetryDue) -> list[Command]:
         if self.status is not RunStatus.RUNNING:
@@ -221,11 +216,9 @@ class Run:
         self.in_flight -= 1
 
     def _fail_attempt(
-        self, node_id: str, attempt: int, error: ErrorInfo, at: float, retryable: bool
+        self, node: NodeRun, node_id: str, error: ErrorInfo, at: float, retryable: bool
     ) -> list[Command]:
-        node = self._current(node_id, attempt)
-        if node is None:
-            return []
+        """``node`` is the attempt in flight (checked by the caller)."""
         spec = self.plan.node(node_id)
         node.error = error
         if retryable and node.attempt < spec.retry.max_attempts:

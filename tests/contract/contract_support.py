@@ -20,6 +20,7 @@ from typing import Any
 
 import fakeredis
 from dependency_injector import providers
+from run_snapshots import snapshot
 
 from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
 from adapters.redis.definitions import RedisDefinitionRepository
@@ -350,40 +351,6 @@ class Driver:
 
 def finishes(commands: Iterable[Command]) -> list[FinishRun]:
     return [c for c in commands if isinstance(c, FinishRun)]
-
-
-def snapshot(run: Run) -> tuple[Any, ...]:
-    """Everything observable about a run, as a comparable value."""
-    nodes = tuple(
-        (
-            spec.id,
-            state.status,
-            state.attempt,
-            state.waiting_on,
-            state.queued_at,
-            state.started_at,
-            state.finished_at,
-            state.worker_id,
-            state.error,
-            state.retry_at,
-            tuple(state.failed_attempts or ()),
-        )
-        for spec, state in run.node_states()
-    )
-    return (
-        run.run_id,
-        run.definition_id,
-        run.input,
-        run.created_at,
-        run.status,
-        run.started_at,
-        run.finished_at,
-        dict(run.outputs),
-        run.unfinished,
-        run.in_flight,
-        run.failed_nodes,
-        nodes,
-    )
 
 
 def mirror_snapshot(run: Run) -> tuple[Any, ...]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from run_snapshots import snapshot  # noqa: F401  (re-exported for the unit tests)
+
 from domain.errors import InvalidDefinition, Problem
 from domain.plan import WorkflowPlan
 from domain.run import Run
@@ -46,33 +48,3 @@ def problems_of(raw: Any, **kwargs: Any) -> list[Problem]:
 
 def new_run(plan: WorkflowPlan, run_input: dict[str, Any] | None = None) -> Run:
     return Run.create(RUN_ID, "def-1", plan, run_input or {}, at=0.0)
-
-
-def snapshot(run: Run) -> tuple[Any, ...]:
-    """Everything observable about a run, as a comparable value."""
-    nodes = tuple(
-        (
-            spec.id,
-            state.status,
-            state.attempt,
-            state.waiting_on,
-            state.queued_at,
-            state.started_at,
-            state.finished_at,
-            state.worker_id,
-            state.error,
-            state.retry_at,
-            tuple(state.failed_attempts or ()),
-        )
-        for spec, state in run.node_states()
-    )
-    return (
-        run.status,
-        run.started_at,
-        run.finished_at,
-        dict(run.outputs),
-        run.unfinished,
-        run.in_flight,
-        run.failed_nodes,
-        nodes,
-    )
