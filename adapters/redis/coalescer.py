@@ -41,7 +41,8 @@ class Coalescer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         if not self._waiting:
-            loop.call_soon(lambda: asyncio.ensure_future(self._flush()))
+            # After the callbacks already queued (they may add commands), then eagerly: no extra turn.
+            loop.call_soon(lambda: asyncio.Task(self._flush(), loop=loop, eager_start=True))
         self._waiting.append((add, future))
         return await future
 

@@ -228,7 +228,8 @@ class RedisStreamQueue[T]:
         for stream, ids in self._by_stream(deliveries).items():
             self._acks.setdefault(stream, []).extend(ids)
         if self._acking is None:
-            self._acking = asyncio.ensure_future(self._coalescer.run(self._add_acks))
+            loop = asyncio.get_running_loop()
+            self._acking = asyncio.Task(self._coalescer.run(self._add_acks), loop=loop, eager_start=True)
         await asyncio.shield(self._acking)
 
     def _add_acks(self, pipe: Pipeline) -> None:
