@@ -24,6 +24,7 @@ class ShardKeys:
     timers: str
     dead: str
     graph_prefix: str
+    run_prefix: str
 
 
 class KeySpace:
@@ -40,6 +41,7 @@ class KeySpace:
             timers=f"{base}:timers",
             dead=f"{base}:dead",
             graph_prefix=f"{base}:graph:",
+            run_prefix=f"{base}:run:",
         )
 
     def shard_of(self, run_id: str) -> int:
@@ -55,7 +57,7 @@ class KeySpace:
         return list(self._shards)
 
     def run(self, run_id: str) -> RunKeys:
-        base = f"{self.prefix}:{{s{self.shard_of(run_id)}}}:run:{run_id}"
+        base = self._shards[self.shard_of(run_id)].run_prefix + run_id
         return RunKeys(meta=base, nodes=f"{base}:nodes", out=f"{base}:out", staged=f"{base}:staged")
 
     def definition(self, definition_id: str) -> str:

@@ -261,25 +261,27 @@ class RedisRunRepository:
         return commands
 
     async def _run_transitions(self, events: Sequence[Event]) -> list[Any]:
+        """One script call per shard for the whole batch; replies back in the events' order."""
         sha = self._transition.sha or await self._transition.load(self._client)
+        by_shard: dict[int, list[int]] = {}
+        for position, event in enumerate(events):
+            by_shard.setdefault(self._keys.shard_of(event.run_id), []).append(position)
         pipe = self._client.pipeline(transaction=False)
-        for event in events:
-            keys = self._keys.run(event.run_id)
-            shard = self._keys.shard_for_run(event.run_id)
-            kind, at, node_id, attempt, extra = _event_args(event)
-            pipe.evalsha(
-                sha,
-                7,
-                *keys.all(),
-                shard.tasks,
-                shard.timers,
-                shard.graph_prefix,
-                kind,
-                event.run_id,
-                at,
-                node_id,
-                str(attempt),
-                self._retention,
-                *extra,
-            )
-        return list(await pipe.execute(raise_on_error=False))
+        for number, positions in by_shard.items():
+            shard = self._keys.shard(number)
+            args: list[str] = [shard.run_prefix]
+            for position in positions:
+                event = events[position]
+                kind, at, node_id, attempt, extra = _event_args(event)
+                event_args = [kind, event.run_id, at, node_id, str(attempt), self._retention, *extra]
+                args.append(str(len(event_args)))
+                args.extend(event_args)
+            pipe.evalsha(sha, 3, shard.tasks, shard.timers, shard.graph_prefix, *args)
+        replies = await pipe.execute(raise_on_error=False)
+        results: list[Any] = [None] * len(events)
+        for positions, reply in zip(by_shard.values(), replies, strict=True):
+            for index, position in enumerate(positions):
+                results[position] = (
+                    reply if isinstance(reply, Exception) else reply[2 * index : 2 * index + 2]
+                )
+        return results
