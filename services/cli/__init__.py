@@ -14,13 +14,20 @@ from rich.console import Console
 
 from domain.errors import InvalidDefinition, InvalidInput
 from domain.validation import build_plan
+from services.cli.client import ApiClient, api_error_lines, default_api_url, print_document, print_status
 from services.cli.files import read_json_file, read_run_input
 from services.cli.progress import RunProgress
 from services.cli.report import print_human, print_json
 from services.cli.run_command import run_workflow
 from services.cli.serve import Roles, serve
 from services.container import Container, close_backend, open_backend
-from services.shared.errors import EXIT_COMPLETED, EXIT_FAILED, EXIT_INVALID, outcome_of
+from services.shared.errors import (
+    EXIT_COMPLETED,
+    EXIT_FAILED,
+    EXIT_INVALID,
+    ApiError,
+    outcome_of,
+)
 from services.shared.views import run_view
 from services.worker.registry import import_handler_modules
 
@@ -47,6 +54,8 @@ def _report_error(error: Exception) -> int:
         else:
             lines = [f"error: invalid {what}: {len(error.problems)} problems"]
             lines += [f"  {problem}" for problem in error.problems]
+    elif isinstance(error, ApiError):
+        lines = api_error_lines(error)
     for line in lines:
         _err.print(line, markup=False, highlight=False, soft_wrap=True)
     return outcome.exit_code
@@ -188,6 +197,98 @@ def check() -> None:
 
     _guarded(lambda: asyncio.run(probe()))
     typer.echo(f"ok: {container.backend()} backend answers")
+
+
+# Client commands: talk to a running API (`dag-service up`, `web` or `api`).
+
+ApiUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--api-url",
+        help="The API, prefix included. Default: $DAG_API_URL, else http://localhost:8000 + API_STR. "
+        "A bearer token is read from $DAG_API_TOKEN.",
+        show_default=False,
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's answer as one JSON document.")]
+
+
+def _client(api_url: str | None) -> ApiClient:
+    return ApiClient(api_url or default_api_url())
+
+
+@app.command()
+def submit(file: FileArgument, api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:
+    """Register a workflow definition with the API; print its execution id.
+
+    Exit 0 when registered, 2 when refused (the server's problems are listed), 3 when the API is
+    unreachable or unavailable.
+    """
+    client = _client(api_url)
+    definition = _guarded(lambda: read_json_file(file))
+    answer = _guarded(lambda: client.submit(definition))
+    if as_json:
+        print_document(answer)
+    else:
+        typer.echo(answer["execution_id"])
+
+
+@app.command()
+def trigger(
+    execution_id: Annotated[str, typer.Argument(help="Id printed by `submit`.", show_default=False)],
+    input_json: Annotated[
+        str | None, typer.Option("--input", help="Run input as a JSON object.", show_default=False)
+    ] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input-file", help="Read the run input from a JSON file.")
+    ] = None,
+    api_url: ApiUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Start a run of a registered workflow through the API; print its instance id.
+
+    Exit 0 when started, 2 for an unknown id or invalid input, 3 when the API is unreachable.
+    """
+    client = _client(api_url)
+    run_input: Any = _guarded(lambda: read_run_input(input_json, input_file))
+    answer = _guarded(lambda: client.trigger(execution_id, run_input))
+    if as_json:
+        print_document(answer)
+    else:
+        typer.echo(answer["instance_id"])
+
+
+InstanceArgument = Annotated[str, typer.Argument(help="Id printed by `trigger`.", show_default=False)]
+
+
+@app.command()
+def status(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:
+    """Show a run's state and a table of its nodes (status, attempts, error).
+
+    Exit 0 whatever the run's state, 2 for an unknown id, 3 when the API is unreachable.
+    """
+    client = _client(api_url)
+    answer = _guarded(lambda: client.status(instance_id))
+    if as_json:
+        print_document(answer)
+    else:
+        print_status(Console(), answer)
+
+
+@app.command()
+def results(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:
+    """Print the outputs of a finished run as JSON (``--json``: the API's whole answer).
+
+    Exit 0 when the run COMPLETED, 1 when it FAILED or was CANCELLED, 2 when it is not finished yet
+    or the id is unknown, 3 when the API is unreachable.
+    """
+    client = _client(api_url)
+    answer = _guarded(lambda: client.results(instance_id))
+    run_status = answer.get("status")
+    print_document(answer if as_json else answer.get("results", {}))
+    if not as_json:
+        _err.print(f"run {instance_id}: {run_status}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_COMPLETED if run_status == "COMPLETED" else EXIT_FAILED)
 
 
 def main() -> None:

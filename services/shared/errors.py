@@ -50,6 +50,53 @@ class UnsupportedMediaType(ServiceError):
 
 
 @dataclass(frozen=True, slots=True)
+class ApiErrorDetail:
+    path: str | None
+    message: str
+
+
+class ApiError(ServiceError):
+    """The HTTP API answered a client command (``dag-service submit`` ...) with an error.
+
+    Carries what the server said: ``status``, ``code``, ``message`` and ``details``. The table below
+    maps classes, so the outcome is chosen by class, not by a field: ``ApiError.from_response``
+    builds ``ApiRequestRejected`` for a 4xx (the request is wrong: exit 2, like any invalid input)
+    and ``ApiServerError`` for a 5xx (the service cannot serve it now: exit 3, like an unreachable
+    backend). The table stays the one place that turns an error into an exit code. These errors are
+    only raised on the client side; the HTTP status in their table rows (502) is what a server would
+    answer were one to relay them, never what the remote API answered (that is ``status``).
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, details: tuple[ApiErrorDetail, ...] = ()
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        super().__init__(f"{message} (HTTP {status} {code})")
+
+    @staticmethod
+    def from_response(
+        status: int, code: str, message: str, details: tuple[ApiErrorDetail, ...] = ()
+    ) -> ApiError:
+        kind = ApiServerError if status >= 500 else ApiRequestRejected
+        return kind(status, code, message, details)
+
+
+class ApiRequestRejected(ApiError):
+    """The API refused the request (4xx: unknown id, invalid definition, run not finished, 401 ...)."""
+
+
+class ApiServerError(ApiError):
+    """The API could not serve the request (5xx: 503 backend unavailable, or a server bug)."""
+
+
+class ApiUnreachable(ServiceError):
+    """No HTTP answer from the API at all: connection refused, DNS failure, timeout."""
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorOutcome:
     code: str
     http_status: int
@@ -69,6 +116,10 @@ ERROR_TABLE: tuple[tuple[type[Exception], ErrorOutcome], ...] = (
     (PayloadTooLarge, ErrorOutcome("payload_too_large", 413, EXIT_INVALID)),
     (UnsupportedMediaType, ErrorOutcome("unsupported_media_type", 415, EXIT_INVALID)),
     (BackendUnavailable, ErrorOutcome("backend_unavailable", 503, EXIT_UNAVAILABLE)),
+    # Client commands talking to a remote API (see ``ApiError``).
+    (ApiRequestRejected, ErrorOutcome("api_request_rejected", 502, EXIT_INVALID)),
+    (ApiServerError, ErrorOutcome("api_server_error", 502, EXIT_UNAVAILABLE)),
+    (ApiUnreachable, ErrorOutcome("api_unreachable", 502, EXIT_UNAVAILABLE)),
 )
 
 

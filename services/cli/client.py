@@ -1,0 +1,154 @@
+"""Client commands' HTTP side: calling a running ``dag-service`` API (``submit``, ``trigger`` ...).
+
+Every failure leaves as an error of the shared table (``services.shared.errors``): no answer at all
+is ``ApiUnreachable``; an error answer is ``ApiError.from_response`` with the server's code, message
+and details; a URL that cannot be used is a ``UsageError``. The token comes from ``DAG_API_TOKEN``
+only, never from a command-line flag, so it stays out of shell history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from services.settings import Settings
+from services.shared.errors import ApiError, ApiErrorDetail, ApiUnreachable, UsageError
+
+API_URL_ENV = "DAG_API_URL"
+API_TOKEN_ENV = "DAG_API_TOKEN"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+_STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "SKIPPED": "yellow", "CANCELLED": "yellow"}
+
+
+def default_api_url() -> str:
+    """``DAG_API_URL``, else the local default: ``http://localhost:8000`` + ``API_STR``."""
+    return os.environ.get(API_URL_ENV) or f"http://localhost:8000{Settings().api_str}"
+
+
+def _error_of(response: httpx.Response) -> ApiError:
+    """The server's ``{"error": {"code", "message", "details"}}``, or the bare status if it is not that."""
+    status = response.status_code
+    code = response.reason_phrase.lower().replace(" ", "_") or "error"
+    message = f"the API answered HTTP {status} {response.reason_phrase}".rstrip()
+    details: tuple[ApiErrorDetail, ...] = ()
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        code = str(error.get("code") or code)
+        message = str(error.get("message") or message)
+        raw_details = error.get("details")
+        if isinstance(raw_details, list):
+            details = tuple(
+                ApiErrorDetail(
+                    path=None if item.get("path") is None else str(item["path"]),
+                    message=str(item.get("message", "")),
+                )
+                for item in raw_details
+                if isinstance(item, dict)
+            )
+    return ApiError.from_response(status, code, message, details)
+
+
+class ApiClient:
+    """A few calls to one API (``base_url`` includes the prefix, e.g. ``http://host:8000/api``)."""
+
+    def __init__(
+        self, base_url: str, token: str | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token if token is not None else os.environ.get(API_TOKEN_ENV) or None
+        self._timeout = timeout
+
+    def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        url = self.base_url + path
+        headers = {"accept": "application/json"}
+        if self._token:
+            headers["authorization"] = f"Bearer {self._token}"
+        try:
+            response = httpx.request(
+                method,
+                url,
+                json=body,
+                headers=headers,
+                timeout=self._timeout,
+                follow_redirects=False,
+            )
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            raise UsageError(
+                f"--api-url {self.base_url!r} is not a usable URL (e.g. http://localhost:8000/api)"
+            ) from None
+        except httpx.TimeoutException:
+            raise ApiUnreachable(
+                f"the API at {self.base_url} did not answer within {self._timeout:g} s"
+            ) from None
+        except httpx.TransportError:
+            raise ApiUnreachable(f"cannot reach the API at {self.base_url}") from None
+        if response.is_error:
+            raise _error_of(response)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise ApiError.from_response(
+                502, "bad_answer", f"the API at {self.base_url} answered {method} {path} with no JSON object"
+            )
+        return answer
+
+    def submit(self, definition: Any) -> dict[str, Any]:
+        return self._request("POST", "/workflow", definition)
+
+    def trigger(self, execution_id: str, run_input: Any) -> dict[str, Any]:
+        path = f"/workflow/trigger/{quote(execution_id, safe='')}"
+        return self._request("POST", path, {"input": run_input})
+
+    def status(self, instance_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/workflows/{quote(instance_id, safe='')}")
+
+    def results(self, instance_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/workflows/{quote(instance_id, safe='')}/results")
+
+
+def api_error_lines(error: ApiError) -> list[str]:
+    """The server's message, then each detail as ``path: message``."""
+    lines = [f"error: {error}"]
+    for detail in error.details:
+        lines.append(f"  {detail.path}: {detail.message}" if detail.path else f"  {detail.message}")
+    return lines
+
+
+def print_document(document: dict[str, Any]) -> None:
+    print(json.dumps(document, indent=2, ensure_ascii=False))  # noqa: T201 - the command's output
+
+
+def print_status(console: Console, status: dict[str, Any]) -> None:
+    """The run state on one line, then a table of its nodes (status, attempts, error)."""
+    state = str(status.get("state", "?"))
+    nodes: dict[str, Any] = status.get("nodes") or {}
+    done = sum(1 for node in nodes.values() if node.get("status") == "COMPLETED")
+    headline = Text(f"Run {status.get('instance_id')} of '{status.get('name')}': ")
+    headline.append(state, style=_STATUS_STYLE.get(state, ""))
+    headline.append(f" ({done}/{len(nodes)} nodes completed)")
+    console.print(headline)
+    table = Table("node", "status", "attempts", "error")
+    for node_id, node in nodes.items():
+        error = node.get("error")
+        node_status = str(node.get("status", "?"))
+        table.add_row(
+            Text(node_id),
+            Text(node_status, style=_STATUS_STYLE.get(node_status, "")),
+            str(node.get("attempts", "")),
+            Text("" if not error else f"{error.get('type')}: {error.get('message')}"),
+        )
+    console.print(table)

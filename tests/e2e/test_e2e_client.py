@@ -1,0 +1,290 @@
+"""The client commands (submit, trigger, status, results) against a real `dag-service up` process.
+
+Each server is the console script started as a subprocess on a free port with the embedded backend;
+the commands run as subprocesses too, so exit codes and output are exactly what a shell sees.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from e2e_cli import DAG_SERVICE, EXAMPLES, PROCESS_TIMEOUT_SECONDS, CliResult, cli_env
+
+EXIT_COMPLETED, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 2, 3
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 15.0
+RUN_TIMEOUT_SECONDS = 30.0
+USER_INPUT = '{"user_id": "u-123"}'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def api_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/api"
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    process: subprocess.Popen[str]
+
+
+@pytest.fixture(scope="module")
+def pycache(pytestconfig: pytest.Config) -> Path | None:
+    return pytestconfig.cache.mkdir("dag_service_pycache") if pytestconfig.cache else None
+
+
+def start_server(log_dir: Path, pycache: Path | None, **settings: str) -> Server:
+    assert DAG_SERVICE.exists(), f"console script not installed at {DAG_SERVICE}"
+    port = free_port()
+    env = {
+        **cli_env(pycache),
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(port),
+        "ENGINE_BACKEND": "memory",
+        **settings,
+    }
+    log = (log_dir / f"server-{port}.log").open("w")
+    process = subprocess.Popen(
+        [str(DAG_SERVICE), "up"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    log.close()
+    server = Server(api_url(port), process)
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"dag-service up exited with {process.returncode}: {log.name}")
+        try:
+            if httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    stop_server(server)
+    raise AssertionError(f"dag-service up did not answer within {START_TIMEOUT_SECONDS} s")
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            server.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, pycache: Path | None) -> Iterator[Server]:
+    started = start_server(tmp_path_factory.mktemp("open_server"), pycache)
+    try:
+        yield started
+    finally:
+        stop_server(started)
+
+
+@pytest.fixture(scope="module")
+def guarded_server(tmp_path_factory: pytest.TempPathFactory, pycache: Path | None) -> Iterator[Server]:
+    started = start_server(tmp_path_factory.mktemp("guarded_server"), pycache, API_TOKENS="secret")
+    try:
+        yield started
+    finally:
+        stop_server(started)
+
+
+def scenario_b(directory: Path, delay_seconds: float) -> Path:
+    """A copy of the fan-out/fan-in example whose simulated services take ``delay_seconds``."""
+    definition = json.loads((EXAMPLES / "scenario_b_fan_out_fan_in.json").read_text(encoding="utf-8"))
+    for node in definition["dag"]["nodes"]:
+        if node["handler"] == "call_external_service":
+            node["config"]["delay_seconds"] = delay_seconds
+    path = directory / f"scenario_b_{delay_seconds:g}.json"
+    path.write_text(json.dumps(definition), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def definitions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("client_definitions")
+    return {"fast": scenario_b(directory, 0.05), "slow": scenario_b(directory, 10)}
+
+
+def client(*args: str, pycache: Path | None, **env: str) -> CliResult:
+    """Run one client command; ``env`` adds DAG_API_URL / DAG_API_TOKEN (nothing is inherited)."""
+    base = {k: v for k, v in cli_env(pycache).items() if k not in {"DAG_API_URL", "DAG_API_TOKEN"}}
+    completed = subprocess.run(
+        [str(DAG_SERVICE), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**base, **env},
+        timeout=PROCESS_TIMEOUT_SECONDS,
+        check=False,
+    )
+    result = CliResult(tuple(args), completed.returncode, completed.stdout, completed.stderr)
+    assert "Traceback" not in result.stderr, result.describe()
+    return result
+
+
+def submit_and_trigger(server: Server, definition: Path, pycache: Path | None) -> str:
+    submitted = client("submit", str(definition), "--api-url", server.url, pycache=pycache)
+    assert submitted.returncode == EXIT_COMPLETED, submitted.describe()
+    execution_id = submitted.stdout.strip()
+    assert execution_id and "\n" not in execution_id, submitted.describe()
+    triggered = client(
+        "trigger", execution_id, "--input", USER_INPUT, "--api-url", server.url, pycache=pycache
+    )
+    assert triggered.returncode == EXIT_COMPLETED, triggered.describe()
+    instance_id = triggered.stdout.strip()
+    assert instance_id and "\n" not in instance_id, triggered.describe()
+    return instance_id
+
+
+def wait_until_finished(server: Server, instance_id: str, pycache: Path | None) -> dict[str, Any]:
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while True:
+        result = client("status", instance_id, "--json", "--api-url", server.url, pycache=pycache)
+        assert result.returncode == EXIT_COMPLETED, result.describe()
+        status = result.json()
+        if status["state"] in {"COMPLETED", "FAILED", "CANCELLED"}:
+            return status
+        assert time.monotonic() < deadline, f"run still {status['state']} after {RUN_TIMEOUT_SECONDS} s"
+        time.sleep(0.2)
+
+
+def test_submit_trigger_status_results(
+    server: Server, definitions: dict[str, Path], pycache: Path | None
+) -> None:
+    instance_id = submit_and_trigger(server, definitions["fast"], pycache)
+
+    status = wait_until_finished(server, instance_id, pycache)
+    assert status["state"] == "COMPLETED"
+    assert status["instance_id"] == instance_id
+    assert set(status["nodes"]) == {"input", "get_user", "get_comments", "output"}
+    assert all(node["status"] == "COMPLETED" and node["attempts"] == 1 for node in status["nodes"].values())
+
+    table = client("status", instance_id, "--api-url", server.url, pycache=pycache)
+    assert table.returncode == EXIT_COMPLETED, table.describe()
+    assert f"Run {instance_id}" in table.stdout_text, table.describe()
+    assert "COMPLETED (4/4 nodes completed)" in table.stdout_text, table.describe()
+    for header in ("node", "status", "attempts", "error", "get_comments"):
+        assert header in table.stdout, table.describe()
+
+    results = client("results", instance_id, "--json", "--api-url", server.url, pycache=pycache)
+    assert results.returncode == EXIT_COMPLETED, results.describe()
+    document = results.json()
+    assert document["status"] == "COMPLETED"
+    output = document["results"]["output"]
+    assert set(output) == {"get_user", "get_comments"}
+    assert output["get_user"]["url"] == "https://jsonplaceholder.typicode.com/users/u-123"
+    assert output["get_comments"]["status_code"] == 200
+
+    plain = client("results", instance_id, "--api-url", server.url, pycache=pycache)
+    assert plain.returncode == EXIT_COMPLETED, plain.describe()
+    assert json.loads(plain.stdout) == document["results"]
+
+
+def test_submit_json_prints_the_api_answer(
+    server: Server, definitions: dict[str, Path], pycache: Path | None
+) -> None:
+    result = client("submit", str(definitions["fast"]), "--json", "--api-url", server.url, pycache=pycache)
+    assert result.returncode == EXIT_COMPLETED, result.describe()
+    assert set(result.json()) == {"execution_id"}
+
+
+def test_results_of_a_run_still_going_exit_2(
+    server: Server, definitions: dict[str, Path], pycache: Path | None
+) -> None:
+    instance_id = submit_and_trigger(server, definitions["slow"], pycache)
+    result = client("results", instance_id, "--api-url", server.url, pycache=pycache)
+    assert result.returncode == EXIT_INVALID, result.describe()
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.describe()
+    assert lines[0].startswith("error: ") and "not finished" in lines[0], result.describe()
+
+
+@pytest.mark.parametrize("command", ["status", "results", "trigger"])
+def test_unknown_id_exits_2_naming_not_found(server: Server, pycache: Path | None, command: str) -> None:
+    result = client(command, "no-such-id", "--api-url", server.url, pycache=pycache)
+    assert result.returncode == EXIT_INVALID, result.describe()
+    assert result.stderr.startswith("error: ") and "not found" in result.stderr_text, result.describe()
+
+
+def test_invalid_definition_lists_every_problem_with_its_path(
+    server: Server, tmp_path: Path, pycache: Path | None
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {"name": "bad", "dag": {"nodes": [{"id": "a", "handler": "nope", "dependencies": ["b"]}]}}
+        ),
+        encoding="utf-8",
+    )
+    result = client("submit", str(bad), "--api-url", server.url, pycache=pycache)
+    assert result.returncode == EXIT_INVALID, result.describe()
+    assert "invalid workflow definition" in result.stderr_text
+    assert "  $.dag.nodes[0].dependencies[0]: node 'a' depends on unknown node 'b'" in result.stderr
+    assert "  $.dag.nodes[0].handler: " in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [("status", "some-id"), ("submit", str(EXAMPLES / "scenario_a_linear.json"))]
+)
+def test_api_down_exits_3_in_one_line(pycache: Path | None, command: tuple[str, str]) -> None:
+    url = api_url(free_port())  # nothing listens there
+    result = client(*command, pycache=pycache, DAG_API_URL=url)
+    assert result.returncode == EXIT_UNAVAILABLE, result.describe()
+    assert result.stderr.splitlines() == [f"error: cannot reach the API at {url}"], result.describe()
+    assert result.stdout == ""
+
+
+def test_without_a_token_the_401_message_is_shown(guarded_server: Server, pycache: Path | None) -> None:
+    result = client("status", "any-id", pycache=pycache, DAG_API_URL=guarded_server.url)
+    assert result.returncode == EXIT_INVALID, result.describe()
+    assert "requires a bearer token" in result.stderr_text and "401" in result.stderr_text
+
+    wrong = client("status", "any-id", pycache=pycache, DAG_API_URL=guarded_server.url, DAG_API_TOKEN="nope")
+    assert wrong.returncode == EXIT_INVALID, wrong.describe()
+    assert "the bearer token is not valid" in wrong.stderr_text
+
+
+def test_with_the_token_from_the_environment_the_commands_work(
+    guarded_server: Server, definitions: dict[str, Path], pycache: Path | None
+) -> None:
+    env = {"DAG_API_URL": guarded_server.url, "DAG_API_TOKEN": "secret"}
+    submitted = client("submit", str(definitions["fast"]), pycache=pycache, **env)
+    assert submitted.returncode == EXIT_COMPLETED, submitted.describe()
+    triggered = client("trigger", submitted.stdout.strip(), "--input", USER_INPUT, pycache=pycache, **env)
+    assert triggered.returncode == EXIT_COMPLETED, triggered.describe()
+    status = client("status", triggered.stdout.strip(), "--json", pycache=pycache, **env)
+    assert status.returncode == EXIT_COMPLETED, status.describe()
+    assert status.json()["instance_id"] == triggered.stdout.strip()
+
+
+def test_the_token_is_not_a_command_line_option(pycache: Path | None) -> None:
+    result = client("status", "--help", pycache=pycache)
+    assert result.returncode == EXIT_COMPLETED
+    assert "--api-url" in result.stdout and "--token" not in result.stdout
+    assert "DAG_API_TOKEN" in result.stdout_text
