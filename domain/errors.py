@@ -16,6 +16,8 @@ class Problem:
 
     path: str
     message: str
+    limit: str | None = None
+    """The ``Limits`` field this problem exceeds, if it is about a limit (e.g. ``max_nodes``)."""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"

@@ -59,7 +59,13 @@ def _check_shape(raw: Any, limits: Limits) -> list[Any]:
         return []
     if len(nodes) > limits.max_nodes:
         raise InvalidDefinition(
-            [Problem("$.dag.nodes", f"{len(nodes)} nodes exceed the limit of {limits.max_nodes}")]
+            [
+                Problem(
+                    "$.dag.nodes",
+                    f"{len(nodes)} nodes exceed the limit of {limits.max_nodes}",
+                    "max_nodes",
+                )
+            ]
         )
     return nodes
 
@@ -153,12 +159,16 @@ class _GraphChecker:
             self._check_node(position, node)
             edges += len(node.dependencies)
         if edges > self.limits.max_edges:
-            self._add("$.dag.nodes", f"{edges} dependencies exceed the limit of {self.limits.max_edges}")
+            self._add(
+                "$.dag.nodes",
+                f"{edges} dependencies exceed the limit of {self.limits.max_edges}",
+                "max_edges",
+            )
         self._check_cycles()
         self._check_template_roots()
 
-    def _add(self, path: str, message: str) -> None:
-        self.problems.append(Problem(path, message))
+    def _add(self, path: str, message: str, limit: str | None = None) -> None:
+        self.problems.append(Problem(path, message, limit))
 
     def _index_ids(self) -> None:
         for position, node in enumerate(self.nodes):
@@ -201,6 +211,7 @@ class _GraphChecker:
                 f"{path}.config",
                 f"config of node '{node.id}' nests {depth} levels, over the limit of "
                 f"{self.limits.max_nesting_depth}",
+                "max_nesting_depth",
             )
             # Never serialise or compile (recursively) what was refused: hostile nesting must not
             # crash the validator.
@@ -212,6 +223,7 @@ class _GraphChecker:
                 f"{path}.config",
                 f"config of node '{node.id}' is {size} bytes, over the limit of "
                 f"{self.limits.max_config_bytes}",
+                "max_config_bytes",
             )
             self.configs.append(CompiledConfig(node.config))
             return
@@ -349,6 +361,12 @@ def validate_input(raw: Any, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     size = json_size(raw)
     if size > limits.max_input_bytes:
         raise InvalidInput(
-            [Problem("$", f"run input is {size} bytes, over the limit of {limits.max_input_bytes}")]
+            [
+                Problem(
+                    "$",
+                    f"run input is {size} bytes, over the limit of {limits.max_input_bytes}",
+                    "max_input_bytes",
+                )
+            ]
         )
     return raw

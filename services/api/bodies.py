@@ -77,4 +77,6 @@ def run_input_of(raw: bytes) -> Any:
 def under_input(error: InvalidInput) -> InvalidInput:
     """Locate the domain's input problems (paths relative to the input) within the request body."""
     problems = error.problems
-    return InvalidInput([Problem("$.input" + problem.path[1:], problem.message) for problem in problems])
+    return InvalidInput(
+        [Problem("$.input" + problem.path[1:], problem.message, problem.limit) for problem in problems]
+    )

@@ -8,7 +8,6 @@ wrong method) and, as a last resort, a bug (500, no stack trace in the body).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 
@@ -17,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from domain.errors import InvalidDefinition, InvalidInput
+from domain.errors import InvalidDefinition, InvalidInput, Problem
 from services.api.schemas import ErrorBody, ErrorDetail, ErrorResponse
 from services.shared.errors import ERROR_TABLE, outcome_of
 
@@ -35,28 +34,15 @@ def error_response(
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
 
 
-# The domain's limit problems say "over the limit of N"; the API adds the setting that sets N.
-_LIMIT_SETTINGS = (
-    (re.compile(r"^\d+ nodes exceed the limit of \d+$"), "MAX_NODES"),
-    (re.compile(r"^\d+ dependencies exceed the limit of \d+$"), "MAX_EDGES"),
-    (re.compile(r"^config of node .* nests \d+ levels, over the limit of \d+$"), "MAX_NESTING_DEPTH"),
-    (re.compile(r"^config of node .* is \d+ bytes, over the limit of \d+$"), "MAX_CONFIG_BYTES"),
-    (re.compile(r"^run input is \d+ bytes, over the limit of \d+$"), "MAX_INPUT_BYTES"),
-)
-
-
-def _naming_the_setting(message: str) -> str:
-    for pattern, setting in _LIMIT_SETTINGS:
-        if pattern.match(message):
-            return f"{message} ({setting})"
-    return message
+def _naming_the_setting(problem: Problem) -> str:
+    """A limit problem also names the setting that sets the limit (MAX_NODES for max_nodes)."""
+    return problem.message if problem.limit is None else f"{problem.message} ({problem.limit.upper()})"
 
 
 def _describe(error: Exception) -> tuple[str, list[ErrorDetail]]:
     if isinstance(error, InvalidDefinition | InvalidInput):
         details = [
-            ErrorDetail(path=problem.path, message=_naming_the_setting(problem.message))
-            for problem in error.problems
+            ErrorDetail(path=problem.path, message=_naming_the_setting(problem)) for problem in error.problems
         ]
         if isinstance(error, InvalidDefinition):
             return f"invalid workflow definition: {len(details)} problem(s), listed in details", details

@@ -413,7 +413,7 @@ def test_max_nodes() -> None:
     raw = workflow(node("a"), node("b"), node("c"))
     assert build_plan(raw, limits=Limits(max_nodes=3))
     assert problems_of(raw, limits=Limits(max_nodes=2)) == [
-        Problem("$.dag.nodes", "3 nodes exceed the limit of 2")
+        Problem("$.dag.nodes", "3 nodes exceed the limit of 2", "max_nodes")
     ]
 
 
@@ -421,7 +421,7 @@ def test_max_edges() -> None:
     raw = workflow(node("a"), node("b"), node("c", ["a", "b"]), node("d", ["c"]))
     assert build_plan(raw, limits=Limits(max_edges=3))
     assert problems_of(raw, limits=Limits(max_edges=2)) == [
-        Problem("$.dag.nodes", "3 dependencies exceed the limit of 2")
+        Problem("$.dag.nodes", "3 dependencies exceed the limit of 2", "max_edges")
     ]
 
 
@@ -431,7 +431,11 @@ def test_max_config_bytes() -> None:
     raw = workflow(node("a", config=config))
     assert build_plan(raw, limits=Limits(max_config_bytes=size))
     assert problems_of(raw, limits=Limits(max_config_bytes=size - 1)) == [
-        Problem("$.dag.nodes[0].config", f"config of node 'a' is {size} bytes, over the limit of {size - 1}")
+        Problem(
+            "$.dag.nodes[0].config",
+            f"config of node 'a' is {size} bytes, over the limit of {size - 1}",
+            "max_config_bytes",
+        )
     ]
 
 
@@ -464,7 +468,11 @@ def test_max_nesting_depth() -> None:
     raw = workflow(node("a", config=_nested(5)))
     assert build_plan(raw, limits=Limits(max_nesting_depth=5))
     assert problems_of(raw, limits=Limits(max_nesting_depth=4)) == [
-        Problem("$.dag.nodes[0].config", "config of node 'a' nests 5 levels, over the limit of 4")
+        Problem(
+            "$.dag.nodes[0].config",
+            "config of node 'a' nests 5 levels, over the limit of 4",
+            "max_nesting_depth",
+        )
     ]
 
 
@@ -580,6 +588,6 @@ def test_validate_input_refuses_oversized_input() -> None:
     with pytest.raises(InvalidInput) as caught:
         validate_input(data, Limits(max_input_bytes=size - 1))
     assert caught.value.problems == [
-        Problem("$", f"run input is {size} bytes, over the limit of {size - 1}"),
+        Problem("$", f"run input is {size} bytes, over the limit of {size - 1}", "max_input_bytes"),
     ]
     assert str(caught.value) == f"$: run input is {size} bytes, over the limit of {size - 1}"
