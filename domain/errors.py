@@ -59,3 +59,12 @@ class BackendError(DomainError):
 
 class BackendUnavailable(BackendError):
     """The backend behind a port cannot be reached."""
+
+
+class RunNotActive(DomainError):
+    """A task of a run that is no longer running (it was cancelled): the task must not start."""
+
+    def __init__(self, run_id: str, status: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        super().__init__(f"workflow run '{run_id}' is {status}")

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from domain.events import Command, Event
+from domain.history import HistoryEntry
 from domain.messages import Task
+from domain.paging import Page
 from domain.plan import WorkflowPlan
 from domain.run import Run
+from domain.statuses import RunStatus
 
 
 class Clock(Protocol):
@@ -32,16 +35,53 @@ class StoredDefinition:
     definition_id: str
     plan: WorkflowPlan
     created_at: float
+    version: int = 0
+    """1 for the first definition registered under its name, then 2, 3 ...; 0 until stored."""
 
     @property
     def name(self) -> str:
         return self.plan.name
 
 
+@dataclass(frozen=True, slots=True)
+class DefinitionSummary:
+    definition_id: str
+    name: str
+    version: int
+    created_at: float
+    node_count: int
+
+
 class DefinitionRepository(Protocol):
-    async def add(self, definition: StoredDefinition) -> None: ...
+    async def add(self, definition: StoredDefinition) -> StoredDefinition:
+        """Store a definition as the next version of its name; returns it with that version."""
+        ...
 
     async def get(self, definition_id: str) -> StoredDefinition: ...
+
+    async def page(self, name: str | None, cursor: str | None, limit: int) -> Page[DefinitionSummary]:
+        """Definitions newest first (every version), only those named ``name`` when given."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    run_id: str
+    definition_id: str
+    workflow: str
+    status: RunStatus
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    workflow: str | None = None
+    """A workflow name: runs of every version registered under it."""
+    status: RunStatus | None = None
+    cursor: str | None = None
+    limit: int = 50
 
 
 class RunRepository(Protocol):
@@ -64,7 +104,20 @@ class RunRepository(Protocol):
         ...
 
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
-        """Outputs of the named nodes that have one, and ``workflow`` -> ``{"input": ...}``."""
+        """Outputs of the named nodes that have one, and ``workflow`` -> ``{"input": ...}``.
+
+        Raises ``RunNotActive`` when the run is no longer RUNNING (cancelled): its queued nodes
+        must not start.
+        """
+        ...
+
+    async def history(self, run_id: str, after: int, limit: int) -> list[tuple[int, HistoryEntry]]:
+        """The run's history entries numbered above ``after`` (numbers start at 1), oldest first."""
+        ...
+
+    async def page(self, query: RunQuery) -> Page[RunSummary]:
+        """Runs newest first, filtered by ``query``; a page may hold fewer than ``limit`` items
+        while ``next_cursor`` is set (the store bounds the work of one call)."""
         ...
 
 

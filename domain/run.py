@@ -2,8 +2,9 @@
 
 ``Run.handle(event)`` mutates the run and returns the commands to carry out. Applying an event that is
 stale (an old attempt), duplicated, or arrives after the run ended changes nothing and returns no
-commands. Work per event is O(out-degree) of the node concerned, plus O(descendants) once when a node
-fails for good (they are skipped).
+commands (``Run.apply`` returns None then, to tell it from an applied event with no consequence).
+Work per event is O(out-degree) of the node concerned, plus O(descendants) once when a node fails for
+good (they are skipped).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class Run:
     unfinished: int = 0
     in_flight: int = 0
     failed_nodes: int = 0
+    last_skipped: tuple[str, ...] = ()
+    """Nodes the last applied event skipped (for its history entry)."""
 
     @classmethod
     def create(
@@ -105,29 +108,35 @@ class Run:
     # -- transitions -----------------------------------------------------------------------------
 
     def handle(self, event: Event) -> list[Command]:
+        return self.apply(event) or []
+
+    def apply(self, event: Event) -> list[Command] | None:
+        """The commands ``event`` calls for; None when it changed nothing (stale, repeated, late)."""
+        self.last_skipped = ()
         handler = _HANDLERS[type(event)]
         return handler(self, event)
 
-    def _on_run_started(self, event: RunStarted) -> list[Command]:
+    def _on_run_started(self, event: RunStarted) -> list[Command] | None:
         if self.status is not RunStatus.PENDING:
-            return []
+            return None
         self.status = RunStatus.RUNNING
         self.started_at = event.at
         return [self._dispatch(index, event.at) for index in self.plan.roots]
 
-    def _on_node_started(self, event: NodeStarted) -> list[Command]:
+    def _on_node_started(self, event: NodeStarted) -> list[Command] | None:
         node = self._current(event.node_id, event.attempt)
         # RUNNING under another worker: the task was taken over from a silent one.
-        if node is not None and not (node.status is NodeStatus.RUNNING and node.worker_id == event.worker_id):
-            node.status = NodeStatus.RUNNING
-            node.started_at = event.at
-            node.worker_id = event.worker_id
+        if node is None or (node.status is NodeStatus.RUNNING and node.worker_id == event.worker_id):
+            return None
+        node.status = NodeStatus.RUNNING
+        node.started_at = event.at
+        node.worker_id = event.worker_id
         return []
 
-    def _on_node_succeeded(self, event: NodeSucceeded) -> list[Command]:
+    def _on_node_succeeded(self, event: NodeSucceeded) -> list[Command] | None:
         node = self._current(event.node_id, event.attempt)
         if node is None:
-            return []
+            return None
         spec = self.plan.node(event.node_id)
         _record_worker(node, event.worker_id, event.started_at)
         self._close(node, NodeStatus.COMPLETED, event.at)
@@ -142,38 +151,38 @@ class Run:
                 commands.append(self._dispatch(child_index, event.at))
         return self._finish_if_done(commands, event.at)
 
-    def _on_node_failed(self, event: NodeFailed) -> list[Command]:
+    def _on_node_failed(self, event: NodeFailed) -> list[Command] | None:
         node = self._current(event.node_id, event.attempt)
         if node is None:
-            return []
+            return None
         _record_worker(node, event.worker_id, event.started_at)
         error = ErrorInfo(event.error_type, event.message)
         return self._fail_attempt(node, event.node_id, error, event.at, event.retryable)
 
-    def _on_attempt_timed_out(self, event: AttemptTimedOut) -> list[Command]:
+    def _on_attempt_timed_out(self, event: AttemptTimedOut) -> list[Command] | None:
         node = self._current(event.node_id, event.attempt)
         if node is None:
-            return []
+            return None
         spec = self.plan.node(event.node_id)
         limit = "its timeout" if spec.timeout_seconds is None else f"the timeout of {spec.timeout_seconds}s"
         error = ErrorInfo("TimeoutError", f"attempt {event.attempt} exceeded {limit}")
         return self._fail_attempt(node, event.node_id, error, event.at, True)
 
-    def _on_retry_due(self, event: RetryDue) -> list[Command]:
+    def _on_retry_due(self, event: RetryDue) -> list[Command] | None:
         if self.status is not RunStatus.RUNNING:
-            return []
+            return None
         index = self.plan.index.get(event.node_id)
         if index is None:
-            return []
+            return None
         node = self.nodes[index]
         if node.retry_at is None or event.attempt != node.attempt + 1:
-            return []
+            return None
         node.retry_at = None
         return [self._dispatch(index, event.at)]
 
-    def _on_cancel_requested(self, event: CancelRequested) -> list[Command]:
+    def _on_cancel_requested(self, event: CancelRequested) -> list[Command] | None:
         if self.status.is_final:
-            return []
+            return None
         for node in self.nodes:
             if not node.status.is_final:
                 node.status = NodeStatus.CANCELLED
@@ -239,6 +248,7 @@ class Run:
 
     def _skip_descendants(self, failed: NodeSpec, at: float) -> None:
         error = ErrorInfo(UPSTREAM_FAILED, f"skipped because upstream node '{failed.id}' failed")
+        skipped: list[str] = []
         queue = deque(failed.children)
         while queue:
             index = queue.popleft()
@@ -248,7 +258,9 @@ class Run:
                 node.error = error
                 node.finished_at = at
                 self.unfinished -= 1
+                skipped.append(self.plan.nodes[index].id)
                 queue.extend(self.plan.nodes[index].children)
+        self.last_skipped = tuple(skipped)
 
     def _finish_if_done(self, commands: list[Command], at: float) -> list[Command]:
         if self.unfinished == 0:
@@ -266,7 +278,7 @@ def _record_worker(node: NodeRun, worker_id: str, started_at: float | None) -> N
         node.started_at = started_at
 
 
-_HANDLERS: dict[type, Callable[[Run, Any], list[Command]]] = {
+_HANDLERS: dict[type, Callable[[Run, Any], list[Command] | None]] = {
     RunStarted: Run._on_run_started,
     NodeStarted: Run._on_node_started,
     NodeSucceeded: Run._on_node_succeeded,

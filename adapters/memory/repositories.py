@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from adapters.memory.queue import InMemoryQueue
 from adapters.memory.timers import InMemoryTimerStore
-from domain.errors import NotFound
+from domain.errors import NotFound, RunNotActive
 from domain.events import Command, DispatchNode, Event, RetryDue, RunStarted, ScheduleRetry
+from domain.history import HistoryEntry, entry_for
 from domain.messages import Task
-from domain.ports import StoredDefinition
+from domain.paging import Page, Position, decode_cursor, encode_cursor
+from domain.ports import DefinitionSummary, RunQuery, RunSummary, StoredDefinition
 from domain.run import Run
+from domain.statuses import RunStatus
 from domain.templates import WORKFLOW_NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -33,15 +37,44 @@ class InMemoryDefinitionRepository:
 
     def __init__(self) -> None:
         self._definitions: dict[str, StoredDefinition] = {}
+        self._versions: dict[str, int] = {}
 
-    async def add(self, definition: StoredDefinition) -> None:
-        self._definitions[definition.definition_id] = definition
+    async def add(self, definition: StoredDefinition) -> StoredDefinition:
+        version = self._versions[definition.name] = self._versions.get(definition.name, 0) + 1
+        stored = dataclasses.replace(definition, version=version)
+        self._definitions[definition.definition_id] = stored
+        return stored
 
     async def get(self, definition_id: str) -> StoredDefinition:
         try:
             return self._definitions[definition_id]
         except KeyError:
             raise NotFound("workflow definition", definition_id) from None
+
+    async def page(self, name: str | None, cursor: str | None, limit: int) -> Page[DefinitionSummary]:
+        chosen = (d for d in self._definitions.values() if name is None or d.name == name)
+        summaries = (
+            DefinitionSummary(d.definition_id, d.name, d.version, d.created_at, len(d.plan.nodes))
+            for d in chosen
+        )
+        return page_of(summaries, lambda d: Position(d.created_at, d.definition_id), cursor, limit)
+
+
+def page_of[T](
+    items: Iterable[T], position_of: Callable[[T], Position], cursor: str | None, limit: int
+) -> Page[T]:
+    """One page of ``items``, newest first, after ``cursor``."""
+    start = decode_cursor(cursor)
+    ordered = sorted(items, key=lambda item: _sort_key(position_of(item)), reverse=True)
+    if start is not None:
+        ordered = [item for item in ordered if start.is_after(*_sort_key(position_of(item)))]
+    page = ordered[:limit]
+    more = len(ordered) > limit
+    return Page(page, encode_cursor(position_of(page[-1])) if more else None)
+
+
+def _sort_key(position: Position) -> tuple[float, str]:
+    return (position.created_at, position.key)
 
 
 class InMemoryRunRepository:
@@ -55,12 +88,14 @@ class InMemoryRunRepository:
         self, tasks: InMemoryQueue[Task], events: InMemoryQueue[Event], timers: InMemoryTimerStore
     ) -> None:
         self._runs: dict[str, Run] = {}
+        self._history: dict[str, list[HistoryEntry]] = {}
         self._tasks = tasks
         self._events = events
         self._timers = timers
 
     async def add(self, run: Run) -> None:
         self._runs[run.run_id] = run
+        self._history[run.run_id] = []
         await self._events.send([RunStarted(run.run_id, run.created_at)])
 
     async def get(self, run_id: str) -> Run:
@@ -77,7 +112,11 @@ class InMemoryRunRepository:
             if run is None:
                 log.warning("ignoring %s for unknown run %s", type(event).__name__, event.run_id)
                 continue
-            for command in run.handle(event):
+            commands = run.apply(event)
+            if commands is None:
+                continue
+            self._history[run.run_id].append(entry_for(event, commands, run, run.last_skipped))
+            for command in commands:
                 if type(command) is DispatchNode:
                     handler = run.plan.node(command.node_id).handler
                     tasks.append(
@@ -93,8 +132,39 @@ class InMemoryRunRepository:
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
         """Copies, as the Redis store gives: a handler changing its inputs must change nothing."""
         run = await self.get(run_id)
+        if run.status is not RunStatus.RUNNING:
+            raise RunNotActive(run_id, run.status.value)
         outputs = run.outputs
         data = {root: _copy_json(outputs[root]) for root in roots if root in outputs}
         if WORKFLOW_NAMESPACE in roots:
             data[WORKFLOW_NAMESPACE] = {"input": _copy_json(run.input)}
         return data
+
+    async def history(self, run_id: str, after: int, limit: int) -> list[tuple[int, HistoryEntry]]:
+        try:
+            entries = self._history[run_id]
+        except KeyError:
+            raise NotFound("workflow run", run_id) from None
+        start = max(after, 0)
+        return list(enumerate(entries[start : start + limit], start=start + 1))
+
+    async def page(self, query: RunQuery) -> Page[RunSummary]:
+        chosen = (
+            run
+            for run in self._runs.values()
+            if (query.status is None or run.status is query.status)
+            and (query.workflow is None or run.plan.name == query.workflow)
+        )
+        summaries = (
+            RunSummary(
+                run.run_id,
+                run.definition_id,
+                run.plan.name,
+                run.status,
+                run.created_at,
+                run.started_at,
+                run.finished_at,
+            )
+            for run in chosen
+        )
+        return page_of(summaries, lambda r: Position(r.created_at, r.run_id), query.cursor, query.limit)

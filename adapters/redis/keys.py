@@ -12,9 +12,10 @@ class RunKeys:
     nodes: str
     out: str
     staged: str
+    history: str
 
-    def all(self) -> tuple[str, str, str, str]:
-        return (self.meta, self.nodes, self.out, self.staged)
+    def all(self) -> tuple[str, str, str, str, str]:
+        return (self.meta, self.nodes, self.out, self.staged, self.history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,11 @@ class ShardKeys:
     dead: str
     graph_prefix: str
     run_prefix: str
+    run_index_prefix: str
+    """A run status appended: the shard's runs in that status, scored by creation time."""
+
+    def run_index(self, status: str) -> str:
+        return self.run_index_prefix + status
 
 
 class KeySpace:
@@ -42,6 +48,7 @@ class KeySpace:
             dead=f"{base}:dead",
             graph_prefix=f"{base}:graph:",
             run_prefix=f"{base}:run:",
+            run_index_prefix=f"{base}:runs:",
         )
 
     def shard_of(self, run_id: str) -> int:
@@ -58,7 +65,27 @@ class KeySpace:
 
     def run(self, run_id: str) -> RunKeys:
         base = self._shards[self.shard_of(run_id)].run_prefix + run_id
-        return RunKeys(meta=base, nodes=f"{base}:nodes", out=f"{base}:out", staged=f"{base}:staged")
+        return RunKeys(
+            meta=base,
+            nodes=f"{base}:nodes",
+            out=f"{base}:out",
+            staged=f"{base}:staged",
+            history=f"{base}:history",
+        )
 
     def definition(self, definition_id: str) -> str:
         return f"{self.prefix}:def:{definition_id}"
+
+    @property
+    def definition_versions(self) -> str:
+        """Hash: workflow name -> its latest version number."""
+        return f"{self.prefix}:defs:versions"
+
+    @property
+    def definition_summaries(self) -> str:
+        """Hash: definition id -> a JSON summary (name, version, created_at, node count)."""
+        return f"{self.prefix}:defs:summaries"
+
+    def definition_index(self, name: str | None) -> str:
+        """Sorted set of definition ids by creation time: all of them, or those of one name."""
+        return f"{self.prefix}:defs:all" if name is None else f"{self.prefix}:defs:name:{name}"

@@ -16,8 +16,9 @@ from adapters.redis.codec import STAGED, encode_event
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
+from adapters.redis.pages import members_after
 from adapters.redis.scripts import Script, first_noscript
-from domain.errors import NotFound
+from domain.errors import NotFound, RunNotActive
 from domain.events import (
     AttemptTimedOut,
     CancelRequested,
@@ -30,7 +31,10 @@ from domain.events import (
     RetryDue,
     RunStarted,
 )
+from domain.history import EntryKind, HistoryEntry
+from domain.paging import Page, Position, decode_cursor, encode_cursor
 from domain.plan import WorkflowPlan
+from domain.ports import RunQuery, RunSummary
 from domain.run import ErrorInfo, FailedAttempt, NodeRun, Run
 from domain.statuses import NodeStatus, RunStatus
 from domain.templates import WORKFLOW_NAMESPACE
@@ -39,6 +43,9 @@ log = logging.getLogger(__name__)
 
 ROOTS_FIELD = "@roots"
 INPUT_CACHE_SIZE = 10_000
+# At most this many runs are looked at for one page of a filtered listing.
+LIST_SCAN_BUDGET = 1_000
+_SUMMARY_FIELDS = ("status", "definition_id", "workflow", "created_at", "started_at", "finished_at")
 
 
 def graph_fields(plan: WorkflowPlan) -> dict[str, str]:
@@ -164,6 +171,7 @@ class RedisRunRepository:
                 mapping={
                     "status": RunStatus.PENDING.value,
                     "definition_id": run.definition_id,
+                    "workflow": run.plan.name,
                     "created_at": repr(run.created_at),
                     "unfinished": len(run.nodes),
                     "in_flight": 0,
@@ -178,6 +186,7 @@ class RedisRunRepository:
                     for spec in run.plan.nodes
                 },
             )
+            pipe.zadd(shard.run_index(RunStatus.PENDING.value), {run.run_id: run.created_at})
             pipe.xadd(shard.events, encode_event(RunStarted(run.run_id, run.created_at)))  # type: ignore[arg-type]
             await pipe.execute()
 
@@ -215,16 +224,20 @@ class RedisRunRepository:
         run_input = self._inputs.get(run_id)
 
         def add(pipe: Pipeline) -> None:
+            pipe.hget(keys.meta, "status")
             if run_input is None:
                 pipe.hget(keys.meta, "input")
             if names:
                 pipe.hmget(keys.out, names)
 
-        results = await self._coalescer.run(add) if run_input is None or names else []
+        results = await self._coalescer.run(add)
+        status = results.pop(0)
+        if status is None:
+            raise NotFound("workflow run", run_id)
+        if status != RunStatus.RUNNING.value:
+            raise RunNotActive(run_id, status)
         if run_input is None:
             run_input = results.pop(0)
-            if run_input is None:
-                raise NotFound("workflow run", run_id)
             self._remember_input(run_id, run_input)
         data: dict[str, Any] = {}
         if WORKFLOW_NAMESPACE in roots:
@@ -276,7 +289,8 @@ class RedisRunRepository:
                 event_args = [kind, event.run_id, at, node_id, str(attempt), self._retention, *extra]
                 args.append(str(len(event_args)))
                 args.extend(event_args)
-            pipe.evalsha(sha, 3, shard.tasks, shard.timers, shard.graph_prefix, *args)
+            keys = (shard.tasks, shard.timers, shard.graph_prefix, shard.run_index_prefix)
+            pipe.evalsha(sha, len(keys), *keys, *args)
         replies = await pipe.execute(raise_on_error=False)
         results: list[Any] = [None] * len(events)
         for positions, reply in zip(by_shard.values(), replies, strict=True):
@@ -285,3 +299,95 @@ class RedisRunRepository:
                     reply if isinstance(reply, Exception) else reply[2 * index : 2 * index + 2]
                 )
         return results
+
+    async def history(self, run_id: str, after: int, limit: int) -> list[tuple[int, HistoryEntry]]:
+        keys = self._keys.run(run_id)
+        start = max(after, 0)
+        async with translated_errors(self._url):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.exists(keys.meta)
+            pipe.lrange(keys.history, start, start + limit - 1)
+            exists, raw = await pipe.execute()
+        if not exists:
+            raise NotFound("workflow run", run_id)
+        return [(start + offset + 1, _history_entry(text)) for offset, text in enumerate(raw)]
+
+    async def page(self, query: RunQuery) -> Page[RunSummary]:
+        after = decode_cursor(query.cursor)
+        statuses = [query.status] if query.status is not None else list(RunStatus)
+        sources = [shard.run_index(status.value) for shard in self._keys.all_shards() for status in statuses]
+        items: list[RunSummary] = []
+        examined = 0
+        async with translated_errors(self._url):
+            while True:
+                candidates = await self._next_runs(sources, after, query.limit + 1)
+                summaries = await self._summaries([run_id for run_id, _ in candidates])
+                for (run_id, created_at), summary in zip(candidates, summaries, strict=True):
+                    if len(items) == query.limit or examined >= LIST_SCAN_BUDGET:
+                        # More candidates remain: the page ends at the last one looked at.
+                        return Page(items, encode_cursor(after) if after else None)
+                    after = Position(created_at, run_id)
+                    examined += 1
+                    if summary is not None and _matches(summary, query):
+                        items.append(summary)
+                if len(candidates) <= query.limit:
+                    return Page(items, None)
+
+    async def _next_runs(
+        self, sources: list[str], after: Position | None, count: int
+    ) -> list[tuple[str, float]]:
+        """The next ``count`` runs after ``after`` over all ``sources``, newest first."""
+        merged: list[tuple[str, float]] = []
+        for source in sources:
+            merged.extend(await members_after(self._client, source, after, count))
+        merged.sort(key=lambda pair: (pair[1], pair[0]), reverse=True)
+        return merged[:count]
+
+    async def _summaries(self, run_ids: list[str]) -> list[RunSummary | None]:
+        pipe = self._client.pipeline(transaction=False)
+        for run_id in run_ids:
+            pipe.hmget(self._keys.run(run_id).meta, _SUMMARY_FIELDS)
+        replies = await pipe.execute()
+        return [_summary(run_id, reply) for run_id, reply in zip(run_ids, replies, strict=True)]
+
+
+def _summary(run_id: str, fields: list[str | None]) -> RunSummary | None:
+    status, definition_id, workflow, created_at, started_at, finished_at = fields
+    if status is None or definition_id is None or created_at is None:
+        return None  # expired since it was indexed
+    return RunSummary(
+        run_id,
+        definition_id,
+        workflow or "",
+        RunStatus(status),
+        float(created_at),
+        _optional_float(started_at),
+        _optional_float(finished_at),
+    )
+
+
+def _matches(summary: RunSummary, query: RunQuery) -> bool:
+    """The index said so; the run may have moved on since."""
+    return (query.status is None or summary.status is query.status) and (
+        query.workflow is None or summary.workflow == query.workflow
+    )
+
+
+def _history_entry(text: str) -> HistoryEntry:
+    """An entry as the transition script wrote it (times as strings, errors as pairs)."""
+    document = json.loads(text)
+    error = document.get("error")
+    attempt = document.get("attempt")
+    status = document.get("run_status")
+    return HistoryEntry(
+        kind=EntryKind(document["kind"]),
+        at=float(document["at"]),
+        node_id=document.get("node_id"),
+        attempt=None if attempt is None else int(attempt),
+        worker_id=document.get("worker_id") or None,
+        error=None if error is None else ErrorInfo(error[0], error[1]),
+        retry_at=_optional_float(document.get("retry_at")),
+        dispatched=tuple(document.get("dispatched", ())),
+        skipped=tuple(document.get("skipped", ())),
+        run_status=None if status is None else RunStatus(status),
+    )

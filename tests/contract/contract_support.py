@@ -28,6 +28,7 @@ from adapters.redis.keys import KeySpace
 from adapters.redis.runs import RedisRunRepository
 from adapters.system import SystemClock
 from domain.events import Command, Event, FinishRun, RunStarted
+from domain.history import HistoryEntry, entry_for
 from domain.messages import Task
 from domain.plan import WorkflowPlan
 from domain.ports import (
@@ -291,6 +292,7 @@ class Driver:
     mirror: bool = True
     commands: list[Command] = field(default_factory=list)
     reference: Run = field(init=False)
+    expected_history: list[HistoryEntry] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         run = self.run
@@ -326,10 +328,19 @@ class Driver:
             expected: list[Command] = []
             for event in originals if originals is not None else [d.message for d in received]:
                 if event.run_id == self.run_id:
-                    expected += self.reference.handle(event)
+                    applied = self.reference.apply(event)
+                    if applied is not None:
+                        expected += applied
+                        entry = entry_for(event, applied, self.reference, self.reference.last_skipped)
+                        self.expected_history.append(entry)
             assert finishes(commands) == finishes(expected)
             stored, reference = mirror_snapshot(await self.get()), mirror_snapshot(self.reference)
             assert stored == reference, "the store diverges from domain.run.Run"
+            history = await self.backend.runs.history(self.run_id, 0, 100_000)
+            assert [number for number, _ in history] == list(range(1, len(history) + 1))
+            assert [comparable(e) for _, e in history] == [comparable(e) for e in self.expected_history], (
+                "the store's history diverges from domain.history.entry_for"
+            )
         return commands
 
     async def take_tasks(self, count: int, *, exactly: bool = False) -> list[Task]:
@@ -347,6 +358,14 @@ class Driver:
 
     def task(self, node_id: str, attempt: int = 1) -> Task:
         return Task(self.run_id, self.run.definition_id, node_id, attempt, f"h-{node_id}")
+
+
+def comparable(entry: HistoryEntry) -> dict[str, Any]:
+    """An entry as JSON, with the retry time to the microsecond the Redis store keeps."""
+    document = entry.to_json()
+    if "retry_at" in document:
+        document["retry_at"] = round(document["retry_at"], 6)
+    return document
 
 
 def finishes(commands: Iterable[Command]) -> list[FinishRun]:

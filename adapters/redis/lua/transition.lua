@@ -2,19 +2,28 @@
 -- Mirrors domain/run.py; the contract suite runs the same scenarios against both. One call applies
 -- a batch of events of one shard, in order: one script invocation and one reply per batch.
 --
--- KEYS: 1 the shard's task stream, 2 its timers, 3 its graph key prefix (a definition id appended)
+-- KEYS: 1 the shard's task stream, 2 its timers, 3 its graph key prefix (a definition id appended),
+--       4 its run index prefix (a run status appended: sorted sets of run ids by creation time)
 -- ARGV: 1 the shard's run key prefix (a run id appended), then per event: its argument count n and
 --       n arguments: 1 kind, 2 run id, 3 at, 4 node id, 5 attempt, 6 retention seconds, 7.. by kind:
 --       started: 7 worker id; ok: 7 worker id, 8 started at ("" when unknown), 9 the output's
 --       JSON when it came in the event ("" when the worker staged it);
 --       fail: 7 error type, 8 message, 9 retryable ("1"/"0"), 10 worker id, 11 started at
 -- Returns, per event, outcome ("applied", "ignored" or "unknown") and final run status or "".
+-- Each applied event appends its entry to the run's history list (domain/history.py's shape,
+-- times as the strings given; empty lists left out).
 -- The keys of a run share the shard's hash tag with the declared keys.
 --
 -- Everything is checked before anything is written: a script is atomic but never rolls back.
 
+local ENTRY_KIND = {
+  start = 'run_started', started = 'node_started', ok = 'node_succeeded', fail = 'node_failed',
+  timeout = 'attempt_timed_out', retry = 'retry_due', cancel = 'cancel_requested',
+}
+
 local function apply_event(KEYS, ARGV)
-  local meta, nodes, outs, staged, tasks, timers = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+  local meta, nodes, outs, staged, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+  local tasks, timers, index = KEYS[6], KEYS[7], KEYS[9]
   local kind, run_id, at = ARGV[1], ARGV[2], ARGV[3]
   local node_id, attempt, retention = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 
@@ -25,20 +34,46 @@ local function apply_event(KEYS, ARGV)
     return {'ignored', ''}
   end
 
-  local run = redis.call('HMGET', meta, 'status', 'definition_id')
-  local status, definition_id = run[1], run[2]
+  local run = redis.call('HMGET', meta, 'status', 'definition_id', 'created_at')
+  local status, definition_id, created_at = run[1], run[2], run[3]
   if not status then
     ignored()
     return {'unknown', ''}
   end
-  local graph = KEYS[7] .. definition_id
+
+  local entry = {kind = ENTRY_KIND[kind], at = at}
+  if node_id ~= '' then entry.node_id = node_id; entry.attempt = attempt end
+  local dispatched, skipped = {}, {}
+  local function applied(final)
+    if #dispatched > 0 then entry.dispatched = dispatched end
+    if #skipped > 0 then entry.skipped = skipped end
+    if final ~= '' then entry.run_status = final end
+    redis.call('RPUSH', history, cjson.encode(entry))
+    return {'applied', final}
+  end
+
+  -- Moves the run between the status indexes; a final status also expires the run's keys and
+  -- drops from that index up to two of its oldest runs whose keys have expired already.
+  local function set_status(new_status)
+    redis.call('ZREM', index .. 'PENDING', run_id)
+    redis.call('ZREM', index .. 'RUNNING', run_id)
+    redis.call('ZADD', index .. new_status, created_at, run_id)
+    if new_status == 'RUNNING' then return end
+    for i = 1, 5 do redis.call('EXPIRE', KEYS[i], retention) end
+    for _, old in ipairs(redis.call('ZRANGE', index .. new_status, 0, 1)) do
+      if redis.call('EXISTS', KEYS[10] .. old) == 0 then redis.call('ZREM', index .. new_status, old) end
+    end
+  end
+
+  local graph = KEYS[8] .. definition_id
   if redis.call('EXISTS', graph) == 0 then
     -- Lost with Redis's data: nothing of this run can go on; end it, saying why.
     if status ~= 'PENDING' and status ~= 'RUNNING' then return ignored() end
-    redis.call('HSET', meta, 'status', 'FAILED', 'finished_at', at,
-      'error', 'the definition of this run is missing from Redis (was its data lost?)')
-    for i = 1, 4 do redis.call('EXPIRE', KEYS[i], retention) end
-    return {'applied', 'FAILED'}
+    local reason = 'the definition of this run is missing from Redis (was its data lost?)'
+    redis.call('HSET', meta, 'status', 'FAILED', 'finished_at', at, 'error', reason)
+    set_status('FAILED')
+    entry.error = {'DefinitionMissing', reason}
+    return applied('FAILED')
   end
 
   local function spec(id) return cjson.decode(redis.call('HGET', graph, id)) end
@@ -53,6 +88,7 @@ local function apply_event(KEYS, ARGV)
     st.s = 'QUEUED'; st.a = st.a + 1; st.q = at; st.st = nil; st.wk = nil
     store(id, st)
     redis.call('HINCRBY', meta, 'in_flight', 1)
+    dispatched[#dispatched + 1] = id
     redis.call('XADD', tasks, '*', 'r', run_id, 'd', definition_id, 'n', id, 'a', tostring(st.a), 'h', sp.h)
   end
 
@@ -61,7 +97,7 @@ local function apply_event(KEYS, ARGV)
     local final = 'COMPLETED'
     if tonumber(redis.call('HGET', meta, 'failed')) > 0 then final = 'FAILED' end
     redis.call('HSET', meta, 'status', final, 'finished_at', at)
-    for i = 1, 4 do redis.call('EXPIRE', KEYS[i], retention) end
+    set_status(final)
     return final
   end
 
@@ -83,6 +119,7 @@ local function apply_event(KEYS, ARGV)
       if st.s == 'PENDING' then
         st.s = 'SKIPPED'; st.e = {'UpstreamFailed', message}; st.f = at
         store(id, st)
+        skipped[#skipped + 1] = id
         redis.call('HINCRBY', meta, 'unfinished', -1)
         for _, child in ipairs(spec(id).c) do queue[#queue + 1] = child end
       end
@@ -98,6 +135,7 @@ local function apply_event(KEYS, ARGV)
   local function fail_attempt(st, error_type, message, retryable)
     local sp = spec(node_id)
     st.e = {error_type, message}
+    entry.error = st.e
     if retryable and st.a < sp.m then
       local delay = math.min(sp.i * sp.x ^ (st.a - 1), sp.b)
       local record = {st.a, st.st or '', at, error_type, message}
@@ -107,6 +145,7 @@ local function apply_event(KEYS, ARGV)
       store(node_id, st)
       redis.call('HINCRBY', meta, 'in_flight', -1)
       redis.call('ZADD', timers, st.r, run_id .. '\n' .. node_id .. '\n' .. tostring(st.a + 1))
+      entry.retry_at = st.r
       return ''
     end
     st.s = 'FAILED'; st.f = at
@@ -121,10 +160,11 @@ local function apply_event(KEYS, ARGV)
   if kind == 'start' then
     if status ~= 'PENDING' then return {'ignored', ''} end
     redis.call('HSET', meta, 'status', 'RUNNING', 'started_at', at)
+    set_status('RUNNING')
     for _, root in ipairs(cjson.decode(redis.call('HGET', graph, '@roots'))) do
       dispatch(root, spec(root), load(root))
     end
-    return {'applied', ''}
+    return applied('')
   end
 
   if kind == 'started' then
@@ -133,7 +173,8 @@ local function apply_event(KEYS, ARGV)
     if st == nil or (st.s == 'RUNNING' and st.wk == ARGV[7]) then return {'ignored', ''} end
     st.s = 'RUNNING'; st.st = at; st.wk = ARGV[7]
     store(node_id, st)
-    return {'applied', ''}
+    entry.worker_id = st.wk
+    return applied('')
   end
 
   if kind == 'ok' then
@@ -156,21 +197,23 @@ local function apply_event(KEYS, ARGV)
       cs.w = cs.w - 1
       if cs.w == 0 and cs.s == 'PENDING' then dispatch(child, spec(child), cs) else store(child, cs) end
     end
-    return {'applied', finish_if_done()}
+    entry.worker_id = st.wk
+    return applied(finish_if_done())
   end
 
   if kind == 'fail' then
     local st = current()
     if st == nil then return {'ignored', ''} end
     record_worker(st, ARGV[10], ARGV[11])
-    return {'applied', fail_attempt(st, ARGV[7], ARGV[8], ARGV[9] == '1')}
+    entry.worker_id = st.wk
+    return applied(fail_attempt(st, ARGV[7], ARGV[8], ARGV[9] == '1'))
   end
 
   if kind == 'timeout' then
     local st = current()
     if st == nil then return {'ignored', ''} end
     local message = 'attempt ' .. tostring(attempt) .. ' exceeded ' .. spec(node_id).t
-    return {'applied', fail_attempt(st, 'TimeoutError', message, true)}
+    return applied(fail_attempt(st, 'TimeoutError', message, true))
   end
 
   if kind == 'retry' then
@@ -179,7 +222,7 @@ local function apply_event(KEYS, ARGV)
     if st == nil or st.r == nil or attempt ~= st.a + 1 then return {'ignored', ''} end
     st.r = nil
     dispatch(node_id, spec(node_id), st)
-    return {'applied', ''}
+    return applied('')
   end
 
   if kind == 'cancel' then
@@ -194,8 +237,8 @@ local function apply_event(KEYS, ARGV)
       end
     end
     redis.call('HSET', meta, 'status', 'CANCELLED', 'finished_at', at, 'unfinished', 0, 'in_flight', 0)
-    for i = 1, 4 do redis.call('EXPIRE', KEYS[i], retention) end
-    return {'applied', 'CANCELLED'}
+    set_status('CANCELLED')
+    return applied('CANCELLED')
   end
 
   return {'error', 'unknown event kind ' .. tostring(kind)}
@@ -208,7 +251,10 @@ while position <= #ARGV do
   local args = {}
   for offset = 1, count do args[offset] = ARGV[position + offset] end
   local base = run_prefix .. args[2]
-  local keys = {base, base .. ':nodes', base .. ':out', base .. ':staged', KEYS[1], KEYS[2], KEYS[3]}
+  local keys = {
+    base, base .. ':nodes', base .. ':out', base .. ':staged', base .. ':history',
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], run_prefix,
+  }
   local outcome = apply_event(keys, args)
   if outcome[1] == 'error' then return redis.error_reply(outcome[2]) end
   results[#results + 1] = outcome[1]
