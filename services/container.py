@@ -95,6 +95,7 @@ class Container(containers.DeclarativeContainer):
         WorkflowService,
         definitions=definitions,
         runs=runs,
+        events=events,
         clock=clock,
         ids=ids,
         limits=settings.provided.limits.call(),

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.api.errors import error_responses, install_error_handlers
 from services.api.middleware import BearerAuth, BodySizeLimit, JsonCORSMiddleware
+from services.api.resources import build_resource_router
 from services.api.routes import ReadinessProbe, build_router
 from services.api.schemas import request_body_schemas
 from services.settings import Settings
@@ -51,6 +52,7 @@ def create_app(
         swagger_ui_oauth2_redirect_url=None,
     )
     app.include_router(build_router(provide, ready), prefix=prefix)
+    app.include_router(build_resource_router(provide), prefix=prefix)
     install_error_handlers(app)
     tokens = [
         token for token in (secret.get_secret_value().strip() for secret in settings.api_tokens) if token

@@ -80,3 +80,27 @@ def under_input(error: InvalidInput) -> InvalidInput:
     return InvalidInput(
         [Problem("$.input" + problem.path[1:], problem.message, problem.limit) for problem in problems]
     )
+
+
+def start_request_of(raw: bytes) -> tuple[str | None, str | None, Any]:
+    """(definition id, workflow name, run input) of ``POST /runs``: exactly one of the first two."""
+    body = parse_json(raw, 'an object like {"definition_id": "...", "input": {...}}')
+    if not isinstance(body, dict):
+        message = f"the request body must be a JSON object, got {_json_kind(body)}"
+        raise InvalidInput([Problem("$", message)])
+    problems = [
+        Problem(f"$.{key}", f"unknown field '{key}'; expected definition_id or workflow, and input")
+        for key in body
+        if key not in ("definition_id", "workflow", "input")
+    ]
+    chosen = [key for key in ("definition_id", "workflow") if key in body]
+    if len(chosen) != 1:
+        problems.append(Problem("$", "give exactly one of definition_id (a version) or workflow (a name)"))
+    problems += [
+        Problem(f"$.{key}", f"must be a non-empty string, got {_json_kind(body[key])}")
+        for key in chosen
+        if not isinstance(body[key], str) or not body[key]
+    ]
+    if problems:
+        raise InvalidInput(problems)
+    return body.get("definition_id"), body.get("workflow"), body.get("input", {})

@@ -37,6 +37,17 @@ class TriggerRequest(BaseModel):
     input: dict[str, Any] = Field(default_factory=dict, description="The run input, a JSON object.")
 
 
+class StartRunRequest(BaseModel):
+    """Body of ``POST /runs``: exactly one of ``definition_id`` (that version) or ``workflow`` (the
+    newest version of that name)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    definition_id: str | None = Field(None, min_length=1, description="A definition id (one version).")
+    workflow: str | None = Field(None, min_length=1, description="A workflow name: its newest version.")
+    input: dict[str, Any] = Field(default_factory=dict, description="The run input, a JSON object.")
+
+
 class WorkflowCreated(BaseModel):
     execution_id: str = Field(description="Id of the stored workflow definition; trigger runs with it.")
 
@@ -127,7 +138,7 @@ def results_of(run: Run) -> WorkflowResults:
 def request_body_schemas() -> dict[str, Any]:
     """OpenAPI component schemas of the bodies the routes read raw (they parse JSON themselves)."""
     schemas: dict[str, Any] = {}
-    for model in (WorkflowDefinition, TriggerRequest):
+    for model in (WorkflowDefinition, TriggerRequest, StartRunRequest):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from domain.events import Event, FinishRun
 from domain.ports import Clock, Delivery, EventBus, RunRepository, TimerStore
 from domain.statuses import RunStatus
+from services.shared.faults import crash_point
 from services.shared.resilience import repeat_until, retrying
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class Orchestrator:
     async def apply(self, deliveries: Sequence[Delivery[Event]]) -> None:
         """Apply a batch, then acknowledge it: a crash in between only causes harmless repeats."""
         commands = await self._runs.apply([delivery.message for delivery in deliveries])
+        crash_point("orchestrator.after_apply_before_ack")
         for command in commands:
             if type(command) is FinishRun:
                 log.info("run %s finished %s", command.run_id, command.status)

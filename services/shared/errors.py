@@ -26,6 +26,19 @@ class RunNotFinished(ServiceError):
         )
 
 
+class RunNotFinishedYet(RunNotFinished):
+    """Results were asked for through the resource API while the run is still going (409; the
+    seed's route answers 400 for the same thing)."""
+
+
+class RunAlreadyFinished(ServiceError):
+    """A cancel was asked for a run that has already ended."""
+
+    def __init__(self, run_id: str, status: RunStatus) -> None:
+        self.status = status
+        super().__init__(f"workflow run '{run_id}' has already finished ({status.value}); nothing to cancel")
+
+
 class Unauthorized(ServiceError):
     """The request carries no valid bearer token while the API requires one (API_TOKENS)."""
 
@@ -110,7 +123,9 @@ ERROR_TABLE: tuple[tuple[type[Exception], ErrorOutcome], ...] = (
     (InvalidDefinition, ErrorOutcome("invalid_definition", 400, EXIT_INVALID)),
     (InvalidInput, ErrorOutcome("invalid_input", 400, EXIT_INVALID)),
     (UsageError, ErrorOutcome("bad_request", 400, EXIT_INVALID)),
+    (RunNotFinishedYet, ErrorOutcome("run_not_finished", 409, EXIT_INVALID)),
     (RunNotFinished, ErrorOutcome("run_not_finished", 400, EXIT_INVALID)),
+    (RunAlreadyFinished, ErrorOutcome("run_already_finished", 409, EXIT_INVALID)),
     (Unauthorized, ErrorOutcome("unauthorized", 401, EXIT_INVALID)),
     (NotFound, ErrorOutcome("not_found", 404, EXIT_INVALID)),
     (PayloadTooLarge, ErrorOutcome("payload_too_large", 413, EXIT_INVALID)),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-from domain.errors import BackendError, TemplateError
+from domain.errors import BackendError, RunNotActive, TemplateError
 from domain.events import Event, NodeFailed, NodeStarted, NodeSucceeded
 from domain.messages import Task
 from domain.plan import WorkflowPlan
@@ -27,6 +27,7 @@ from domain.ports import (
     StoredDefinition,
     TaskQueue,
 )
+from services.shared.faults import crash_point
 from services.shared.resilience import repeat_until, retrying
 from services.worker.registry import Handler, HandlerContext, HandlerRegistry, UnknownHandler
 
@@ -46,6 +47,10 @@ class _Refused(Exception):
 
 class _TimedOut(Exception):
     """The attempt ran past the node's ``timeout_seconds``."""
+
+
+class _NotToStart(Exception):
+    """The task's run is no longer running (cancelled): the attempt must not start."""
 
 
 class Worker:
@@ -160,13 +165,19 @@ class Worker:
             await retrying(self._tasks.maintain, "task stream housekeeping")
 
     async def _execute(self, delivery: Delivery[Task], started_at: float) -> None:
-        result = await self._attempt(delivery.message, started_at)
+        try:
+            result = await self._attempt(delivery.message, started_at)
+        except _NotToStart as reason:
+            log.info("not starting %s: %s", delivery.message.idempotency_key, reason)
+            await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task")
+            return
         # The result is stored before the task is acknowledged: a crash in between repeats the
         # attempt, whose second result is then ignored. (Direct calls first: this is the hot path.)
         try:
             await self._events.send([result])
         except BackendError:
             await retrying(lambda: self._events.send([result]), "reporting a result")
+        crash_point("worker.after_result_before_ack")
         try:
             await self._tasks.ack([delivery])
         except BackendError:
@@ -179,6 +190,8 @@ class Worker:
             return self._failed(task, started_at, refusal.kind, str(refusal), retryable=False)
         except _TimedOut as timed_out:
             return self._failed(task, started_at, "TimeoutError", str(timed_out))
+        except _NotToStart:
+            raise
         except Exception as error:  # a handler's failure is the node's failure, whatever its type
             return self._failed(task, started_at, type(error).__name__, str(error))
         return NodeSucceeded(
@@ -212,9 +225,13 @@ class Worker:
         except UnknownHandler as error:
             raise _Refused("UnknownHandler", str(error)) from None
         try:
-            data = await self._runs.read_data(task.run_id, spec.reads)
-        except BackendError:
-            data = await retrying(lambda: self._runs.read_data(task.run_id, spec.reads), "reading inputs")
+            try:
+                data = await self._runs.read_data(task.run_id, spec.reads)
+            except BackendError:
+                read = lambda: self._runs.read_data(task.run_id, spec.reads)  # noqa: E731
+                data = await retrying(read, "reading inputs")
+        except RunNotActive as inactive:
+            raise _NotToStart(str(inactive)) from None
         try:
             config = spec.config.render(data)
         except TemplateError as error:

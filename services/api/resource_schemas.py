@@ -1,0 +1,217 @@
+"""Response shapes of the resource API (definitions, runs, run events), built from domain objects.
+
+Times are ISO 8601 (UTC), as in the seed's routes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from domain.history import EntryKind, HistoryEntry
+from domain.paging import Page
+from domain.ports import DefinitionSummary, RunSummary, StoredDefinition
+from domain.run import ErrorInfo, NodeRun, Run
+from domain.statuses import NodeStatus, RunStatus
+from services.api.schemas import NodeErrorView
+
+
+def _time(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _error(error: ErrorInfo | None) -> NodeErrorView | None:
+    return None if error is None else NodeErrorView(type=error.type, message=error.message)
+
+
+class DefinitionView(BaseModel):
+    definition_id: str
+    name: str
+    version: int = Field(description="1 for the first definition registered under this name, then 2, 3 ...")
+    created_at: datetime
+    node_count: int
+
+
+class DefinitionDetail(DefinitionView):
+    definition: dict[str, Any] = Field(description="The definition as it was registered.")
+
+
+class DefinitionPage(BaseModel):
+    items: list[DefinitionView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+
+
+class RunSummaryView(BaseModel):
+    run_id: str
+    definition_id: str
+    workflow: str
+    status: RunStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunPage(BaseModel):
+    items: list[RunSummaryView]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end. A filtered page may hold "
+        "fewer items than `limit` while this is set."
+    )
+
+
+class FailedAttemptView(BaseModel):
+    attempt: int
+    started_at: datetime | None
+    finished_at: datetime
+    error: NodeErrorView
+
+
+class NodeDetail(BaseModel):
+    status: NodeStatus
+    attempts: int
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    worker_id: str | None
+    error: NodeErrorView | None
+    failed_attempts: list[FailedAttemptView]
+
+
+class RunDetail(BaseModel):
+    run_id: str
+    definition_id: str
+    workflow: str
+    status: RunStatus
+    input: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    nodes: dict[str, NodeDetail]
+
+
+class RunResultsView(BaseModel):
+    run_id: str
+    status: RunStatus
+    results: dict[str, Any] = Field(description="Output of every node that completed, by node id.")
+
+
+class CancelAccepted(BaseModel):
+    run_id: str
+    status: RunStatus = Field(description="The run's status when the cancel was asked for.")
+    cancel_requested: Literal[True] = True
+
+
+class RunEventView(BaseModel):
+    """One entry of a run's history: the data of a Server-Sent Event (its `id` is `seq`)."""
+
+    seq: int
+    kind: EntryKind
+    at: datetime
+    node_id: str | None = None
+    attempt: int | None = None
+    worker_id: str | None = None
+    error: NodeErrorView | None = None
+    retry_at: datetime | None = None
+    dispatched: list[str] = Field(default_factory=list, description="Nodes this event queued.")
+    skipped: list[str] = Field(default_factory=list, description="Nodes skipped after a failure.")
+    run_status: RunStatus | None = Field(None, description="Set on the event that ended the run.")
+
+
+def definition_view(summary: DefinitionSummary) -> DefinitionView:
+    return DefinitionView(
+        definition_id=summary.definition_id,
+        name=summary.name,
+        version=summary.version,
+        created_at=datetime.fromtimestamp(summary.created_at, tz=UTC),
+        node_count=summary.node_count,
+    )
+
+
+def definition_detail(stored: StoredDefinition) -> DefinitionDetail:
+    return DefinitionDetail(
+        definition_id=stored.definition_id,
+        name=stored.name,
+        version=stored.version,
+        created_at=datetime.fromtimestamp(stored.created_at, tz=UTC),
+        node_count=len(stored.plan.nodes),
+        definition=dict(stored.plan.source),
+    )
+
+
+def definition_page(page: Page[DefinitionSummary]) -> DefinitionPage:
+    return DefinitionPage(items=[definition_view(item) for item in page.items], next_cursor=page.next_cursor)
+
+
+def run_page(page: Page[RunSummary]) -> RunPage:
+    items = [
+        RunSummaryView(
+            run_id=summary.run_id,
+            definition_id=summary.definition_id,
+            workflow=summary.workflow,
+            status=summary.status,
+            created_at=datetime.fromtimestamp(summary.created_at, tz=UTC),
+            started_at=_time(summary.started_at),
+            finished_at=_time(summary.finished_at),
+        )
+        for summary in page.items
+    ]
+    return RunPage(items=items, next_cursor=page.next_cursor)
+
+
+def _node_detail(node: NodeRun) -> NodeDetail:
+    return NodeDetail(
+        status=node.status,
+        attempts=node.attempt,
+        queued_at=_time(node.queued_at),
+        started_at=_time(node.started_at),
+        finished_at=_time(node.finished_at),
+        worker_id=node.worker_id,
+        error=_error(node.error),
+        failed_attempts=[
+            FailedAttemptView(
+                attempt=failed.attempt,
+                started_at=_time(failed.started_at),
+                finished_at=datetime.fromtimestamp(failed.finished_at, tz=UTC),
+                error=NodeErrorView(type=failed.error.type, message=failed.error.message),
+            )
+            for failed in node.failed_attempts or ()
+        ],
+    )
+
+
+def run_detail(run: Run) -> RunDetail:
+    return RunDetail(
+        run_id=run.run_id,
+        definition_id=run.definition_id,
+        workflow=run.plan.name,
+        status=run.status,
+        input=run.input,
+        created_at=datetime.fromtimestamp(run.created_at, tz=UTC),
+        started_at=_time(run.started_at),
+        finished_at=_time(run.finished_at),
+        nodes={spec.id: _node_detail(node) for spec, node in run.node_states()},
+    )
+
+
+def run_results(run: Run) -> RunResultsView:
+    outputs = run.outputs
+    results = {spec.id: outputs[spec.id] for spec in run.plan.nodes if spec.id in outputs}
+    return RunResultsView(run_id=run.run_id, status=run.status, results=results)
+
+
+def run_event(seq: int, entry: HistoryEntry) -> RunEventView:
+    return RunEventView(
+        seq=seq,
+        kind=entry.kind,
+        at=datetime.fromtimestamp(entry.at, tz=UTC),
+        node_id=entry.node_id,
+        attempt=entry.attempt,
+        worker_id=entry.worker_id,
+        error=_error(entry.error),
+        retry_at=_time(entry.retry_at),
+        dispatched=list(entry.dispatched),
+        skipped=list(entry.skipped),
+        run_status=entry.run_status,
+    )
