@@ -14,7 +14,15 @@ from rich.console import Console
 
 from domain.errors import InvalidDefinition, InvalidInput
 from domain.validation import build_plan
-from services.cli.client import ApiClient, api_error_lines, default_api_url, print_document, print_status
+from services.cli.client import (
+    ApiClient,
+    api_error_lines,
+    default_api_url,
+    event_line,
+    print_document,
+    print_document_line,
+    print_status,
+)
 from services.cli.files import read_json_file, read_run_input
 from services.cli.progress import RunProgress
 from services.cli.report import print_human, print_json
@@ -289,6 +297,61 @@ def results(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: Json
     if not as_json:
         _err.print(f"run {instance_id}: {run_status}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_COMPLETED if run_status == "COMPLETED" else EXIT_FAILED)
+
+
+@app.command()
+def watch(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:
+    """Follow a run live (its event stream) until it ends: one line per event, progress on stderr.
+
+    ``--json``: each event as one JSON line. A run that has ended already is replayed from its
+    history. Exit 0 when the run COMPLETED, 1 when it FAILED or was CANCELLED, 2 for an unknown id,
+    3 when the API is unreachable.
+    """
+    client = _client(api_url)
+    run = _guarded(lambda: client.run(instance_id))
+    total = len(run.get("nodes") or {})
+    final = _guarded(lambda: _follow(client, instance_id, total, as_json))
+    if not as_json:
+        _err.print(f"run {instance_id}: {final}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_COMPLETED if final == "COMPLETED" else EXIT_FAILED)
+
+
+def _follow(client: ApiClient, run_id: str, total: int, as_json: bool) -> str:
+    """Print the run's events as they come; returns the run's final status."""
+    finished: set[str] = set()
+    with RunProgress(_err, enabled=not as_json and _err.is_terminal) as progress:
+        progress.start_run(f"run {run_id}", total)
+        for event in client.events(run_id):
+            if as_json:
+                print_document_line(event)
+            else:
+                typer.echo(event_line(event))
+            node_id = event.get("node_id")
+            ended = event.get("kind") == "node_succeeded" or (
+                event.get("kind") in ("node_failed", "attempt_timed_out") and not event.get("retry_at")
+            )
+            if node_id and ended:
+                finished.add(node_id)
+            finished.update(event.get("skipped") or ())
+            progress.advance_to(len(finished))
+            if event.get("run_status"):
+                return str(event["run_status"])
+    raise ApiError.from_response(502, "stream_ended", f"the event stream of run {run_id} ended early")
+
+
+@app.command()
+def cancel(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:
+    """Cancel a run: nodes not yet started never start and the run ends CANCELLED.
+
+    Exit 0 when the cancel was accepted, 2 when the run has ended already or the id is unknown, 3
+    when the API is unreachable.
+    """
+    client = _client(api_url)
+    answer = _guarded(lambda: client.cancel(instance_id))
+    if as_json:
+        print_document(answer)
+    else:
+        typer.echo(f"cancel requested for run {instance_id} (it was {answer.get('status')})")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +25,9 @@ from services.shared.errors import ApiError, ApiErrorDetail, ApiUnreachable, Usa
 API_URL_ENV = "DAG_API_URL"
 API_TOKEN_ENV = "DAG_API_TOKEN"
 DEFAULT_TIMEOUT_SECONDS = 30.0
+# The API sends a keep-alive comment every 15 s on an idle event stream.
+STREAM_READ_TIMEOUT_SECONDS = 60.0
+STREAM_RECONNECTS = 5
 
 _STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "SKIPPED": "yellow", "CANCELLED": "yellow"}
 
@@ -70,11 +74,15 @@ class ApiClient:
         self._token = token if token is not None else os.environ.get(API_TOKEN_ENV) or None
         self._timeout = timeout
 
-    def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        url = self.base_url + path
-        headers = {"accept": "application/json"}
+    def _headers(self, accept: str) -> dict[str, str]:
+        headers = {"accept": accept}
         if self._token:
             headers["authorization"] = f"Bearer {self._token}"
+        return headers
+
+    def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        url = self.base_url + path
+        headers = self._headers("application/json")
         try:
             response = httpx.request(
                 method,
@@ -119,6 +127,54 @@ class ApiClient:
     def results(self, instance_id: str) -> dict[str, Any]:
         return self._request("GET", f"/workflows/{quote(instance_id, safe='')}/results")
 
+    def run(self, run_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/runs/{quote(run_id, safe='')}")
+
+    def cancel(self, run_id: str) -> dict[str, Any]:
+        return self._request("POST", f"/runs/{quote(run_id, safe='')}/cancel")
+
+    def events(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """The run's events (``GET /runs/{id}/events``, Server-Sent Events) until the one that ends
+        the run; a dropped connection is resumed after the last event received."""
+        last = 0
+        reconnects = 0
+        while True:
+            try:
+                for event in self._event_stream(run_id, last):
+                    last = int(event["seq"])
+                    reconnects = 0
+                    yield event
+                return
+            except httpx.TransportError:
+                reconnects += 1
+                if reconnects > STREAM_RECONNECTS:
+                    raise ApiUnreachable(f"lost the event stream of the API at {self.base_url}") from None
+
+    def _event_stream(self, run_id: str, after: int) -> Iterator[dict[str, Any]]:
+        url = f"{self.base_url}/runs/{quote(run_id, safe='')}/events"
+        headers = self._headers("text/event-stream")
+        if after:
+            headers["last-event-id"] = str(after)
+        timeout = httpx.Timeout(self._timeout, read=STREAM_READ_TIMEOUT_SECONDS)
+        try:
+            with httpx.stream("GET", url, headers=headers, timeout=timeout) as response:
+                if response.is_error:
+                    response.read()
+                    raise _error_of(response)
+                data: list[str] = []
+                for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        data.append(line[5:].removeprefix(" "))
+                    elif not line and data:
+                        yield json.loads("\n".join(data))
+                        data = []
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            raise UsageError(
+                f"--api-url {self.base_url!r} is not a usable URL (e.g. http://localhost:8000/api)"
+            ) from None
+        except httpx.ConnectError:
+            raise ApiUnreachable(f"cannot reach the API at {self.base_url}") from None
+
 
 def api_error_lines(error: ApiError) -> list[str]:
     """The server's message, then each detail as ``path: message``."""
@@ -130,6 +186,10 @@ def api_error_lines(error: ApiError) -> list[str]:
 
 def print_document(document: dict[str, Any]) -> None:
     print(json.dumps(document, indent=2, ensure_ascii=False))  # noqa: T201 - the command's output
+
+
+def print_document_line(document: dict[str, Any]) -> None:
+    print(json.dumps(document, ensure_ascii=False), flush=True)  # noqa: T201 - the command's output
 
 
 def print_status(console: Console, status: dict[str, Any]) -> None:
@@ -152,3 +212,24 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
             Text("" if not error else f"{error.get('type')}: {error.get('message')}"),
         )
     console.print(table)
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """One line about a run event: time, kind, node and what it caused."""
+    parts = [str(event.get("at", ""))[11:23], str(event.get("kind"))]
+    if event.get("node_id") is not None:
+        parts.append(f"{event['node_id']} (attempt {event.get('attempt')})")
+    if event.get("worker_id"):
+        parts.append(f"on {event['worker_id']}")
+    error = event.get("error")
+    if error:
+        parts.append(f"- {error.get('type')}: {error.get('message')}")
+    if event.get("retry_at"):
+        parts.append(f"- retry at {str(event['retry_at'])[11:23]}")
+    if event.get("dispatched"):
+        parts.append(f"-> queued {', '.join(event['dispatched'])}")
+    if event.get("skipped"):
+        parts.append(f"-> skipped {', '.join(event['skipped'])}")
+    if event.get("run_status"):
+        parts.append(f"=> run {event['run_status']}")
+    return " ".join(parts)

@@ -68,3 +68,12 @@ class RunProgress:
             running=_running_names(run),
             description=f"{run.plan.name} {run.status.value}",
         )
+
+    # For a run followed from afar (``watch``): only counts are known.
+
+    def start_run(self, description: str, total: int) -> None:
+        self._task = self._progress.add_task(description, total=total, running="")
+
+    def advance_to(self, finished: int) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=finished)

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from e2e_cli import DAG_SERVICE, EXAMPLES, PROCESS_TIMEOUT_SECONDS, CliResult, cli_env
 
-EXIT_COMPLETED, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 2, 3
+EXIT_COMPLETED, EXIT_FAILED, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 1, 2, 3
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
 RUN_TIMEOUT_SECONDS = 30.0
@@ -288,3 +288,52 @@ def test_the_token_is_not_a_command_line_option(pycache: Path | None) -> None:
     assert result.returncode == EXIT_COMPLETED
     assert "--api-url" in result.stdout and "--token" not in result.stdout
     assert "DAG_API_TOKEN" in result.stdout_text
+
+
+def test_watch_follows_a_run_to_its_end(
+    server: Server, definitions: dict[str, Path], pycache: Path | None
+) -> None:
+    instance_id = submit_and_trigger(server, definitions["fast"], pycache)
+
+    watched = client("watch", instance_id, "--api-url", server.url, pycache=pycache)
+
+    assert watched.returncode == EXIT_COMPLETED, watched.describe()
+    lines = watched.stdout.splitlines()
+    assert "run_started" in lines[0] and "queued input" in lines[0], watched.describe()
+    assert sum("node_succeeded" in line for line in lines) == 4, watched.describe()
+    assert lines[-1].endswith("=> run COMPLETED"), watched.describe()
+    assert f"run {instance_id}: COMPLETED" in watched.stderr_text, watched.describe()
+
+    replay = client("watch", instance_id, "--json", "--api-url", server.url, pycache=pycache)
+    assert replay.returncode == EXIT_COMPLETED, replay.describe()
+    events = [json.loads(line) for line in replay.stdout.splitlines()]
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    assert events[-1]["run_status"] == "COMPLETED"
+
+
+def test_cancel_ends_a_run_and_watch_reports_it(
+    server: Server, definitions: dict[str, Path], pycache: Path | None
+) -> None:
+    instance_id = submit_and_trigger(server, definitions["slow"], pycache)
+
+    cancelled = client("cancel", instance_id, "--api-url", server.url, pycache=pycache)
+    assert cancelled.returncode == EXIT_COMPLETED, cancelled.describe()
+    assert f"cancel requested for run {instance_id}" in cancelled.stdout_text, cancelled.describe()
+
+    watched = client("watch", instance_id, "--api-url", server.url, pycache=pycache)
+    assert watched.returncode == EXIT_FAILED, watched.describe()
+    assert watched.stdout.splitlines()[-1].endswith("=> run CANCELLED"), watched.describe()
+    status = wait_until_finished(server, instance_id, pycache)
+    assert status["state"] == "CANCELLED"
+    assert status["nodes"]["output"]["status"] == "CANCELLED"
+
+    again = client("cancel", instance_id, "--api-url", server.url, pycache=pycache)
+    assert again.returncode == EXIT_INVALID, again.describe()
+    assert "already finished" in again.stderr_text, again.describe()
+
+
+@pytest.mark.parametrize("command", ["watch", "cancel"])
+def test_watch_and_cancel_of_an_unknown_id_exit_2(server: Server, pycache: Path | None, command: str) -> None:
+    result = client(command, "no-such-id", "--api-url", server.url, pycache=pycache)
+    assert result.returncode == EXIT_INVALID, result.describe()
+    assert result.stderr.startswith("error: ") and "not found" in result.stderr_text, result.describe()
