@@ -89,8 +89,9 @@ class RunRepository(Protocol):
         """Store a new PENDING run and queue its ``RunStarted`` event in one atomic step."""
         ...
 
-    async def get(self, run_id: str) -> Run:
-        """A snapshot of the run for reading; transitions go through ``apply``."""
+    async def get(self, run_id: str, *, outputs: bool = True) -> Run:
+        """A snapshot of the run for reading; transitions go through ``apply``. With
+        ``outputs=False`` the store may leave ``Run.outputs`` empty (cheaper for status reads)."""
         ...
 
     async def apply(self, events: Sequence[Event]) -> list[Command]:

@@ -91,7 +91,8 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
-    workflows = providers.Factory(
+    # Stateless: one per container, not one per HTTP request.
+    workflows = providers.Singleton(
         WorkflowService,
         definitions=definitions,
         runs=runs,

@@ -98,7 +98,7 @@ class InMemoryRunRepository:
         self._history[run.run_id] = []
         await self._events.send([RunStarted(run.run_id, run.created_at)])
 
-    async def get(self, run_id: str) -> Run:
+    async def get(self, run_id: str, *, outputs: bool = True) -> Run:
         try:
             return self._runs[run_id]
         except KeyError:

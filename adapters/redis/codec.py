@@ -7,6 +7,7 @@ stages it in the run's ``staged`` hash and the event refers to it by (node, atte
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 
 from domain.events import (
@@ -94,7 +95,7 @@ def encode_event(event: Event) -> Fields:
 
 def decode_event(fields: Mapping[str, str]) -> Event:
     try:
-        kind, run_id, at = fields["k"], fields["r"], float(fields["t"])
+        kind, run_id, at = fields["k"], fields["r"], _time(fields["t"])
         if kind == "start":
             return RunStarted(run_id, at)
         if kind == "cancel":
@@ -127,8 +128,17 @@ def _ran_by(worker_id: str, started_at: float | None) -> Fields:
     return fields
 
 
+def _time(value: str) -> float:
+    # NaN or infinity would reach the transition script, which cannot schedule a retry at such a
+    # time: it fails half-way through (scripts never roll back) and leaves the run stuck.
+    moment = float(value)
+    if not math.isfinite(moment):
+        raise ValueError(f"time {value!r} is not a finite number")
+    return moment
+
+
 def _optional_time(value: str | None) -> float | None:
-    return None if not value else float(value)
+    return None if not value else _time(value)
 
 
 def encode_task(task: Task) -> Fields:

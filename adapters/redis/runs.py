@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from adapters.errors import AdapterError
 from adapters.redis.coalescer import Coalescer
@@ -70,6 +70,26 @@ def graph_fields(plan: WorkflowPlan) -> dict[str, str]:
     }
     fields[ROOTS_FIELD] = json.dumps([plan.nodes[root].id for root in plan.roots])
     return fields
+
+
+def _meta_fields(run: Run) -> dict[str, str]:
+    return {
+        "status": RunStatus.PENDING.value,
+        "definition_id": run.definition_id,
+        "workflow": run.plan.name,
+        "created_at": repr(run.created_at),
+        "unfinished": str(len(run.nodes)),
+        "in_flight": "0",
+        "failed": "0",
+        "input": json.dumps(run.input),
+    }
+
+
+def _node_fields(run: Run) -> dict[str, str]:
+    return {
+        spec.id: json.dumps({"s": "PENDING", "a": 0, "w": len(spec.parents)}, separators=(",", ":"))
+        for spec in run.plan.nodes
+    }
 
 
 def _event_args(event: Event) -> tuple[str, str, str, int, list[str]]:
@@ -154,50 +174,57 @@ class RedisRunRepository:
         self._retention = str(retention_seconds)
         self._coalescer = Coalescer.for_client(client, url)
         self._transition = Script("transition")
+        self._add_script = Script("add_run")
         self._inputs: dict[str, str] = {}
 
     async def add(self, run: Run) -> None:
+        """One script call; a second one, carrying the graph, only when Redis lacks the graph (the
+        first run of a definition, or a Redis that lost its data: checked every time)."""
         shard = self._keys.shard_for_run(run.run_id)
         keys = self._keys.run(run.run_id)
         graph = shard.graph_prefix + run.definition_id
+        script_keys = (keys.meta, keys.nodes, shard.run_index(RunStatus.PENDING.value), shard.events, graph)
+        args = [run.run_id, repr(run.created_at)]
+        for fields in (
+            _meta_fields(run),
+            _node_fields(run),
+            encode_event(RunStarted(run.run_id, run.created_at)),
+        ):
+            args.append(str(2 * len(fields)))
+            for name, value in fields.items():
+                args += (name, value)
         async with translated_errors(self._url):
-            # Checked every time, not remembered: a Redis that lost its data lost the graph too.
-            # Immutable content: concurrent writers write the same fields.
-            if not await self._client.exists(graph):
-                await self._client.hset(graph, mapping=graph_fields(run.plan))  # type: ignore[arg-type]
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hset(
-                keys.meta,
-                mapping={
-                    "status": RunStatus.PENDING.value,
-                    "definition_id": run.definition_id,
-                    "workflow": run.plan.name,
-                    "created_at": repr(run.created_at),
-                    "unfinished": len(run.nodes),
-                    "in_flight": 0,
-                    "failed": 0,
-                    "input": json.dumps(run.input),
-                },
-            )
-            pipe.hset(
-                keys.nodes,
-                mapping={
-                    spec.id: json.dumps({"s": "PENDING", "a": 0, "w": len(spec.parents)})
-                    for spec in run.plan.nodes
-                },
-            )
-            pipe.zadd(shard.run_index(RunStatus.PENDING.value), {run.run_id: run.created_at})
-            pipe.xadd(shard.events, encode_event(RunStarted(run.run_id, run.created_at)))  # type: ignore[arg-type]
-            await pipe.execute()
+            if await self._add_run(script_keys, args) == "graph missing":
+                graph_args = [part for pair in graph_fields(run.plan).items() for part in pair]
+                await self._add_run(script_keys, args + graph_args)
 
-    async def get(self, run_id: str) -> Run:
+    async def _add_run(self, keys: tuple[str, ...], args: list[str]) -> Any:
+        """Coalesced with the other calls of this loop iteration (concurrent API requests)."""
+        sha = self._add_script.sha or await self._add_script.load(self._client)
+        try:
+            return await self._evalsha(sha, keys, args)
+        except AdapterError as error:
+            if not isinstance(error.__cause__, NoScriptError):
+                raise
+        # Redis forgot its scripts (a restart): load and call again (nothing was written).
+        return await self._evalsha(await self._add_script.load(self._client), keys, args)
+
+    async def _evalsha(self, sha: str, keys: tuple[str, ...], args: list[str]) -> Any:
+        def add(pipe: Pipeline) -> None:
+            pipe.evalsha(sha, len(keys), *keys, *args)
+
+        (reply,) = await self._coalescer.run(add)
+        return reply
+
+    async def get(self, run_id: str, *, outputs: bool = True) -> Run:
         keys = self._keys.run(run_id)
         async with translated_errors(self._url):
             pipe = self._client.pipeline(transaction=True)
             pipe.hgetall(keys.meta)
             pipe.hgetall(keys.nodes)
-            pipe.hgetall(keys.out)
-            meta, nodes, outputs = await pipe.execute()
+            if outputs:
+                pipe.hgetall(keys.out)
+            meta, nodes, *stored_outputs = await pipe.execute()
         if not meta:
             raise NotFound("workflow run", run_id)
         plan = (await self._definitions.get(meta["definition_id"])).plan
@@ -211,7 +238,7 @@ class RedisRunRepository:
             status=RunStatus(meta["status"]),
             started_at=_optional_float(meta.get("started_at")),
             finished_at=_optional_float(meta.get("finished_at")),
-            outputs={node_id: json.loads(raw) for node_id, raw in outputs.items()},
+            outputs={node_id: json.loads(raw) for reply in stored_outputs for node_id, raw in reply.items()},
             unfinished=int(meta["unfinished"]),
             in_flight=int(meta["in_flight"]),
             failed_nodes=int(meta["failed"]),

@@ -36,7 +36,7 @@ def create_app(
     (API_TOKENS), the request body limit (MAX_REQUEST_BYTES).
     """
 
-    def provide() -> WorkflowService:
+    async def provide() -> WorkflowService:  # async: FastAPI runs a plain def in a thread
         # A plain zero-argument callable: FastAPI would read a provider's (*args, **kwargs) as query.
         return workflows if isinstance(workflows, WorkflowService) else workflows()
 

@@ -6,7 +6,7 @@ that ends the run. A client that reconnects sends ``Last-Event-ID`` (or ``?after
 
 # No "from __future__ import annotations": FastAPI must resolve the local ``Service`` dependency.
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -35,7 +35,7 @@ from services.api.resource_schemas import (
     run_page,
     run_results,
 )
-from services.api.routes import JSON_BODY
+from services.api.routes import JSON_BODY, ServiceDependency
 from services.api.schemas import json_body
 from services.shared.errors import RunNotFinishedYet
 from services.shared.resilience import retrying
@@ -48,7 +48,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 
 
-def build_resource_router(workflows: Callable[[], WorkflowService]) -> APIRouter:
+def build_resource_router(workflows: ServiceDependency) -> APIRouter:
     router = APIRouter()
     Service = Annotated[WorkflowService, Depends(workflows)]
 
@@ -143,7 +143,7 @@ def build_resource_router(workflows: Callable[[], WorkflowService]) -> APIRouter
         responses=error_responses(404, 503),
     )
     async def get_run(run_id: str, service: Service) -> RunDetail:
-        return run_detail(await service.get_run(run_id))
+        return run_detail(await service.get_run(run_id, outputs=False))
 
     @router.get(
         "/runs/{run_id}/results",

@@ -27,7 +27,7 @@ from services.cli.files import read_json_file, read_run_input
 from services.cli.progress import RunProgress
 from services.cli.report import print_human, print_json
 from services.cli.run_command import run_workflow
-from services.cli.serve import Roles, serve
+from services.cli.serve import Roles, event_loop_factory, serve
 from services.container import Container, close_backend, open_backend
 from services.shared.errors import (
     EXIT_COMPLETED,
@@ -145,7 +145,7 @@ def _serve(roles: Roles, default_backend: Literal["memory", "redis"]) -> None:
             soft_wrap=True,
         )
         raise typer.Exit(EXIT_INVALID)
-    _guarded(lambda: asyncio.run(serve(container, roles)))
+    _guarded(lambda: asyncio.run(serve(container, roles), loop_factory=event_loop_factory()))
 
 
 Concurrency = Annotated[

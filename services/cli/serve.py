@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +94,16 @@ async def serve(container: Container, roles: Roles, stop: asyncio.Event | None =
         await close_backend(container)
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (it comes with uvicorn[standard]; not on Windows): the
+    deployables spend much of their time in the event loop and socket I/O."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 async def _serve_api(container: Container, stop: asyncio.Event) -> None:
     settings = container.settings()
 
@@ -102,7 +112,12 @@ async def _serve_api(container: Container, stop: asyncio.Event) -> None:
 
     app = create_app(container.workflows, settings, ready=backend_answers)
     config = uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port, log_level="warning", lifespan="off"
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,  # uvicorn formats every access line even when it is not shown
     )
     server = _Server(config)
     serving = asyncio.create_task(server.serve())

@@ -79,8 +79,8 @@ class WorkflowService:
         await self._runs.add(run)
         return run
 
-    async def get_run(self, run_id: str) -> Run:
-        return await self._runs.get(run_id)
+    async def get_run(self, run_id: str, *, outputs: bool = True) -> Run:
+        return await self._runs.get(run_id, outputs=outputs)
 
     async def runs(self, query: RunQuery) -> Page[RunSummary]:
         check_limit(query.limit)
@@ -90,7 +90,7 @@ class WorkflowService:
         """Ask for the run to end CANCELLED; returns its status before. Nodes not yet started never
         start; attempts already running finish but their results are ignored. Raises
         ``RunAlreadyFinished`` when it has ended."""
-        run = await self._runs.get(run_id)
+        run = await self._runs.get(run_id, outputs=False)
         if run.status.is_final:
             raise RunAlreadyFinished(run_id, run.status)
         await self._events.send([CancelRequested(run_id, self._clock.now())])

@@ -23,6 +23,7 @@ from contract_support import (
     nothing_waiting,
     retry,
     snapshot,
+    store_definition,
     workflow,
 )
 
@@ -724,3 +725,44 @@ async def test_a_success_for_an_unknown_run_leaves_nothing_behind(backend: Backe
     await driver.deliver(NodeSucceeded("no-such-run", "a", 1, {"x": 1}, T0))
 
     assert await _keys_without_ttl(backend, "no-such-run") == {}
+
+
+# -- adding runs ------------------------------------------------------------------------------------
+
+
+async def test_a_run_of_thousands_of_nodes_is_added_and_started(backend: Backend) -> None:
+    """Hashes this large are written in slices (a script's unpack() is bounded)."""
+    wide = workflow(*(node(f"n{i}") for i in range(2_500)))
+    driver = await started(backend, wide)
+
+    run = await driver.get()
+    assert run.status is RunStatus.RUNNING
+    assert {n.status for n in run.nodes} == {NodeStatus.QUEUED}
+    assert len(await driver.take_tasks(2_500, exactly=True)) == 2_500
+
+
+@pytest.mark.contract_skip(memory="no script cache to lose", fakeredis="no script cache to lose")
+async def test_runs_are_added_and_applied_after_redis_forgot_its_scripts(backend: Backend) -> None:
+    first = await started(backend, diamond())
+    await backend.client.script_flush()
+
+    second = await started(backend, diamond())  # adds (and applies) reload their scripts
+
+    assert (await second.get()).status is RunStatus.RUNNING
+    assert (await first.get()).status is RunStatus.RUNNING
+
+
+@pytest.mark.contract_skip(memory="no Redis to lose the graph")
+async def test_a_run_is_added_after_redis_lost_the_graph(backend: Backend) -> None:
+    stored = await store_definition(backend, diamond())
+    first = Driver(backend, await add_run(backend, stored))
+    await first.begin()
+    graph = backend.keys.shard_for_run(first.run_id).graph_prefix + stored.definition_id
+    for shard in backend.keys.all_shards():
+        await backend.client.delete(shard.graph_prefix + stored.definition_id)
+    assert not await backend.client.exists(graph)
+
+    second = Driver(backend, await add_run(backend, stored))
+    await second.begin()
+
+    assert (await second.get()).status is RunStatus.RUNNING
