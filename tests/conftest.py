@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis_support import RedisServer
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember each phase's report on the item, so that teardown knows whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def engine_pycache(pytestconfig: pytest.Config) -> Path | None:
+    """Where the engine processes the tests start keep their bytecode."""
+    return pytestconfig.cache.mkdir("dag_service_pycache") if pytestconfig.cache else None
 
 
 @pytest.fixture(scope="session")

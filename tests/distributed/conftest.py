@@ -4,24 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from distributed_support import DAG_SERVICE, Cluster
+from distributed_support import DAG_SERVICE, Cluster, print_logs, setup_or_call_failed
 from redis_support import RedisServer
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Remember each phase's report on the item, so that teardown knows whether the test failed."""
-    report = yield
-    setattr(item, f"report_{report.when}", report)
-    return report
-
-
-@pytest.fixture(scope="session")
-def engine_pycache(pytestconfig: pytest.Config) -> Path | None:
-    return pytestconfig.cache.mkdir("dag_service_pycache") if pytestconfig.cache else None
 
 
 @pytest.fixture
@@ -44,10 +30,5 @@ def cluster(
     yield make
     for each in made:
         each.stop_all()
-    failed = any(
-        getattr(getattr(request.node, f"report_{when}", None), "failed", False) for when in ("setup", "call")
-    )
-    if failed:
-        for each in made:
-            print(f"\n##### engine logs (key prefix {each.prefix}, folder {each.workdir})")
-            print(each.logs())
+    if setup_or_call_failed(request):
+        print_logs(made)

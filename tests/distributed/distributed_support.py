@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from redis_support import RedisServer, free_port
 
 from adapters.redis.keys import KeySpace
@@ -364,3 +365,21 @@ async def gather_limited[T](coroutines: Iterable[Any], limit: int = 20) -> list[
             return result
 
     return list(await asyncio.gather(*(one(coroutine) for coroutine in coroutines)))
+
+
+def setup_or_call_failed(request: pytest.FixtureRequest) -> bool:
+    """In a fixture's teardown: whether the test's setup or call failed (see tests/conftest.py)."""
+    return any(
+        getattr(getattr(request.node, f"report_{when}", None), "failed", False) for when in ("setup", "call")
+    )
+
+
+def print_logs(clusters: Iterable[Cluster]) -> None:
+    """Every process's log and Redis's, for a failed test's output."""
+    for each in clusters:
+        print(f"\n##### engine logs (key prefix {each.prefix}, folder {each.workdir})")
+        print(each.logs())
+        redis_log = each.redis_server.folder / "redis.log"
+        if redis_log.exists():
+            tail = redis_log.read_text(encoding="utf-8", errors="replace")[-3000:]
+            print(f"=== {redis_log} ===\n{tail}")

@@ -1,8 +1,8 @@
-"""Redis outages: every process rides them out and the runs in flight finish.
+"""Redis outages: the API while Redis is down, and every process when Redis comes back without
+its data. None of the engine processes may exit.
 
-The redis-server is killed (SIGKILL) and restarted with its data (AOF, ``appendfsync always``, so
-nothing Redis acknowledged is lost), restarted without its data, and paused (SIGSTOP) in the middle
-of a fan-in. None of the engine processes may exit; the runs complete, nodes are dispatched once.
+Redis killed and restarted with its data, and paused, in the middle of runs: the fault suite
+(``tests/faults/test_fault_redis.py``).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from distributed_support import (
     HANDLER_MODULE,
     SHARDS,
     Cluster,
-    EngineProcess,
     node,
+    print_logs,
     results,
+    setup_or_call_failed,
     status,
     submit,
     trigger,
@@ -51,8 +52,6 @@ async def link(ctx):
     return {"chain": [*chain, ctx.node_id]}
 """
 
-RETRYING = "retrying until the backend answers"
-RECOVERED = "works again"
 HTTP_TIMEOUT_SECONDS = 10.0
 STALE_CONNECTIONS_TOLERATED = 5
 
@@ -79,34 +78,11 @@ def outage_cluster(
     yield make
     for each in made:
         each.stop_all()
-    failed = any(
-        getattr(getattr(request.node, f"report_{when}", None), "failed", False) for when in ("setup", "call")
-    )
-    if failed:
-        for each in made:
-            print(f"\n##### engine logs (key prefix {each.prefix}, folder {each.workdir})")
-            print(each.logs())
-            redis_log = each.redis_server.folder / "redis.log"
-            if redis_log.exists():
-                tail = redis_log.read_text(encoding="utf-8", errors="replace")[-3000:]
-                print(f"=== {redis_log} ===\n{tail}")
+    if setup_or_call_failed(request):
+        print_logs(made)
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-async def wait_until[T](probe: Callable[[], T | None], within: float, what: str, engine: Cluster) -> T:
-    """Poll ``probe`` (cheap, synchronous) until it returns something; every engine process must
-    stay alive meanwhile."""
-    deadline = time.monotonic() + within
-    while True:
-        found = probe()
-        if found:
-            return found
-        engine.check_all_alive()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {within}s: {what}")
-        await asyncio.sleep(0.02)
 
 
 async def stay_alive(engine: Cluster, seconds: float) -> None:
@@ -147,86 +123,7 @@ def statuses_of(view: dict[str, Any]) -> dict[str, str]:
     return {node_id: node_view["status"] for node_id, node_view in view["nodes"].items()}
 
 
-def noticed_outage(process: EngineProcess) -> bool:
-    log = process.log()
-    return RETRYING in log and RECOVERED in log
-
-
-# -- 1. killed and restarted with its data ---------------------------------------------------------
-
-STEPS = [f"step_{number}" for number in range(1, 7)]
-STEP_SECONDS = 0.5
-
-
-def chain_workflow(ledger: Path) -> dict[str, Any]:
-    nodes = [node("input", "input")]
-    for previous, step in zip(["input", *STEPS], STEPS, strict=False):
-        nodes.append(node(step, "link", [previous], ledger=str(ledger), sleep_seconds=STEP_SECONDS))
-    nodes.append(node("output", "output", [STEPS[-1]]))
-    return workflow("chain_through_an_outage", nodes)
-
-
-@pytest.mark.timeout(60)
-async def test_killed_redis_restarted_with_its_data_mid_run(
-    outage_cluster: Callable[..., Cluster], tmp_path: Path
-) -> None:
-    # A visibility timeout shorter than the default only bounds how long a task delivered in the
-    # instant of the kill (recorded by Redis, never received) waits before it is reclaimed.
-    engine = outage_cluster(appendfsync="always", VISIBILITY_TIMEOUT_SECONDS="5")
-    server = engine.redis_server
-    port, folder = server.port, server.folder
-    ledger = tmp_path / "chain-ledger.txt"
-    api, orchestrator, worker = await engine.start_many(("api",), ("orchestrator",), ("worker",))
-
-    async with engine.client() as client:
-        run_id = await trigger(client, await submit(client, chain_workflow(ledger)), {"seed": "s-1"})
-
-        def first_steps_done() -> dict[str, Any] | None:
-            states = engine.node_states(run_id)
-            done = states["step_1"]["s"] == "COMPLETED" and states["step_2"]["s"] == "COMPLETED"
-            return states if done else None
-
-        before = await wait_until(first_steps_done, 20, "step_1 and step_2 completed", engine)
-        assert before["output"]["s"] == "PENDING", before
-        server.kill()
-        await stay_alive(engine, 2.0)  # they must ride the outage out, not exit
-        server.restart()
-        assert (server.port, server.folder) == (port, folder)  # same port, same data
-
-        # What Redis acknowledged before the kill is still there.
-        after = engine.node_states(run_id)
-        assert after["step_1"]["s"] == after["step_2"]["s"] == "COMPLETED", after
-
-        await engine.wait_final([run_id], within=30)
-        await settle_api(client, f"/api/workflows/{run_id}")
-        view = await status(client, run_id)
-        outputs = (await results(client, run_id))["results"]
-
-    executions = ledger.read_text(encoding="utf-8").splitlines()
-    assert view["state"] == "COMPLETED", (view, executions)
-    assert statuses_of(view) == dict.fromkeys(["input", *STEPS, "output"], "COMPLETED"), view
-    # No attempt failed: a task delivered again (redelivery) keeps its attempt number.
-    attempts = {node_id: node_view["attempts"] for node_id, node_view in view["nodes"].items()}
-    assert set(attempts.values()) == {1}, (attempts, executions)
-    assert all(node_view["error"] is None for node_view in view["nodes"].values()), view
-    # The output got the whole chain, every step's data handed on through the outage.
-    assert outputs["output"] == {STEPS[-1]: {"chain": ["s-1", *STEPS]}}, outputs
-    assert {line.split()[1] for line in executions} == set(STEPS), executions
-    # Each node was dispatched once (the audit group survived the restart, so nothing was trimmed).
-    dispatched = engine.task_counts()
-    assert {key: count for key, count in dispatched.items() if key[0] == run_id} == {
-        (run_id, node_id): 1 for node_id in ["input", *STEPS, "output"]
-    }, dispatched
-    assert engine.pending_tasks() == 0
-
-    for process in (api, orchestrator, worker):
-        assert process.running(), process.describe()
-    # The loops did see the outage (and said so once), and saw its end.
-    for process in (orchestrator, worker):
-        assert noticed_outage(process), process.describe()
-
-
-# -- 2. the API while Redis is down ----------------------------------------------------------------
+# -- 1. the API while Redis is down ----------------------------------------------------------------
 
 
 def assert_backend_unavailable(response: httpx.Response, port: int) -> None:
@@ -298,7 +195,7 @@ async def test_api_idle_through_a_restart_answers_the_next_request(
     assert response.status_code == 200, response.text
 
 
-# -- 3. restarted without its data -----------------------------------------------------------------
+# -- 2. restarted without its data -----------------------------------------------------------------
 
 
 def small_workflow(ledger: Path) -> dict[str, Any]:
@@ -388,71 +285,4 @@ async def test_trigger_of_a_definition_lost_with_the_data_does_not_hang(
         view = await status(client, run_id)
     assert view["state"] == "COMPLETED", view
     assert engine.node_states(run_id)["output"]["s"] == "COMPLETED"
-    engine.check_all_alive()
-
-
-# -- 4. paused in the middle of a fan-in -----------------------------------------------------------
-
-PARENTS = [f"parent_{number:02d}" for number in range(20)]
-PAUSE_SECONDS = 4.0
-VISIBILITY_SECONDS = 2.0
-
-
-def fan_in_workflow() -> dict[str, Any]:
-    # Parents finish one after another (0.2 s to 2.1 s), so the pause falls among them.
-    return workflow(
-        "fan_in_through_a_pause",
-        [
-            node("root", "noop"),
-            *(
-                node(parent, "whoami", ["root"], sleep_seconds=round(0.2 + 0.1 * number, 2))
-                for number, parent in enumerate(PARENTS)
-            ),
-            node("child", "output", PARENTS),
-        ],
-    )
-
-
-@pytest.mark.timeout(60)
-async def test_fan_in_survives_a_redis_pause(outage_cluster: Callable[..., Cluster]) -> None:
-    # Redis's read timeout (10 s) is too long to wait out here; the pause instead outlasts the
-    # visibility timeout, so that entries held across it look abandoned when Redis wakes up and get
-    # reclaimed (by their own holder or by the other replica) while their results are coming in.
-    engine = outage_cluster(appendfsync="always", VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY_SECONDS))
-    server = engine.redis_server
-    await engine.start_many(("api",), ("orchestrator",), ("orchestrator",), ("worker",), ("worker",))
-
-    async with engine.client() as client:
-        run_id = await trigger(client, await submit(client, fan_in_workflow()), {})
-
-        def some_parents_done() -> dict[str, Any] | None:
-            states = engine.node_states(run_id)
-            done = sum(states[parent]["s"] == "COMPLETED" for parent in PARENTS)
-            return states if done >= 3 else None
-
-        at_pause = await wait_until(some_parents_done, 20, "3 parents completed", engine)
-        server.pause()
-        try:
-            await stay_alive(engine, PAUSE_SECONDS)
-        finally:
-            server.resume()
-        completed_at_pause = [parent for parent in PARENTS if at_pause[parent]["s"] == "COMPLETED"]
-        assert len(completed_at_pause) < len(PARENTS), at_pause  # the pause fell in the fan-in
-        assert at_pause["child"]["s"] == "PENDING", at_pause
-
-        await engine.wait_final([run_id], within=30)
-        view = await status(client, run_id)
-        outputs = (await results(client, run_id))["results"]
-
-    assert view["state"] == "COMPLETED", view
-    assert statuses_of(view) == dict.fromkeys(["root", *PARENTS, "child"], "COMPLETED"), view
-    assert {node_view["attempts"] for node_view in view["nodes"].values()} == {1}, view
-    # The child ran after every parent, with every parent's output.
-    assert set(outputs["child"]) == set(PARENTS), outputs["child"]
-    assert {parent: output["node"] for parent, output in outputs["child"].items()} == {p: p for p in PARENTS}
-
-    dispatched = engine.task_counts()
-    assert dispatched[(run_id, "child")] == 1, dispatched
-    assert dispatched == {(run_id, node_id): 1 for node_id in ["root", *PARENTS, "child"]}, dispatched
-    assert engine.pending_tasks() == 0
     engine.check_all_alive()

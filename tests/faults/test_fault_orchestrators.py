@@ -1,0 +1,187 @@
+"""Orchestrators killed between applying a result and acknowledging it, and two orchestrators
+applying the last two parents of a 50-parent fan-in at the same moment, 200 times."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from distributed_support import gather_limited, node, submit, trigger, workflow
+from fault_support import FIGURES, FaultCluster, fault_node, measure, orchestrator_id_of
+from invariants import check_invariants
+
+from adapters.redis.codec import encode_event
+from domain.events import NodeSucceeded
+
+VISIBILITY = 2.0
+CRASH = "orchestrator.after_apply_before_ack"
+CHAIN = [f"step_{number}" for number in range(1, 9)]
+
+
+def chain_with_fan_out() -> dict[str, Any]:
+    """A chain of quick steps, each dispatched by its parent's result, then a fan-out/fan-in."""
+    nodes = [fault_node(CHAIN[0])]
+    nodes += [fault_node(step, [previous]) for previous, step in itertools.pairwise(CHAIN)]
+    nodes += [fault_node(f"leaf_{n}", [CHAIN[-1]]) for n in range(4)]
+    nodes.append(fault_node("join", [f"leaf_{n}" for n in range(4)]))
+    return workflow("orchestrator_crash", nodes)
+
+
+async def crash_after_apply(engine: FaultCluster, *, replica: bool) -> None:
+    """One orchestrator dies right after applying its 3rd batch, before acknowledging it; with
+    ``replica`` a second one runs all along, else a new one is started once the first is dead."""
+    doomed = engine.start("orchestrator", DAG_FAULT_CRASH_AT=CRASH, DAG_FAULT_CRASH_AFTER="3")
+    others = [engine.start("orchestrator")] if replica else []
+    await engine.serving(doomed, *others, engine.start("api"), engine.start("worker"), engine.start("worker"))
+    definition = chain_with_fan_out()
+    async with engine.client() as client:
+        run_id = await engine.start_run(client, definition)
+        died_at = await engine.wait_dead(doomed, within=20)
+        assert f"crash point {CRASH} (hit 3)" in doomed.log(), doomed.describe()
+
+        # What it held: its last batch, applied (the effect is in the state), not acknowledged. The
+        # quick nodes report only their results; a node slower than 0.1 s (a stall of the machine)
+        # also reports its start, so the batch may be a start report instead (the checks still hold).
+        held = [
+            engine.redis.xrange(p["stream"], p["message_id"], p["message_id"])[0][1]
+            for p in engine.pending_of("events", orchestrator_id_of(doomed))
+        ]
+        assert held and {fields["k"] for fields in held} <= {"ok", "started"}, held
+        completed = [fields["n"] for fields in held if fields["k"] == "ok"]
+        states = engine.node_states(run_id)
+        assert all(states[node_id]["s"] == "COMPLETED" for node_id in completed), states
+        applied_children = [
+            spec["id"]
+            for spec in definition["dag"]["nodes"]
+            if set(completed) & set(spec["dependencies"]) and states[spec["id"]]["w"] == 0
+        ]
+        assert all(states[child]["a"] == 1 for child in applied_children), states
+        started_before = {e.node for e in engine.ledger.entries()} | set(applied_children)
+
+        kind = "with a replica" if replica else "restarted alone"
+        if not replica:
+            await engine.serving(engine.start("orchestrator"))
+            # Results reported meanwhile waited in the stream; the new one applies them at once.
+            after = await engine.ledger_entry(
+                lambda e: e.event == "start" and e.node not in started_before, 30, "work resumed"
+            )
+            measure(f"orchestrator SIGKILL after apply, before ack, {kind}: next task", after.at - died_at)
+        await engine.wait_until(
+            lambda: not engine.pending_of("events", orchestrator_id_of(doomed)), 30, "held event taken over"
+        )
+        measure(
+            f"orchestrator SIGKILL after apply, before ack, {kind}: event re-applied", time.time() - died_at
+        )
+        await engine.wait_final([run_id], within=30)
+        await engine.wait_drained()
+
+    # The event was applied twice (by the dead one, then again by its successor) and changed
+    # nothing the second time: no second completion, no second dispatch of the children.
+    for node_id in completed:
+        assert len(engine.results(run_id, node_id)) == 1
+    for child in applied_children:
+        assert engine.dispatches()[(run_id, child, 1)] == 1
+    figures = check_invariants(engine, [run_id], expected={run_id: "COMPLETED"})
+    assert figures.repeated_executions == 0  # no task was run twice either
+
+
+@pytest.mark.timeout(60)
+async def test_orchestrator_killed_after_apply_with_a_second_replica(
+    faults: Callable[..., FaultCluster],
+) -> None:
+    await crash_after_apply(faults(VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY)), replica=True)
+
+
+@pytest.mark.timeout(60)
+async def test_orchestrator_killed_after_apply_single_replica_restarted(
+    faults: Callable[..., FaultCluster],
+) -> None:
+    await crash_after_apply(faults(VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY)), replica=False)
+
+
+# -- fan-in: the last two parents finish together, under two orchestrators ---------------------------
+
+PARENTS = [f"parent_{number:02d}" for number in range(50)]
+REPETITIONS = 200
+FAN_IN = workflow(
+    "fan_in_pair", [*(node(parent, "noop") for parent in PARENTS), node("child", "noop", PARENTS)]
+)
+
+
+def success(run_id: str, node_id: str) -> dict[str, str]:
+    """The stream entry a worker writes when a node's first attempt succeeds with ``{}``."""
+    fields = encode_event(NodeSucceeded(run_id, node_id, 1, {}, time.time(), "fault-test", None))
+    return {**fields, "o": "{}"}
+
+
+@pytest.mark.timeout(90)
+async def test_two_last_parents_of_a_fan_in_applied_together_by_two_orchestrators(
+    faults: Callable[..., FaultCluster],
+) -> None:
+    """No worker runs here: the test reports the parents' successes itself, straight into the event
+    streams. For each run the first 48 parents are reported and applied; then the last two are
+    written in one go while two orchestrators wait on the stream, each reading one entry at a time
+    (ORCHESTRATOR_BATCH_SIZE=1): one replica takes each, and both apply at once. The child must be
+    dispatched exactly once, every time."""
+    engine = faults()
+    await engine.start_many(("api",), ("orchestrator",))
+    async with engine.client() as client:
+        execution_id = await submit(client, FAN_IN)
+        run_ids: list[str] = await gather_limited(
+            (trigger(client, execution_id, {"n": n}) for n in range(REPETITIONS)), limit=20
+        )
+    engine.definitions.update(dict.fromkeys(run_ids, FAN_IN))
+    events = {run_id: engine.keys.shard_for_run(run_id).events for run_id in run_ids}
+
+    def in_flight() -> set[str | None]:
+        pipe = engine.redis.pipeline(transaction=False)
+        for run_id in run_ids:
+            pipe.hget(engine.keys.run(run_id).meta, "in_flight")
+        return set(pipe.execute())
+
+    def report(run_id: str, node_ids: list[str]) -> None:
+        pipe = engine.redis.pipeline(transaction=False)
+        for node_id in node_ids:
+            pipe.xadd(events[run_id], success(run_id, node_id))
+        pipe.execute()
+
+    await engine.wait_until(lambda: in_flight() == {str(len(PARENTS))}, 30, "every run started", poll=0.1)
+    for run_id in run_ids:
+        report(run_id, PARENTS[:-2])
+    await engine.wait_until(lambda: in_flight() == {"2"}, 30, "48 parents of each run applied", poll=0.1)
+    await engine.wait_until(lambda: engine.drained("events"), 10, "events drained")
+    # The race itself: two replicas that read one entry at a time.
+    for orchestrator in engine.live("orchestrator"):
+        engine.retire(orchestrator)
+    racers = [engine.start("orchestrator", ORCHESTRATOR_BATCH_SIZE="1") for _ in range(2)]
+    await engine.serving(*racers)
+
+    def child_queued(run_id: str) -> Callable[[], bool]:
+        key = engine.keys.run(run_id).nodes
+        return lambda: json.loads(engine.redis.hget(key, "child") or "{}").get("s") == "QUEUED"
+
+    started = time.monotonic()
+    for run_id in run_ids:
+        report(run_id, PARENTS[-2:])  # both in one round trip: each wakes one orchestrator
+        await engine.wait_until(child_queued(run_id), 10, f"child of {run_id} queued", poll=0.002)
+    FIGURES["fan-in pairs"] = {
+        "repetitions": REPETITIONS,
+        "ms per pair": round(1000 * (time.monotonic() - started) / REPETITIONS, 1),
+    }
+
+    # Every child dispatched exactly once; its success then ends each run.
+    dispatched = engine.dispatches()
+    assert {run_id: dispatched[(run_id, "child", 1)] for run_id in run_ids} == dict.fromkeys(run_ids, 1)
+    for run_id in run_ids:
+        report(run_id, ["child"])
+    await engine.wait_final(run_ids, within=30)
+    figures = check_invariants(
+        engine, run_ids, expected=dict.fromkeys(run_ids, "COMPLETED"), ledger=False, drained=False
+    )
+    assert figures.dispatches == REPETITIONS * (len(PARENTS) + 1)
+    assert engine.pending_count("events") == 0
+    engine.check_all_alive()
