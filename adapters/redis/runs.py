@@ -175,6 +175,7 @@ class RedisRunRepository:
         self._coalescer = Coalescer.for_client(client, url)
         self._transition = Script("transition")
         self._add_script = Script("add_run")
+        self._read_script = Script("read_run")
         self._inputs: dict[str, str] = {}
 
     async def add(self, run: Run) -> None:
@@ -194,22 +195,22 @@ class RedisRunRepository:
             for name, value in fields.items():
                 args += (name, value)
         async with translated_errors(self._url):
-            if await self._add_run(script_keys, args) == "graph missing":
+            if await self._call_script(self._add_script, script_keys, args) == "graph missing":
                 graph_args = [part for pair in graph_fields(run.plan).items() for part in pair]
-                await self._add_run(script_keys, args + graph_args)
+                await self._call_script(self._add_script, script_keys, args + graph_args)
 
-    async def _add_run(self, keys: tuple[str, ...], args: list[str]) -> Any:
+    async def _call_script(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
         """Coalesced with the other calls of this loop iteration (concurrent API requests)."""
-        sha = self._add_script.sha or await self._add_script.load(self._client)
+        sha = script.sha or await script.load(self._client)
         try:
             return await self._evalsha(sha, keys, args)
         except AdapterError as error:
             if not isinstance(error.__cause__, NoScriptError):
                 raise
-        # Redis forgot its scripts (a restart): load and call again (nothing was written).
-        return await self._evalsha(await self._add_script.load(self._client), keys, args)
+        # Redis forgot its scripts (a restart): load and call again (nothing was run).
+        return await self._evalsha(await script.load(self._client), keys, args)
 
-    async def _evalsha(self, sha: str, keys: tuple[str, ...], args: list[str]) -> Any:
+    async def _evalsha(self, sha: str, keys: Sequence[str], args: Sequence[str]) -> Any:
         def add(pipe: Pipeline) -> None:
             pipe.evalsha(sha, len(keys), *keys, *args)
 
@@ -218,13 +219,10 @@ class RedisRunRepository:
 
     async def get(self, run_id: str, *, outputs: bool = True) -> Run:
         keys = self._keys.run(run_id)
+        wanted = (keys.meta, keys.nodes, keys.out) if outputs else (keys.meta, keys.nodes)
         async with translated_errors(self._url):
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hgetall(keys.meta)
-            pipe.hgetall(keys.nodes)
-            if outputs:
-                pipe.hgetall(keys.out)
-            meta, nodes, *stored_outputs = await pipe.execute()
+            replies = await self._call_script(self._read_script, wanted, ())
+        meta, nodes, *stored_outputs = [_pairs(reply) for reply in replies]
         if not meta:
             raise NotFound("workflow run", run_id)
         plan = (await self._definitions.get(meta["definition_id"])).plan
@@ -376,6 +374,11 @@ class RedisRunRepository:
             pipe.hmget(self._keys.run(run_id).meta, _SUMMARY_FIELDS)
         replies = await pipe.execute()
         return [_summary(run_id, reply) for run_id, reply in zip(run_ids, replies, strict=True)]
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """A hash as a script returns HGETALL: field, value, field, value ..."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _summary(run_id: str, fields: list[str | None]) -> RunSummary | None:
