@@ -118,6 +118,7 @@ async def _serve_api(container: Container, stop: asyncio.Event) -> None:
         log_level="warning",
         lifespan="off",
         access_log=False,  # uvicorn formats every access line even when it is not shown
+        proxy_headers=False,  # nothing here reads the client's address
     )
     server = _Server(config)
     serving = asyncio.create_task(server.serve())
