@@ -134,14 +134,8 @@ class ApiStack(Cluster):
         )
         return env
 
-    def _command(self, role: str, *arguments: str) -> list[str]:
-        script = Path(sys.executable).parent / "dag-service"
-        if not script.exists():
-            raise RuntimeError(f"{script} not found: run through `uv run` so the project is installed")
-        if self.args.profile and role == "api":  # only the API: the engine is not what is measured
-            output = Path(self.args.profile).resolve() / f"{role}.prof"
-            return [sys.executable, "-m", "cProfile", "-o", str(output), str(script), *arguments]
-        return [str(script), *arguments]
+    def _profiled(self, role: str) -> bool:
+        return bool(self.args.profile) and role == "api"  # the engine is not what is measured
 
     def _start_engine(self) -> None:
         if self.args.profile:

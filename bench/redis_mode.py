@@ -254,10 +254,13 @@ class Cluster:
         script = Path(sys.executable).parent / "dag-service"
         if not script.exists():
             raise RuntimeError(f"{script} not found: run through `uv run` so the project is installed")
-        if self.args.profile:
+        if self._profiled(role):
             output = Path(self.args.profile).resolve() / f"{role}.prof"
             return [sys.executable, "-m", "cProfile", "-o", str(output), str(script), *arguments]
         return [str(script), *arguments]
+
+    def _profiled(self, role: str) -> bool:
+        return bool(self.args.profile)
 
     def _start_engine(self) -> None:
         if self.args.profile:
