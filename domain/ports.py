@@ -42,6 +42,11 @@ class StoredDefinition:
     def name(self) -> str:
         return self.plan.name
 
+    def summary(self) -> DefinitionSummary:
+        return DefinitionSummary(
+            self.definition_id, self.name, self.version, self.created_at, len(self.plan.nodes)
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class DefinitionSummary:
@@ -73,6 +78,18 @@ class RunSummary:
     created_at: float
     started_at: float | None
     finished_at: float | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunSummary:
+        return cls(
+            run.run_id,
+            run.definition_id,
+            run.plan.name,
+            run.status,
+            run.created_at,
+            run.started_at,
+            run.finished_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,11 +52,7 @@ class InMemoryDefinitionRepository:
             raise NotFound("workflow definition", definition_id) from None
 
     async def page(self, name: str | None, cursor: str | None, limit: int) -> Page[DefinitionSummary]:
-        chosen = (d for d in self._definitions.values() if name is None or d.name == name)
-        summaries = (
-            DefinitionSummary(d.definition_id, d.name, d.version, d.created_at, len(d.plan.nodes))
-            for d in chosen
-        )
+        summaries = (d.summary() for d in self._definitions.values() if name is None or d.name == name)
         return page_of(summaries, lambda d: Position(d.created_at, d.definition_id), cursor, limit)
 
 
@@ -155,16 +151,5 @@ class InMemoryRunRepository:
             if (query.status is None or run.status is query.status)
             and (query.workflow is None or run.plan.name == query.workflow)
         )
-        summaries = (
-            RunSummary(
-                run.run_id,
-                run.definition_id,
-                run.plan.name,
-                run.status,
-                run.created_at,
-                run.started_at,
-                run.finished_at,
-            )
-            for run in chosen
-        )
+        summaries = (RunSummary.of(run) for run in chosen)
         return page_of(summaries, lambda r: Position(r.created_at, r.run_id), query.cursor, query.limit)

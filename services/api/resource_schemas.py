@@ -130,34 +130,28 @@ def definition_view(summary: DefinitionSummary) -> DefinitionView:
 
 
 def definition_detail(stored: StoredDefinition) -> DefinitionDetail:
-    return DefinitionDetail(
-        definition_id=stored.definition_id,
-        name=stored.name,
-        version=stored.version,
-        created_at=datetime.fromtimestamp(stored.created_at, tz=UTC),
-        node_count=len(stored.plan.nodes),
-        definition=dict(stored.plan.source),
-    )
+    view = definition_view(stored.summary())
+    return DefinitionDetail(**view.model_dump(), definition=dict(stored.plan.source))
 
 
 def definition_page(page: Page[DefinitionSummary]) -> DefinitionPage:
     return DefinitionPage(items=[definition_view(item) for item in page.items], next_cursor=page.next_cursor)
 
 
+def run_summary_view(summary: RunSummary) -> RunSummaryView:
+    return RunSummaryView(
+        run_id=summary.run_id,
+        definition_id=summary.definition_id,
+        workflow=summary.workflow,
+        status=summary.status,
+        created_at=datetime.fromtimestamp(summary.created_at, tz=UTC),
+        started_at=_time(summary.started_at),
+        finished_at=_time(summary.finished_at),
+    )
+
+
 def run_page(page: Page[RunSummary]) -> RunPage:
-    items = [
-        RunSummaryView(
-            run_id=summary.run_id,
-            definition_id=summary.definition_id,
-            workflow=summary.workflow,
-            status=summary.status,
-            created_at=datetime.fromtimestamp(summary.created_at, tz=UTC),
-            started_at=_time(summary.started_at),
-            finished_at=_time(summary.finished_at),
-        )
-        for summary in page.items
-    ]
-    return RunPage(items=items, next_cursor=page.next_cursor)
+    return RunPage(items=[run_summary_view(item) for item in page.items], next_cursor=page.next_cursor)
 
 
 def _node_detail(node: NodeRun) -> NodeDetail:

@@ -14,7 +14,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from domain.errors import InvalidInput, NotFound, Problem
 from domain.paging import MAX_PAGE_SIZE
-from domain.ports import RunQuery
+from domain.ports import RunQuery, RunSummary
 from domain.statuses import RunStatus
 from services.api.bodies import parse_json, start_request_of, under_input
 from services.api.errors import error_responses
@@ -30,10 +30,12 @@ from services.api.resource_schemas import (
     RunSummaryView,
     definition_detail,
     definition_page,
+    definition_view,
     run_detail,
     run_event,
     run_page,
     run_results,
+    run_summary_view,
 )
 from services.api.routes import JSON_BODY, ServiceDependency
 from services.api.schemas import json_body
@@ -64,7 +66,7 @@ def build_resource_router(workflows: ServiceDependency) -> APIRouter:
     async def create_definition(request: Request, service: Service) -> DefinitionView:
         """Registering a name again makes its next version; runs pin the version they start with."""
         stored = await service.register(parse_json(await request.body(), "a workflow definition"))
-        return DefinitionView.model_validate(definition_detail(stored).model_dump(exclude={"definition"}))
+        return definition_view(stored.summary())
 
     @router.get(
         "/definitions",
@@ -110,15 +112,7 @@ def build_resource_router(workflows: ServiceDependency) -> APIRouter:
         except InvalidInput as error:
             raise under_input(error) from None
         response.headers["location"] = f"{request.url.path}/{run.run_id}"
-        return RunSummaryView(
-            run_id=run.run_id,
-            definition_id=run.definition_id,
-            workflow=run.plan.name,
-            status=run.status,
-            created_at=run_detail(run).created_at,
-            started_at=None,
-            finished_at=None,
-        )
+        return run_summary_view(RunSummary.of(run))
 
     @router.get(
         "/runs",

@@ -49,20 +49,6 @@ def client_for(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 
-async def submit(client: httpx.AsyncClient, definition: dict[str, Any]) -> str:
-    response = await client.post("/api/workflow", json=definition)
-    assert response.status_code == 200, response.text
-    execution_id: str = response.json()["execution_id"]
-    return execution_id
-
-
-async def trigger(client: httpx.AsyncClient, execution_id: str, run_input: dict[str, Any]) -> str:
-    response = await client.post(f"/api/workflow/trigger/{execution_id}", json={"input": run_input})
-    assert response.status_code == 200, response.text
-    instance_id: str = response.json()["instance_id"]
-    return instance_id
-
-
 async def wait_final(client: httpx.AsyncClient, instance_id: str) -> dict[str, Any]:
     """Poll the status route until the run is final; fail after ``POLL_LIMIT_SECONDS``."""
     async with asyncio.timeout(POLL_LIMIT_SECONDS):

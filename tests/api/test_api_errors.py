@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from api_support import assert_error, client_for, make_settings, node, submit, workflow
+from api_support import assert_error, client_for, make_settings, node, workflow
 from fastapi import FastAPI
+from http_support import submit
 
 from services.api import create_app
 from services.container import Container

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_support import assert_error, client_for, make_settings, node, submit, workflow
+from api_support import assert_error, client_for, make_settings, node, workflow
 from dependency_injector import providers
+from http_support import submit
 
 from services.api import create_app
 from services.container import Container

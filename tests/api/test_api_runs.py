@@ -5,16 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import httpx
-from api_support import (
-    assert_error,
-    load_example,
-    node,
-    submit,
-    trigger,
-    wait_final,
-    with_delay,
-    workflow,
-)
+from api_support import assert_error, load_example, node, wait_final, with_delay, workflow
+from http_support import submit, trigger
 
 USER_INPUT = {"user_id": "u-123"}
 

@@ -327,20 +327,6 @@ class Cluster:
         return total
 
 
-async def submit(client: httpx.AsyncClient, definition: dict[str, Any]) -> str:
-    response = await client.post("/api/workflow", json=definition)
-    assert response.status_code == 200, response.text
-    execution_id: str = response.json()["execution_id"]
-    return execution_id
-
-
-async def trigger(client: httpx.AsyncClient, execution_id: str, run_input: dict[str, Any]) -> str:
-    response = await client.post(f"/api/workflow/trigger/{execution_id}", json={"input": run_input})
-    assert response.status_code == 200, response.text
-    instance_id: str = response.json()["instance_id"]
-    return instance_id
-
-
 async def status(client: httpx.AsyncClient, instance_id: str) -> dict[str, Any]:
     response = await client.get(f"/api/workflows/{instance_id}")
     assert response.status_code == 200, response.text

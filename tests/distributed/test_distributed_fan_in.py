@@ -8,16 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from distributed_support import (
-    Cluster,
-    gather_limited,
-    node,
-    results,
-    status,
-    submit,
-    trigger,
-    workflow,
-)
+from distributed_support import Cluster, gather_limited, node, results, status, workflow
+from http_support import submit, trigger
 
 PARENTS = [f"parent_{number:02d}" for number in range(50)]
 RUNS = 100

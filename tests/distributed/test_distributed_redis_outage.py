@@ -24,10 +24,9 @@ from distributed_support import (
     results,
     setup_or_call_failed,
     status,
-    submit,
-    trigger,
     workflow,
 )
+from http_support import submit, trigger
 from redis_support import RedisServer
 
 OUTAGE_HANDLER_MODULE = "redis_outage_test_handlers"

@@ -14,15 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from distributed_support import (
-    Cluster,
-    gather_limited,
-    load_example,
-    results,
-    status,
-    submit,
-    trigger,
-)
+from distributed_support import Cluster, gather_limited, load_example, results, status
+from http_support import submit, trigger
 
 RUNS_PER_SCENARIO = 20
 SIMULATED_DELAY_SECONDS = 0.05

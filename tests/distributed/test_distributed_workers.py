@@ -8,7 +8,8 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from distributed_support import Cluster, node, results, status, submit, trigger, workflow
+from distributed_support import Cluster, node, results, status, workflow
+from http_support import submit, trigger
 
 WIDE_NODES = [f"sleeper_{number:02d}" for number in range(40)]
 WIDE = workflow("wide", [node(node_id, "whoami", sleep_seconds=0.2) for node_id in WIDE_NODES])

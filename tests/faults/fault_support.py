@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from distributed_support import HANDLER_MODULE, Cluster, EngineProcess, submit, trigger
+from distributed_support import HANDLER_MODULE, Cluster, EngineProcess
+from http_support import submit, trigger
 
 FAULT_HANDLER_MODULE = "fault_test_handlers"
 WORKERS_GROUP, ORCHESTRATORS_GROUP = "workers", "orchestrators"

@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from distributed_support import FINAL_STATES, status, submit, workflow
+from distributed_support import FINAL_STATES, status, workflow
 from fault_support import FIGURES, FaultCluster, fault_node
+from http_support import submit
 from invariants import check_invariants
 
 TRIGGERS = 30

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from distributed_support import gather_limited, node, submit, trigger, workflow
+from distributed_support import gather_limited, node, workflow
 from fault_support import FIGURES, FaultCluster, fault_node, measure, orchestrator_id_of
+from http_support import submit, trigger
 from invariants import check_invariants
 
 from adapters.redis.codec import encode_event
