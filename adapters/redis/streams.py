@@ -173,7 +173,7 @@ class RedisStreamQueue[T]:
                 if not pending:
                     continue
                 exhausted = [p for p in pending if p["times_delivered"] >= self._config.max_deliveries]
-                for item in exhausted:
+                for item in await self._claim_exhausted(stream, consumer, idle_ms, exhausted):
                     await self._exhausted(stream, item["message_id"], item["times_delivered"])
                 ids: list[Any] = [p["message_id"] for p in pending if p not in exhausted]
                 if ids:
@@ -183,6 +183,25 @@ class RedisStreamQueue[T]:
                     log.warning("reclaimed %d idle entries of %s for %s", len(entries), stream, consumer)
                     await self._decode_entries(stream, entries, reclaimed, 2)
         return reclaimed
+
+    async def _claim_exhausted(
+        self, stream: str, consumer: str, idle_ms: int, exhausted: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Keep only the exhausted entries this consumer wins: consumers reclaiming at the same
+        moment all see them pending, and only one of them may dead-letter each. JUSTID leaves the
+        delivery count as it is."""
+        if not exhausted:
+            return []
+        won = await self._client.xclaim(
+            stream,
+            self._config.group,
+            consumer,
+            min_idle_time=idle_ms,
+            message_ids=[item["message_id"] for item in exhausted],
+            justid=True,
+        )
+        won_ids = set(won)
+        return [item for item in exhausted if item["message_id"] in won_ids]
 
     async def _exhausted(self, stream: str, entry_id: str, deliveries: int) -> None:
         entries = await self._client.xrange(stream, min=entry_id, max=entry_id)

@@ -315,6 +315,27 @@ async def test_a_message_delivered_max_deliveries_times_is_dead_lettered(backend
     assert run.node("b").status is NodeStatus.SKIPPED
 
 
+@pytest.mark.contract_skip(memory=ONE_PROCESS)
+@pytest.mark.contract_settings(visibility_timeout_seconds=VISIBILITY, max_deliveries=1)
+async def test_consumers_reclaiming_together_dead_letter_an_exhausted_message_once(
+    backend: Backend, kind: str
+) -> None:
+    run_id = new_id("run")
+    sent = messages(kind, run_id, 1)
+    await backend.queue(kind).send(sent)
+    assert [d.message for d in await drain(backend.queue(kind), 1, consumer="a")] == sent
+    await asyncio.sleep(PAST_VISIBILITY)
+    queues = [(await backend.connect()).queue(kind) for _ in range(4)]
+
+    # All of them see the entry pending and exhausted at the same moment.
+    answers = await asyncio.gather(*(q.receive(f"c{i}", 10, 0.05) for i, q in enumerate(queues)))
+
+    assert answers == [[]] * len(queues)
+    dead = await backend.client.xrange(backend.dead_stream(run_id))
+    assert len(dead) == 1, dead
+    assert await pending_count(backend, kind, run_id) == 0
+
+
 @pytest.mark.contract_skip(memory=NO_WIRE_FORMAT)
 async def test_a_malformed_entry_is_dead_lettered_without_breaking_receive(
     backend: Backend, kind: str
