@@ -141,10 +141,15 @@ class RunRepository(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Delivery[T]:
-    """A received message and the receipt that acknowledges it."""
+    """A received message and the receipt that acknowledges it.
+
+    ``suspect``: the message was taken back from consumers that went quiet at least twice; it may be
+    what kills them, so it arrives alone and its consumer should handle it alone: if it kills the
+    consumer again, it does not take other messages down with it."""
 
     message: T
     receipt: str
+    suspect: bool = False
 
 
 class MessageQueue[T](Protocol):

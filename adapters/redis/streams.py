@@ -4,7 +4,8 @@ Entries stay pending until acknowledged. A consumer that stops (crash, pause) le
 pending; after the visibility timeout any consumer of the group reclaims them (XPENDING + XCLAIM).
 A live consumer keeps a long entry fresh with ``extend`` (XCLAIM JUSTID, which resets the idle time
 without counting a delivery). An entry delivered ``max_deliveries`` times, or one that cannot be
-decoded, goes to the shard's dead-letter stream.
+decoded, goes to the shard's dead-letter stream. An entry reclaimed before is a suspect: it is
+reclaimed alone and marked so (``Delivery.suspect``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from redis.asyncio.client import Pipeline
@@ -29,6 +30,9 @@ from domain.ports import Delivery
 log = logging.getLogger(__name__)
 
 type Fields = dict[str, str]
+
+# An entry delivered this many times already had its consumer go quiet twice: it may be the cause.
+SUSPECT_AFTER_DELIVERIES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +166,14 @@ class RedisStreamQueue[T]:
             into.append(Delivery(message, f"{self._index[stream]}|{entry_id}"))
 
     async def _reclaim(self, consumer: str, max_count: int) -> list[Delivery[T]]:
-        """Take over entries idle longer than the visibility timeout; dead-letter the exhausted."""
+        """Take over entries idle longer than the visibility timeout; dead-letter the exhausted.
+
+        Entries taken back before (their consumers went quiet twice or more) are suspects: one of
+        them is claimed alone, and only when nothing else is waiting to be reclaimed, so that a
+        task that kills its worker no longer takes the tasks held beside it down with it."""
         idle_ms = int(self._config.visibility_timeout_seconds * 1000)
         reclaimed: list[Delivery[T]] = []
+        suspects: list[tuple[str, dict[str, Any]]] = []
         async with translated_errors(self._url):
             for stream in self._config.streams:
                 pending: list[dict[str, Any]] = await self._client.xpending_range(
@@ -175,14 +184,40 @@ class RedisStreamQueue[T]:
                 exhausted = [p for p in pending if p["times_delivered"] >= self._config.max_deliveries]
                 for item in await self._claim_exhausted(stream, consumer, idle_ms, exhausted):
                     await self._exhausted(stream, item["message_id"], item["times_delivered"])
-                ids: list[Any] = [p["message_id"] for p in pending if p not in exhausted]
+                rest = [p for p in pending if p not in exhausted]
+                suspects += [(stream, p) for p in rest if p["times_delivered"] >= SUSPECT_AFTER_DELIVERIES]
+                ids: list[Any] = [
+                    p["message_id"] for p in rest if p["times_delivered"] < SUSPECT_AFTER_DELIVERIES
+                ]
                 if ids:
                     entries = await self._client.xclaim(
                         stream, self._config.group, consumer, min_idle_time=idle_ms, message_ids=ids
                     )
                     log.warning("reclaimed %d idle entries of %s for %s", len(entries), stream, consumer)
                     await self._decode_entries(stream, entries, reclaimed, 2)
+            if not reclaimed:
+                return await self._reclaim_one_suspect(consumer, idle_ms, suspects)
         return reclaimed
+
+    async def _reclaim_one_suspect(
+        self, consumer: str, idle_ms: int, suspects: list[tuple[str, dict[str, Any]]]
+    ) -> list[Delivery[T]]:
+        for stream, item in suspects:
+            entries = await self._client.xclaim(
+                stream, self._config.group, consumer, min_idle_time=idle_ms, message_ids=[item["message_id"]]
+            )
+            taken: list[Delivery[T]] = []
+            await self._decode_entries(stream, entries, taken, item["times_delivered"] + 1)
+            if taken:
+                log.warning(
+                    "reclaimed suspect entry %s of %s for %s (delivery %d): to be handled alone",
+                    item["message_id"],
+                    stream,
+                    consumer,
+                    item["times_delivered"] + 1,
+                )
+                return [replace(taken[0], suspect=True)]
+        return []
 
     async def _claim_exhausted(
         self, stream: str, consumer: str, idle_ms: int, exhausted: list[dict[str, Any]]

@@ -85,6 +85,7 @@ class Worker:
         self._idle_block = idle_block_seconds
         self._plans: dict[str, asyncio.Future[StoredDefinition]] = {}
         self._running: dict[asyncio.Task[None], Delivery[Task]] = {}
+        self._waiting: list[Delivery[Task]] = []
         self._slot_freed = asyncio.Event()
         self._reports: set[asyncio.Future[None]] = set()
 
@@ -119,6 +120,29 @@ class Worker:
             log.info("worker %s stopping; running %d last task(s)", self.worker_id, len(deliveries))
         if not deliveries:
             return
+        if deliveries[0].suspect:  # the queue hands a suspect over alone
+            await self._run_alone(deliveries[0])
+            return
+        self._start(deliveries)
+
+    async def _run_alone(self, suspect: Delivery[Task]) -> None:
+        """Run a task that may be what killed its earlier workers with nothing else beside it: if it
+        kills this one too, no other task is lost with it and pays a delivery for it."""
+        log.warning(
+            "worker %s running %s alone: its earlier workers went quiet while holding it",
+            self.worker_id,
+            suspect.message.idempotency_key,
+        )
+        self._waiting.append(suspect)  # kept claimed by the heartbeat while the others finish
+        try:
+            if self._running:
+                await asyncio.wait(list(self._running))
+        finally:
+            self._waiting.remove(suspect)
+        [attempt] = self._start([suspect])
+        await asyncio.wait([attempt])
+
+    def _start(self, deliveries: list[Delivery[Task]]) -> list[asyncio.Task[None]]:
         started_at = self._clock.now()
         # Eager: an attempt runs at once up to its first real wait; a quick one finishes here.
         loop = asyncio.get_running_loop()
@@ -132,6 +156,7 @@ class Worker:
         report = asyncio.ensure_future(self._report_long_attempts(batch, started_at))
         self._reports.add(report)  # held so it is not collected; dropped when done
         report.add_done_callback(self._reports.discard)
+        return batch
 
     async def _report_long_attempts(self, batch: list[asyncio.Task[None]], started_at: float) -> None:
         """Report RUNNING only for attempts that outlast a short delay: a result names its worker
@@ -153,11 +178,11 @@ class Worker:
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         while True:
             await asyncio.sleep(self._heartbeat_seconds)
-            if self._running:
+            if self._running or self._waiting:
                 await retrying(self._extend_claims, "heartbeat")
 
     async def _extend_claims(self) -> None:
-        await self._tasks.extend(self.worker_id, list(self._running.values()))
+        await self._tasks.extend(self.worker_id, [*self._running.values(), *self._waiting])
 
     async def _maintain(self, stop: asyncio.Event) -> None:
         while True:

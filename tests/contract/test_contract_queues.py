@@ -316,6 +316,34 @@ async def test_a_message_delivered_max_deliveries_times_is_dead_lettered(backend
 
 
 @pytest.mark.contract_skip(memory=ONE_PROCESS)
+@pytest.mark.contract_settings(visibility_timeout_seconds=VISIBILITY, max_deliveries=5)
+async def test_a_message_reclaimed_before_comes_back_alone_and_marked_suspect(
+    backend: Backend, kind: str
+) -> None:
+    run_id = new_id("run")
+    first, second, third = messages(kind, run_id, 3)
+    await backend.queue(kind).send([first, second])
+    fresh = [(await backend.connect()).queue(kind) for _ in range(6)]
+    assert {d.message for d in await drain(fresh[0], 2, consumer="a")} == {first, second}
+    await asyncio.sleep(PAST_VISIBILITY)
+    taken_back = await drain(fresh[1], 2, consumer="b")  # a went quiet once: not suspect yet
+    assert {d.message for d in taken_back} == {first, second}
+    assert not any(d.suspect for d in taken_back)
+    await backend.queue(kind).send([third])
+    assert [d.message for d in await drain(fresh[2], 1, consumer="c")] == [third]
+    await asyncio.sleep(PAST_VISIBILITY)
+
+    # b went quiet too. What is reclaimed for the first time goes first, in a batch as before...
+    [once] = await fresh[3].receive("d", 10, 0.05)
+    assert (once.message, once.suspect) == (third, False)
+    # ...then each suspect alone, whatever the room asked for.
+    alone = [await queue.receive(name, 10, 0.05) for queue, name in [(fresh[4], "e"), (fresh[5], "f")]]
+    assert [len(batch) for batch in alone] == [1, 1]
+    assert {batch[0].message for batch in alone} == {first, second}
+    assert all(batch[0].suspect for batch in alone)
+
+
+@pytest.mark.contract_skip(memory=ONE_PROCESS)
 @pytest.mark.contract_settings(visibility_timeout_seconds=VISIBILITY, max_deliveries=1)
 async def test_consumers_reclaiming_together_dead_letter_an_exhausted_message_once(
     backend: Backend, kind: str

@@ -18,8 +18,8 @@ OTHER_RUNS = 6
 
 @pytest.mark.timeout(60)
 async def test_poison_task_is_dead_lettered_and_other_runs_go_on(faults: Callable[..., FaultCluster]) -> None:
-    # One task at a time per worker: a worker the poison kills holds nothing else, so no innocent
-    # task is killed along with it (that case: the xfail test below).
+    # One task at a time per worker: a worker the poison kills holds nothing else (the case of a
+    # task held beside it: the test below).
     engine = faults(
         VISIBILITY_TIMEOUT_SECONDS="1", MAX_DELIVERIES=str(MAX_DELIVERIES), WORKER_CONCURRENCY="1"
     )
@@ -85,11 +85,6 @@ async def test_poison_task_is_dead_lettered_and_other_runs_go_on(faults: Callabl
     assert figures.statuses == {"FAILED": 1, "COMPLETED": OTHER_RUNS}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine weakness: a task held by the same worker as a poison task is reclaimed and killed "
-    "along with it on every delivery, so it is dead-lettered too (reported, not fixed here)",
-)
 @pytest.mark.timeout(60)
 async def test_task_held_alongside_a_poison_task_is_not_dead_lettered(
     faults: Callable[..., FaultCluster],
@@ -105,5 +100,13 @@ async def test_task_held_alongside_a_poison_task_is_not_dead_lettered(
         await engine.ledger_entry(lambda e: e.node == "slow", 20, "innocent task running")
         poisoned_id = await engine.start_run(client, poisoned)  # same worker: it has free slots
         await engine.wait_final([innocent_id, poisoned_id], within=40)
-        view = await status(client, innocent_id)
-    assert view["state"] == "COMPLETED", view["nodes"]["slow"]  # it is FAILED, DeadLettered
+        await engine.wait_drained()
+        innocent_view = await status(client, innocent_id)
+        poisoned_view = await status(client, poisoned_id)
+
+    # Both died together twice; from the third delivery on each ran alone on its worker.
+    assert innocent_view["state"] == "COMPLETED", innocent_view["nodes"]["slow"]
+    assert poisoned_view["nodes"]["poison"]["error"]["type"] == "DeadLettered", poisoned_view
+    assert any("alone" in w.log() for w in engine.processes if w.args[0] == "worker")
+    expected = {innocent_id: "COMPLETED", poisoned_id: "FAILED"}
+    check_invariants(engine, [innocent_id, poisoned_id], expected=expected)
