@@ -56,7 +56,7 @@ class Container(containers.DeclarativeContainer):
         backend,
         memory=providers.Singleton(InMemoryQueue),
         redis=providers.Singleton(
-            RedisEventBus, redis_client, redis_url, key_space, _visibility, _deliveries
+            RedisEventBus, redis_client, redis_url, key_space, _visibility, _deliveries, clock.provided.now
         ),
     )
     tasks = providers.Selector(

@@ -13,7 +13,7 @@ from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import KeySpace
 from adapters.redis.scripts import Script, with_script
 from adapters.redis.streams import DeadLetter, RedisStreamQueue, StreamConfig
-from domain.events import Event, NodeFailed, NodeSucceeded
+from domain.events import AttemptTimedOut, Event, NodeFailed, NodeSucceeded
 from domain.messages import Task
 
 EVENTS_GROUP, TASKS_GROUP = "orchestrators", "workers"
@@ -32,7 +32,15 @@ class RedisEventBus(RedisStreamQueue[Event]):
     run's state first and the entry refers to it (ARCHITECTURE.md: large outputs stay out of
     streams)."""
 
-    def __init__(self, client: Redis, url: str, keys: KeySpace, visibility: float, deliveries: int) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        url: str,
+        keys: KeySpace,
+        visibility: float,
+        deliveries: int,
+        now: Callable[[], float],
+    ) -> None:
         super().__init__(
             client,
             url,
@@ -40,8 +48,22 @@ class RedisEventBus(RedisStreamQueue[Event]):
             encode_event,
             decode_event,
             lambda event: keys.shard_of(event.run_id),
+            self._fail_attempt,
         )
         self._keys = keys
+        self._now = now
+
+    async def _fail_attempt(self, dead: DeadLetter[Event]) -> None:
+        """An attempt's result that no orchestrator could apply fails that attempt for good, so the
+        run still ends. Stale once applied (the orchestrators died after applying it), it changes
+        nothing; a failure of this kind is not turned into another one, so nothing loops."""
+        event = dead.message
+        if not isinstance(event, NodeSucceeded | NodeFailed | AttemptTimedOut):
+            return  # a start, a retry timer or a cancel: nothing of an attempt to settle
+        if isinstance(event, NodeFailed) and event.error_type == DEAD_LETTERED:
+            return
+        what = f"event {type(event).__name__}"
+        await self.send([_dead_lettered(what, dead, event.run_id, event.node_id, event.attempt, self._now())])
 
     def _add_send(self, pipe: Pipeline, message: Event) -> None:
         if type(message) is not NodeSucceeded:
@@ -86,11 +108,17 @@ class RedisTaskQueue(RedisStreamQueue[Task]):
         task = dead.message
         if task is None:
             return
-        message = f"task {dead.reason}; moved to the dead-letter stream {dead.stream} (entry {dead.entry_id})"
-        failure = NodeFailed(
-            task.run_id, task.node_id, task.attempt, DEAD_LETTERED, message, self._now(), retryable=False
+        await self._events.send(
+            [_dead_lettered("task", dead, task.run_id, task.node_id, task.attempt, self._now())]
         )
-        await self._events.send([failure])
+
+
+def _dead_lettered(
+    what: str, dead: DeadLetter[Any], run_id: str, node_id: str, attempt: int, at: float
+) -> NodeFailed:
+    """The final failure of an attempt whose ``what`` (its task or its result) was dead-lettered."""
+    message = f"{what} {dead.reason}; moved to the dead-letter stream {dead.stream} (entry {dead.entry_id})"
+    return NodeFailed(run_id, node_id, attempt, DEAD_LETTERED, message, at, retryable=False)
 
 
 class RedisTimerStore:

@@ -166,8 +166,9 @@ class BackendFactory:
         keys = KeySpace(settings.redis_key_prefix, settings.redis_shards)
         visibility, deliveries = settings.visibility_timeout_seconds, settings.max_deliveries
         definitions = RedisDefinitionRepository(client, keys, url)
-        events = RedisEventBus(client, url, keys, visibility, deliveries)
-        tasks = RedisTaskQueue(client, url, keys, visibility, deliveries, events, SystemClock().now)
+        now = SystemClock().now
+        events = RedisEventBus(client, url, keys, visibility, deliveries, now)
+        tasks = RedisTaskQueue(client, url, keys, visibility, deliveries, events, now)
         timers = RedisTimerStore(client, url, keys)
         runs = RedisRunRepository(client, keys, definitions, url, settings.run_retention_seconds)
         return Backend(

@@ -1,0 +1,92 @@
+"""Contract of the event bus on Redis: a result that no orchestrator could apply, dead-lettered after
+``max_deliveries``, fails its attempt for good, so its run still ends; nothing else it could be
+turns into anything, so a dead letter never breeds another."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from contract_support import ONE_PROCESS, T0, Backend, Driver, add_run, drain, node, nothing_waiting, workflow
+
+from adapters.redis.bus import DEAD_LETTERED
+from domain.events import AttemptTimedOut, Event, FinishRun, NodeFailed, NodeStarted, NodeSucceeded
+from domain.ports import Delivery
+from domain.statuses import NodeStatus, RunStatus
+
+VISIBILITY = 0.2
+PAST_VISIBILITY = VISIBILITY + 0.1
+MAX_DELIVERIES = 2
+
+pytestmark = [
+    pytest.mark.contract_skip(memory=ONE_PROCESS),
+    pytest.mark.contract_settings(visibility_timeout_seconds=VISIBILITY, max_deliveries=MAX_DELIVERIES),
+]
+
+
+async def dead_letter(backend: Backend, event: Event) -> list[Delivery[Event]]:
+    """Send ``event`` and let orchestrators that never acknowledge it receive it until it is
+    exhausted; what the one that dead-letters it receives next (an event it led to) is returned."""
+    await backend.events.send([event])
+    quiet = [(await backend.connect()).events for _ in range(MAX_DELIVERIES + 1)]
+    for number in range(MAX_DELIVERIES):
+        if number:
+            await asyncio.sleep(PAST_VISIBILITY)
+        received = await drain(quiet[number], 1, consumer=f"quiet-{number}")
+        assert [d.message for d in received] == [event]
+    await asyncio.sleep(PAST_VISIBILITY)
+    after = await quiet[-1].receive("last", 10, 0.05)
+    assert event not in [d.message for d in after]  # dead-lettered, not delivered
+    return after
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        lambda run_id: NodeSucceeded(run_id, "a", 1, {"x": 1}, T0 + 1),
+        lambda run_id: NodeFailed(run_id, "a", 1, "ValueError", "boom", T0 + 1),
+        lambda run_id: AttemptTimedOut(run_id, "a", 1, T0 + 1),
+    ],
+    ids=["succeeded", "failed", "timed-out"],
+)
+async def test_a_dead_lettered_result_fails_its_attempt_for_good_and_the_run_ends(
+    backend: Backend, result: Any
+) -> None:
+    driver = Driver(backend, await add_run(backend, workflow(node("a"), node("b", ["a"]))))
+    await driver.begin()
+    await driver.take_tasks(1)
+    event = result(driver.run_id)
+
+    received = await dead_letter(backend, event) or await drain(backend.events, 1, consumer="orchestrator")
+    [failure] = [d.message for d in received]
+    assert isinstance(failure, NodeFailed)
+    assert (failure.run_id, failure.node_id, failure.attempt) == (driver.run_id, "a", 1)
+    assert (failure.error_type, failure.retryable) == (DEAD_LETTERED, False)
+    assert f"event {type(event).__name__} delivered {MAX_DELIVERIES} times" in failure.message
+    assert backend.dead_stream(driver.run_id) in failure.message
+    commands = await driver.apply_received(received)
+    assert commands[-1:] == [FinishRun(driver.run_id, RunStatus.FAILED)]
+    run = await driver.get()
+    assert run.node("a").status is NodeStatus.FAILED
+    assert run.node("b").status is NodeStatus.SKIPPED
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        lambda run_id: NodeFailed(run_id, "a", 1, DEAD_LETTERED, "task delivered 5 times", T0, False),
+        lambda run_id: NodeStarted(run_id, "a", 1, "w", T0 + 1),
+    ],
+    ids=["dead-lettered-failure", "start"],
+)
+async def test_a_dead_lettered_event_that_settles_no_attempt_turns_into_nothing(
+    backend: Backend, other: Any
+) -> None:
+    driver = Driver(backend, await add_run(backend, workflow(node("a"))))
+    await driver.begin()
+
+    assert await dead_letter(backend, other(driver.run_id)) == []
+    assert await nothing_waiting(backend.events, "orchestrator")
+    [(_, record)] = await backend.client.xrange(backend.dead_stream(driver.run_id))
+    assert f"delivered {MAX_DELIVERIES} times" in record["dead.reason"]
