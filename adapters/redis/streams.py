@@ -202,6 +202,10 @@ class RedisStreamQueue[T]:
     async def _reclaim_one_suspect(
         self, consumer: str, idle_ms: int, suspects: list[tuple[str, dict[str, Any]]]
     ) -> list[Delivery[T]]:
+        if len(suspects) > 1:
+            # The next one on the next receive, not a reclaim interval later: a worker that died
+            # holding many tasks leaves many suspects, each now handled alone.
+            self._next_reclaim = 0.0
         for stream, item in suspects:
             entries = await self._client.xclaim(
                 stream, self._config.group, consumer, min_idle_time=idle_ms, message_ids=[item["message_id"]]
