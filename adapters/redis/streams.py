@@ -4,8 +4,8 @@ Entries stay pending until acknowledged. A consumer that stops (crash, pause) le
 pending; after the visibility timeout any consumer of the group reclaims them (XPENDING + XCLAIM).
 A live consumer keeps a long entry fresh with ``extend`` (XCLAIM JUSTID, which resets the idle time
 without counting a delivery). An entry delivered ``max_deliveries`` times, or one that cannot be
-decoded, goes to the shard's dead-letter stream. An entry reclaimed before is a suspect: it is
-reclaimed alone and marked so (``Delivery.suspect``).
+decoded, goes to the shard's dead-letter stream. An entry whose consumers went quiet twice while
+holding it is a suspect: it is reclaimed alone and marked so (``Delivery.suspect``).
 """
 
 from __future__ import annotations
