@@ -43,6 +43,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from bench.stats import distribution_ms
+
 MAX_ERROR_SAMPLES = 5
 MAX_ERRORS = 1_000  # the closed loop gives up after this many
 
@@ -239,25 +241,6 @@ class Stream:
             "error_samples": self.error_samples,
             "unsent": self.unsent,
         }
-
-
-def distribution_ms(seconds: list[float]) -> dict[str, float | int] | None:
-    if not seconds:
-        return None
-    values = sorted(value * 1000 for value in seconds)
-    count = len(values)
-
-    def rank(fraction: float) -> float:
-        return values[max(0, math.ceil(fraction * count) - 1)]
-
-    return {
-        "count": count,
-        "median": rank(0.5),
-        "p90": rank(0.9),
-        "p99": rank(0.99),
-        "max": values[-1],
-        "mean": sum(values) / count,
-    }
 
 
 # -- the phase --------------------------------------------------------------------------------------

@@ -59,7 +59,6 @@ import asyncio
 import contextlib
 import ctypes
 import json
-import math
 import os
 import pstats
 import resource
@@ -81,6 +80,7 @@ from dependency_injector import providers
 
 import bench.bench_handlers  # noqa: F401  (registers "noop" in this process too)
 from bench.dags import edge_count, layered_dag
+from bench.stats import distribution_ms
 from services.container import Container, close_backend, open_backend
 from services.settings import Settings
 
@@ -405,27 +405,6 @@ def load_average() -> list[float] | None:
 
 
 # -- statistics -------------------------------------------------------------------------------------
-
-
-def distribution_ms(seconds: list[float]) -> dict[str, float | int] | None:
-    if not seconds:
-        return None
-    values = sorted(value * 1000 for value in seconds)
-    count = len(values)
-
-    def rank(fraction: float) -> float:
-        return values[max(0, math.ceil(fraction * count) - 1)]
-
-    middle = count // 2
-    median = values[middle] if count % 2 else (values[middle - 1] + values[middle]) / 2
-    return {
-        "count": count,
-        "median": median,
-        "p99": rank(0.99),
-        "mean": sum(values) / count,
-        "min": values[0],
-        "max": values[-1],
-    }
 
 
 def hop_latencies(
