@@ -60,7 +60,7 @@ from typing import Any
 
 import redis
 
-from bench.api_profile import py_spy_command, summarise_api_samples
+from bench.api_profile import py_spy_command, py_spy_path, summarise_api_samples
 from bench.http_load import Phase
 from bench.redis_mode import (
     PROJECT_ROOT,
@@ -169,11 +169,7 @@ class ApiStack(Cluster):
 
     def _start_samplers(self, folder: Path) -> None:
         """py-spy on the API only, blocking, one stack per thread (see ``bench.api_profile``)."""
-        py_spy = shutil.which("py-spy")
-        if py_spy is None:
-            raise BenchmarkFailed(
-                "--py-spy needs py-spy on PATH: uv run --with py-spy python -m bench.api_load"
-            )
+        py_spy = py_spy_path("bench.api_load")
         folder.mkdir(parents=True, exist_ok=True)
         api = self.engine[0]
         self.samplers.append(self._spawn("py-spy-api", py_spy_command(py_spy, api.pid, folder / "api.txt")))

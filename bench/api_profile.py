@@ -11,6 +11,7 @@ there) are reported apart: busy samples there cost the GIL, waking them costs th
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +39,14 @@ LAYERS: tuple[tuple[str, Test], ...] = (
     ("redis-py outside a request (replies, connections)", lambda s: "redis/" in s),
     ("asyncio event loop (callbacks, timers, thread wake-ups)", lambda s: True),
 )
+
+
+def py_spy_path(module: str) -> str:
+    """py-spy's path, or a RuntimeError that says how to run ``module`` with it."""
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        raise RuntimeError(f"--py-spy needs py-spy on PATH: uv run --with py-spy python -m {module}")
+    return py_spy
 
 
 def py_spy_command(py_spy: str, pid: int, output: Path) -> list[str]:

@@ -79,6 +79,7 @@ import redis
 from dependency_injector import providers
 
 import bench.bench_handlers  # noqa: F401  (registers "noop" in this process too)
+from bench.api_profile import py_spy_path
 from bench.dags import edge_count, layered_dag
 from bench.stats import distribution_ms
 from services.container import Container, close_backend, open_backend
@@ -273,11 +274,7 @@ class Cluster:
 
     def _start_samplers(self, folder: Path) -> None:
         """py-spy on each engine process (needs ptrace), collapsed stacks into DIR/<role>.txt."""
-        py_spy = shutil.which("py-spy")
-        if py_spy is None:
-            raise RuntimeError(
-                "--py-spy needs py-spy on PATH: uv run --with py-spy python -m bench.redis_mode"
-            )
+        py_spy = py_spy_path("bench.redis_mode")
         folder.mkdir(parents=True, exist_ok=True)
         for child in self.engine:
             command = [
