@@ -974,6 +974,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile:
                 say(f"profiling the engine processes into {Path(args.profile).resolve()} (figures inflated)")
             results = asyncio.run(run_all(cluster, args, selected, say))
+        except RuntimeError as error:  # a process that would not start, py-spy missing, a timeout
+            print(f"benchmark failed: {error}", file=sys.stderr)
+            return 1
         finally:
             cluster.stop()
     report = {
