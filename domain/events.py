@@ -78,8 +78,29 @@ class CancelRequested:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class EventDeadLettered:
+    """No orchestrator could apply the event that starts the run (``node_id`` None) or the one that
+    dispatches a retry (``node_id``, ``attempt``: the attempt it was to dispatch); it went to the
+    dead-letter stream. ``message`` says which entry and why. The run fails at that point, so it
+    still ends."""
+
+    run_id: str
+    node_id: str | None
+    attempt: int
+    message: str
+    at: float
+
+
 type Event = (
-    RunStarted | NodeStarted | NodeSucceeded | NodeFailed | AttemptTimedOut | RetryDue | CancelRequested
+    RunStarted
+    | NodeStarted
+    | NodeSucceeded
+    | NodeFailed
+    | AttemptTimedOut
+    | RetryDue
+    | CancelRequested
+    | EventDeadLettered
 )
 
 

@@ -17,6 +17,7 @@ from domain.events import (
     Command,
     DispatchNode,
     Event,
+    EventDeadLettered,
     FinishRun,
     NodeFailed,
     NodeStarted,
@@ -25,7 +26,7 @@ from domain.events import (
     RunStarted,
     ScheduleRetry,
 )
-from domain.run import ErrorInfo, Run
+from domain.run import DEAD_LETTERED, ErrorInfo, Run
 from domain.statuses import RunStatus
 
 
@@ -37,6 +38,7 @@ class EntryKind(StrEnum):
     ATTEMPT_TIMED_OUT = "attempt_timed_out"
     RETRY_DUE = "retry_due"
     CANCEL_REQUESTED = "cancel_requested"
+    EVENT_DEAD_LETTERED = "event_dead_lettered"
 
 
 KIND_OF_EVENT: dict[type, EntryKind] = {
@@ -47,6 +49,7 @@ KIND_OF_EVENT: dict[type, EntryKind] = {
     AttemptTimedOut: EntryKind.ATTEMPT_TIMED_OUT,
     RetryDue: EntryKind.RETRY_DUE,
     CancelRequested: EntryKind.CANCEL_REQUESTED,
+    EventDeadLettered: EntryKind.EVENT_DEAD_LETTERED,
 }
 
 
@@ -102,7 +105,9 @@ def entry_for(event: Event, commands: list[Command], run: Run, skipped: tuple[st
     node_id: str | None = getattr(event, "node_id", None)
     error = None
     worker_id = None
-    if node_id is not None:
+    if type(event) is EventDeadLettered:
+        error = ErrorInfo(DEAD_LETTERED, event.message)
+    elif node_id is not None:
         node = run.node(node_id)
         if type(event) in (NodeFailed, AttemptTimedOut):
             error = node.error
@@ -112,7 +117,7 @@ def entry_for(event: Event, commands: list[Command], run: Run, skipped: tuple[st
         kind=KIND_OF_EVENT[type(event)],
         at=event.at,
         node_id=node_id,
-        attempt=getattr(event, "attempt", None),
+        attempt=None if node_id is None else getattr(event, "attempt", None),
         worker_id=worker_id,
         error=error,
         retry_at=retry_at,

@@ -20,6 +20,7 @@ from domain.events import (
     Command,
     DispatchNode,
     Event,
+    EventDeadLettered,
     FinishRun,
     NodeFailed,
     NodeStarted,
@@ -32,6 +33,7 @@ from domain.plan import NodeSpec, WorkflowPlan
 from domain.statuses import NodeStatus, RunStatus
 
 UPSTREAM_FAILED = "UpstreamFailed"
+DEAD_LETTERED = "DeadLettered"
 _IN_FLIGHT = (NodeStatus.QUEUED, NodeStatus.RUNNING)
 
 
@@ -169,15 +171,10 @@ class Run:
         return self._fail_attempt(node, event.node_id, error, event.at, True)
 
     def _on_retry_due(self, event: RetryDue) -> list[Command] | None:
-        if self.status is not RunStatus.RUNNING:
-            return None
-        index = self.plan.index.get(event.node_id)
+        index = self._awaiting_retry(event.node_id, event.attempt)
         if index is None:
             return None
-        node = self.nodes[index]
-        if node.retry_at is None or event.attempt != node.attempt + 1:
-            return None
-        node.retry_at = None
+        self.nodes[index].retry_at = None
         return [self._dispatch(index, event.at)]
 
     def _on_cancel_requested(self, event: CancelRequested) -> list[Command] | None:
@@ -194,6 +191,42 @@ class Run:
         self.finished_at = event.at
         return [FinishRun(self.run_id, RunStatus.CANCELLED)]
 
+    def _on_event_dead_lettered(self, event: EventDeadLettered) -> list[Command] | None:
+        error = ErrorInfo(DEAD_LETTERED, event.message)
+        if event.node_id is None:
+            return self._fail_unstarted(error, event.at)
+        return self._fail_awaiting_retry(event.node_id, event.attempt, error, event.at)
+
+    def _fail_unstarted(self, error: ErrorInfo, at: float) -> list[Command] | None:
+        """The run could not start: it fails, every node skipped with the reason."""
+        if self.status is not RunStatus.PENDING:
+            return None
+        for node in self.nodes:
+            node.status = NodeStatus.SKIPPED
+            node.error = error
+            node.finished_at = at
+        self.unfinished = 0
+        self.status = RunStatus.FAILED
+        self.finished_at = at
+        return [FinishRun(self.run_id, RunStatus.FAILED)]
+
+    def _fail_awaiting_retry(
+        self, node_id: str, attempt: int, error: ErrorInfo, at: float
+    ) -> list[Command] | None:
+        """The retry ``attempt`` of ``node_id`` could not be dispatched: the node fails for good."""
+        index = self._awaiting_retry(node_id, attempt)
+        if index is None:
+            return None
+        node = self.nodes[index]
+        node.retry_at = None
+        node.status = NodeStatus.FAILED
+        node.error = error
+        node.finished_at = at
+        self.unfinished -= 1
+        self.failed_nodes += 1
+        self._skip_descendants(self.plan.nodes[index], at)
+        return self._finish_if_done([], at)
+
     # -- helpers ---------------------------------------------------------------------------------
 
     def _current(self, node_id: str, attempt: int) -> NodeRun | None:
@@ -207,6 +240,18 @@ class Run:
         if node.attempt != attempt or node.status not in _IN_FLIGHT:
             return None
         return node
+
+    def _awaiting_retry(self, node_id: str, attempt: int) -> int | None:
+        """The node's index if it waits for its retry ``attempt``; None for stale or repeated news."""
+        if self.status is not RunStatus.RUNNING:
+            return None
+        index = self.plan.index.get(node_id)
+        if index is None:
+            return None
+        node = self.nodes[index]
+        if node.retry_at is None or attempt != node.attempt + 1:
+            return None
+        return index
 
     def _dispatch(self, index: int, at: float) -> DispatchNode:
         node = self.nodes[index]
@@ -286,4 +331,5 @@ _HANDLERS: dict[type, Callable[[Run, Any], list[Command] | None]] = {
     AttemptTimedOut: Run._on_attempt_timed_out,
     RetryDue: Run._on_retry_due,
     CancelRequested: Run._on_cancel_requested,
+    EventDeadLettered: Run._on_event_dead_lettered,
 }

@@ -13,6 +13,7 @@ from domain.events import (
     CancelRequested,
     DispatchNode,
     Event,
+    EventDeadLettered,
     FinishRun,
     NodeFailed,
     NodeStarted,
@@ -22,7 +23,7 @@ from domain.events import (
     ScheduleRetry,
 )
 from domain.plan import WorkflowPlan
-from domain.run import UPSTREAM_FAILED, ErrorInfo, FailedAttempt, Run
+from domain.run import DEAD_LETTERED, UPSTREAM_FAILED, ErrorInfo, FailedAttempt, Run
 from domain.statuses import NodeStatus, RunStatus
 
 
@@ -528,6 +529,66 @@ def test_cancel_after_completion_is_ignored() -> None:
     succeed(run, "a")
     assert_ignored(run, CancelRequested(RUN_ID, 9.0))
     assert run.status is RunStatus.COMPLETED
+
+
+# -- dead-lettered starts and retries ----------------------------------------------------------------
+
+
+def test_a_dead_lettered_start_fails_the_run_and_skips_every_node_with_the_reason() -> None:
+    run = new_run(diamond())
+    reason = "event RunStarted delivered 5 times"
+
+    assert run.handle(EventDeadLettered(RUN_ID, None, 0, reason, 3.0)) == [
+        FinishRun(RUN_ID, RunStatus.FAILED)
+    ]
+
+    assert (run.status, run.finished_at, run.unfinished, run.in_flight) == (RunStatus.FAILED, 3.0, 0, 0)
+    assert set(statuses(run).values()) == {NodeStatus.SKIPPED}
+    assert {run.node(n).error for n in "abcd"} == {ErrorInfo(DEAD_LETTERED, reason)}
+    assert {run.node(n).attempt for n in "abcd"} == {0}
+    # The start, delivered after all (or the same news again), changes nothing.
+    assert_ignored(run, RunStarted(RUN_ID, 4.0))
+    assert_ignored(run, EventDeadLettered(RUN_ID, None, 0, reason, 5.0))
+
+
+def test_a_dead_lettered_start_of_a_run_that_started_after_all_changes_nothing() -> None:
+    run = new_run(diamond())
+    started(run)
+    assert_ignored(run, EventDeadLettered(RUN_ID, None, 0, "event RunStarted delivered 5 times", 3.0))
+    assert run.status is RunStatus.RUNNING
+
+
+def test_a_dead_lettered_retry_fails_its_node_for_good_and_the_run_goes_on() -> None:
+    run = new_run(plan_of(node("a", retry_policy={"max_attempts": 3}), node("b", ["a"]), node("c")))
+    started(run)
+    fail(run, "a", 1, at=2.0, message="flaky")
+    reason = "event RetryDue delivered 5 times"
+
+    # Only news of the retry the node waits for counts.
+    assert_ignored(run, EventDeadLettered(RUN_ID, "a", 3, reason, 3.0))
+    assert_ignored(run, EventDeadLettered(RUN_ID, "a", 1, reason, 3.0))
+    assert_ignored(run, EventDeadLettered(RUN_ID, "nope", 2, reason, 3.0))
+    assert run.handle(EventDeadLettered(RUN_ID, "a", 2, reason, 3.0)) == []
+
+    a = run.node("a")
+    assert (a.status, a.attempt, a.retry_at, a.finished_at) == (NodeStatus.FAILED, 1, None, 3.0)
+    assert a.error == ErrorInfo(DEAD_LETTERED, reason)
+    assert [f.error.message for f in a.failed_attempts or []] == ["flaky"]
+    assert run.node("b").status is NodeStatus.SKIPPED
+    assert run.last_skipped == ("b",)
+    assert run.status is RunStatus.RUNNING  # c is still in flight
+    # The retry, delivered after all, dispatches nothing; c's end finishes the run, FAILED.
+    assert_ignored(run, RetryDue(RUN_ID, "a", 2, 4.0))
+    assert succeed(run, "c", at=5.0) == [FinishRun(RUN_ID, RunStatus.FAILED)]
+
+
+def test_a_dead_lettered_retry_after_the_retry_was_dispatched_changes_nothing() -> None:
+    run = new_run(retry_plan(max_attempts=3))
+    started(run)
+    fail(run, "a", 1)
+    run.handle(RetryDue(RUN_ID, "a", 2, 3.0))
+    assert_ignored(run, EventDeadLettered(RUN_ID, "a", 2, "event RetryDue delivered 5 times", 4.0))
+    assert run.node("a").status is NodeStatus.QUEUED
 
 
 # -- idempotence and counters -----------------------------------------------------------------------
