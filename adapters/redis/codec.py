@@ -14,6 +14,7 @@ from domain.events import (
     AttemptTimedOut,
     CancelRequested,
     Event,
+    EventDeadLettered,
     NodeFailed,
     NodeStarted,
     NodeSucceeded,
@@ -91,6 +92,9 @@ def encode_event(event: Event) -> Fields:
             }
         case CancelRequested():
             return {"k": "cancel", "r": event.run_id, "t": repr(event.at)}
+        case EventDeadLettered():
+            about = {} if event.node_id is None else {"n": event.node_id, "a": str(event.attempt)}
+            return {"k": "dead", "r": event.run_id, "t": repr(event.at), "em": event.message, **about}
 
 
 def decode_event(fields: Mapping[str, str]) -> Event:
@@ -100,6 +104,8 @@ def decode_event(fields: Mapping[str, str]) -> Event:
             return RunStarted(run_id, at)
         if kind == "cancel":
             return CancelRequested(run_id, at)
+        if kind == "dead" and "n" not in fields:
+            return EventDeadLettered(run_id, None, 0, fields["em"], at)
         node_id, attempt = fields["n"], int(fields["a"])
         if kind == "started":
             return NodeStarted(run_id, node_id, attempt, fields["w"], at)
@@ -116,6 +122,8 @@ def decode_event(fields: Mapping[str, str]) -> Event:
             return AttemptTimedOut(run_id, node_id, attempt, at)
         if kind == "retry":
             return RetryDue(run_id, node_id, attempt, at)
+        if kind == "dead":
+            return EventDeadLettered(run_id, node_id, attempt, fields["em"], at)
     except (KeyError, ValueError) as error:
         raise MalformedEntry(f"not an event entry: {dict(fields)!r} ({error})") from None
     raise MalformedEntry(f"unknown event kind {kind!r}")

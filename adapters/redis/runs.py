@@ -24,6 +24,7 @@ from domain.events import (
     CancelRequested,
     Command,
     Event,
+    EventDeadLettered,
     FinishRun,
     NodeFailed,
     NodeStarted,
@@ -125,6 +126,8 @@ def _event_args(event: Event) -> tuple[str, str, str, int, list[str]]:
             return "timeout", at, event.node_id, event.attempt, []
         case RetryDue():
             return "retry", at, event.node_id, event.attempt, []
+        case EventDeadLettered():
+            return "dead", at, event.node_id or "", event.attempt, [event.message]
 
 
 def _ran_by(worker_id: str, started_at: float | None) -> list[str]:

@@ -32,6 +32,7 @@ from domain.events import (
     AttemptTimedOut,
     CancelRequested,
     Event,
+    EventDeadLettered,
     FinishRun,
     NodeFailed,
     NodeStarted,
@@ -40,7 +41,7 @@ from domain.events import (
     RunStarted,
 )
 from domain.messages import Task
-from domain.run import UPSTREAM_FAILED, ErrorInfo
+from domain.run import DEAD_LETTERED, UPSTREAM_FAILED, ErrorInfo
 from domain.statuses import NodeStatus, RunStatus
 
 RUN_INPUT = {"user": "ada", "n": 3, "tags": ["x"], "nested": {"ok": True}}
@@ -680,6 +681,66 @@ async def test_cancel_of_a_pending_run(backend: Backend) -> None:
     assert finishes(await driver.apply_received(run_started)) == []
     assert snapshot(await driver.get()) == snapshot(stored)
     assert await nothing_waiting(backend.tasks, "worker")
+
+
+# -- dead-lettered starts and retries ----------------------------------------------------------------
+
+
+async def test_a_dead_lettered_start_fails_the_run_like_the_aggregate(backend: Backend) -> None:
+    run = await add_run(backend, diamond())
+    driver = Driver(backend, run)
+    run_started = await drain(backend.events, 1, consumer="orchestrator")  # never applied
+    reason = "event RunStarted delivered 5 times; moved to the dead-letter stream d (entry 1-0)"
+
+    commands = await driver.deliver(EventDeadLettered(run.run_id, None, 0, reason, T0 + 1))
+
+    assert finishes(commands) == [FinishRun(run.run_id, RunStatus.FAILED)]
+    stored = await driver.get()
+    assert (stored.status, stored.finished_at) == (RunStatus.FAILED, T0 + 1)
+    assert [(n.status, n.error) for n in stored.nodes] == [
+        (NodeStatus.SKIPPED, ErrorInfo(DEAD_LETTERED, reason))
+    ] * 4
+    [(_, entry)] = await backend.runs.history(run.run_id, 0, 10)
+    assert (entry.kind, entry.node_id, entry.error, entry.run_status) == (
+        "event_dead_lettered",
+        None,
+        ErrorInfo(DEAD_LETTERED, reason),
+        RunStatus.FAILED,
+    )
+    # The start itself, applied after all, starts nothing.
+    await assert_nothing_changes(driver, *[d.message for d in run_started])
+    assert await nothing_waiting(backend.tasks, "worker")
+
+
+async def test_a_dead_lettered_retry_fails_its_node_like_the_aggregate(backend: Backend) -> None:
+    driver = await started(
+        backend, workflow(node("flaky", retry_policy=retry(3, 1.0)), node("after", ["flaky"]), node("other"))
+    )
+    await driver.take_tasks(2)
+    await driver.deliver(NodeFailed(driver.run_id, "flaky", 1, "IOError", "one", T0 + 1))
+    assert await backend.timers.fire_due(T0 + 2.5, 10) is None
+    retry_due = await drain(backend.events, 1, consumer="orchestrator")  # never applied
+    reason = "event RetryDue delivered 5 times"
+
+    commands = await driver.deliver(EventDeadLettered(driver.run_id, "flaky", 2, reason, T0 + 3))
+
+    assert finishes(commands) == []
+    run = await driver.get()
+    flaky = run.node("flaky")
+    assert (flaky.status, flaky.attempt, flaky.retry_at) == (NodeStatus.FAILED, 1, None)
+    assert flaky.error == ErrorInfo(DEAD_LETTERED, reason)
+    assert run.node("after").status is NodeStatus.SKIPPED
+    entry = (await backend.runs.history(driver.run_id, 0, 100))[-1][1]
+    assert (entry.kind, entry.node_id, entry.attempt, entry.skipped) == (
+        "event_dead_lettered",
+        "flaky",
+        2,
+        ("after",),
+    )
+    await assert_nothing_changes(driver, *[d.message for d in retry_due])
+    assert await nothing_waiting(backend.tasks, "worker")
+    commands = await driver.deliver(NodeSucceeded(driver.run_id, "other", 1, "done", T0 + 4))
+    assert finishes(commands) == [FinishRun(driver.run_id, RunStatus.FAILED)]
 
 
 # -- retention (Redis only) --------------------------------------------------------------------------

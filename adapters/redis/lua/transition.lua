@@ -8,7 +8,8 @@
 --       n arguments: 1 kind, 2 run id, 3 at, 4 node id, 5 attempt, 6 retention seconds, 7.. by kind:
 --       started: 7 worker id; ok: 7 worker id, 8 started at ("" when unknown), 9 the output's
 --       JSON when it came in the event ("" when the worker staged it);
---       fail: 7 error type, 8 message, 9 retryable ("1"/"0"), 10 worker id, 11 started at
+--       fail: 7 error type, 8 message, 9 retryable ("1"/"0"), 10 worker id, 11 started at;
+--       dead (the run's start, node id "", or a retry of node id, attempt, was dead-lettered): 7 message
 -- Returns, per event, outcome ("applied", "ignored" or "unknown") and final run status or "".
 -- Each applied event appends its entry to the run's history list (domain/history.py's shape,
 -- times as the strings given; empty lists left out).
@@ -19,6 +20,7 @@
 local ENTRY_KIND = {
   start = 'run_started', started = 'node_started', ok = 'node_succeeded', fail = 'node_failed',
   timeout = 'attempt_timed_out', retry = 'retry_due', cancel = 'cancel_requested',
+  dead = 'event_dead_lettered',
 }
 
 local function apply_event(KEYS, ARGV)
@@ -216,13 +218,48 @@ local function apply_event(KEYS, ARGV)
     return applied(fail_attempt(st, 'TimeoutError', message, true))
   end
 
-  if kind == 'retry' then
-    if status ~= 'RUNNING' then return {'ignored', ''} end
+  -- The node if it waits for its retry ``attempt``; nil for stale or repeated news.
+  local function awaiting_retry()
+    if status ~= 'RUNNING' then return nil end
     local st = load(node_id)
-    if st == nil or st.r == nil or attempt ~= st.a + 1 then return {'ignored', ''} end
+    if st == nil or st.r == nil or attempt ~= st.a + 1 then return nil end
+    return st
+  end
+
+  if kind == 'retry' then
+    local st = awaiting_retry()
+    if st == nil then return {'ignored', ''} end
     st.r = nil
     dispatch(node_id, spec(node_id), st)
     return applied('')
+  end
+
+  if kind == 'dead' and node_id == '' then
+    -- The run could not start: it fails, every node skipped with the reason (bounded by MAX_NODES).
+    if status ~= 'PENDING' then return {'ignored', ''} end
+    entry.error = {'DeadLettered', ARGV[7]}
+    local all = redis.call('HGETALL', nodes)
+    for i = 1, #all, 2 do
+      local st = cjson.decode(all[i + 1])
+      st.s = 'SKIPPED'; st.e = entry.error; st.f = at
+      redis.call('HSET', nodes, all[i], cjson.encode(st))
+    end
+    redis.call('HSET', meta, 'status', 'FAILED', 'finished_at', at, 'unfinished', 0)
+    set_status('FAILED')
+    return applied('FAILED')
+  end
+
+  if kind == 'dead' then
+    -- The retry could not be dispatched: the node fails for good.
+    local st = awaiting_retry()
+    if st == nil then return {'ignored', ''} end
+    st.r = nil; st.s = 'FAILED'; st.f = at; st.e = {'DeadLettered', ARGV[7]}
+    store(node_id, st)
+    entry.error = st.e
+    redis.call('HINCRBY', meta, 'unfinished', -1)
+    redis.call('HINCRBY', meta, 'failed', 1)
+    skip_descendants(node_id)
+    return applied(finish_if_done())
   end
 
   if kind == 'cancel' then
