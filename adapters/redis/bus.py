@@ -13,12 +13,20 @@ from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import KeySpace
 from adapters.redis.scripts import Script, with_script
 from adapters.redis.streams import DeadLetter, RedisStreamQueue, StreamConfig
-from domain.events import AttemptTimedOut, Event, NodeFailed, NodeSucceeded
+from domain.events import (
+    AttemptTimedOut,
+    Event,
+    EventDeadLettered,
+    NodeFailed,
+    NodeSucceeded,
+    RetryDue,
+    RunStarted,
+)
 from domain.messages import Task
+from domain.run import DEAD_LETTERED
 
 EVENTS_GROUP, TASKS_GROUP = "orchestrators", "workers"
 INLINE_OUTPUT_BYTES = 1024
-DEAD_LETTERED = "DeadLettered"
 
 
 def _config(keys: KeySpace, kind: str, group: str, visibility: float, deliveries: int) -> StreamConfig:
@@ -48,22 +56,31 @@ class RedisEventBus(RedisStreamQueue[Event]):
             encode_event,
             decode_event,
             lambda event: keys.shard_of(event.run_id),
-            self._fail_attempt,
+            self._settle,
         )
         self._keys = keys
         self._now = now
 
-    async def _fail_attempt(self, dead: DeadLetter[Event]) -> None:
-        """An attempt's result that no orchestrator could apply fails that attempt for good, so the
-        run still ends. Stale once applied (the orchestrators died after applying it), it changes
-        nothing; a failure of this kind is not turned into another one, so nothing loops."""
+    async def _settle(self, dead: DeadLetter[Event]) -> None:
+        """An event that no orchestrator could apply is settled by one that ends what it left open,
+        so the run still ends: a result fails its attempt for good, a start fails the run, a retry
+        fails its node. Stale once applied (the orchestrators died after applying it), that changes
+        nothing. The settling events themselves are not settled again, so nothing loops; a node's
+        start report needs nothing, and a cancel is left undone (the run ends by itself)."""
         event = dead.message
-        if not isinstance(event, NodeSucceeded | NodeFailed | AttemptTimedOut):
-            return  # a start, a retry timer or a cancel: nothing of an attempt to settle
-        if isinstance(event, NodeFailed) and event.error_type == DEAD_LETTERED:
-            return
         what = f"event {type(event).__name__}"
-        await self.send([_dead_lettered(what, dead, event.run_id, event.node_id, event.attempt, self._now())])
+        settled: Event
+        match event:
+            case NodeSucceeded() | AttemptTimedOut() | NodeFailed() if not _settles(event):
+                settled = _dead_lettered(what, dead, event.run_id, event.node_id, event.attempt, self._now())
+            case RunStarted():
+                settled = EventDeadLettered(event.run_id, None, 0, _reason(what, dead), self._now())
+            case RetryDue():
+                reason = _reason(what, dead)
+                settled = EventDeadLettered(event.run_id, event.node_id, event.attempt, reason, self._now())
+            case _:
+                return
+        await self.send([settled])
 
     def _add_send(self, pipe: Pipeline, message: Event) -> None:
         if type(message) is not NodeSucceeded:
@@ -113,12 +130,20 @@ class RedisTaskQueue(RedisStreamQueue[Task]):
         )
 
 
+def _settles(event: Event) -> bool:
+    """Whether ``event`` is itself the settlement of a dead letter."""
+    return isinstance(event, NodeFailed) and event.error_type == DEAD_LETTERED
+
+
+def _reason(what: str, dead: DeadLetter[Any]) -> str:
+    return f"{what} {dead.reason}; moved to the dead-letter stream {dead.stream} (entry {dead.entry_id})"
+
+
 def _dead_lettered(
     what: str, dead: DeadLetter[Any], run_id: str, node_id: str, attempt: int, at: float
 ) -> NodeFailed:
     """The final failure of an attempt whose ``what`` (its task or its result) was dead-lettered."""
-    message = f"{what} {dead.reason}; moved to the dead-letter stream {dead.stream} (entry {dead.entry_id})"
-    return NodeFailed(run_id, node_id, attempt, DEAD_LETTERED, message, at, retryable=False)
+    return NodeFailed(run_id, node_id, attempt, DEAD_LETTERED, _reason(what, dead), at, retryable=False)
 
 
 class RedisTimerStore:

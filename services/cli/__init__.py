@@ -328,7 +328,8 @@ def _follow(client: ApiClient, run_id: str, total: int, as_json: bool) -> str:
                 typer.echo(event_line(event))
             node_id = event.get("node_id")
             ended = event.get("kind") == "node_succeeded" or (
-                event.get("kind") in ("node_failed", "attempt_timed_out") and not event.get("retry_at")
+                event.get("kind") in ("node_failed", "attempt_timed_out", "event_dead_lettered")
+                and not event.get("retry_at")
             )
             if node_id and ended:
                 finished.add(node_id)

@@ -1,6 +1,7 @@
-"""Contract of the event bus on Redis: a result that no orchestrator could apply, dead-lettered after
-``max_deliveries``, fails its attempt for good, so its run still ends; nothing else it could be
-turns into anything, so a dead letter never breeds another."""
+"""Contract of the event bus on Redis: an event that no orchestrator could apply, dead-lettered after
+``max_deliveries``, is settled so that its run still ends: a result fails its attempt for good, the
+run's start fails the run, a retry fails its node. A settlement is never settled again, so a dead
+letter never breeds another; a node's start report and a cancel turn into nothing."""
 
 from __future__ import annotations
 
@@ -10,9 +11,20 @@ from typing import Any
 import pytest
 from contract_support import ONE_PROCESS, T0, Backend, Driver, add_run, drain, node, nothing_waiting, workflow
 
-from adapters.redis.bus import DEAD_LETTERED
-from domain.events import AttemptTimedOut, Event, FinishRun, NodeFailed, NodeStarted, NodeSucceeded
+from domain.events import (
+    AttemptTimedOut,
+    CancelRequested,
+    Event,
+    EventDeadLettered,
+    FinishRun,
+    NodeFailed,
+    NodeStarted,
+    NodeSucceeded,
+    RetryDue,
+    RunStarted,
+)
 from domain.ports import Delivery
+from domain.run import DEAD_LETTERED
 from domain.statuses import NodeStatus, RunStatus
 
 VISIBILITY = 0.2
@@ -77,8 +89,11 @@ async def test_a_dead_lettered_result_fails_its_attempt_for_good_and_the_run_end
     [
         lambda run_id: NodeFailed(run_id, "a", 1, DEAD_LETTERED, "task delivered 5 times", T0, False),
         lambda run_id: NodeStarted(run_id, "a", 1, "w", T0 + 1),
+        lambda run_id: EventDeadLettered(run_id, None, 0, "event RunStarted delivered 5 times", T0),
+        lambda run_id: EventDeadLettered(run_id, "a", 2, "event RetryDue delivered 5 times", T0),
+        lambda run_id: CancelRequested(run_id, T0 + 1),
     ],
-    ids=["dead-lettered-failure", "start"],
+    ids=["dead-lettered-failure", "node-start", "dead-lettered-run-start", "dead-lettered-retry", "cancel"],
 )
 async def test_a_dead_lettered_event_that_settles_no_attempt_turns_into_nothing(
     backend: Backend, other: Any
@@ -90,3 +105,49 @@ async def test_a_dead_lettered_event_that_settles_no_attempt_turns_into_nothing(
     assert await nothing_waiting(backend.events, "orchestrator")
     [(_, record)] = await backend.client.xrange(backend.dead_stream(driver.run_id))
     assert f"delivered {MAX_DELIVERIES} times" in record["dead.reason"]
+
+
+async def test_a_dead_lettered_run_start_fails_the_run(backend: Backend) -> None:
+    driver = Driver(backend, await add_run(backend, workflow(node("a"), node("b", ["a"]))))
+    [start] = await drain(backend.events, 1, consumer="orchestrator")  # taken, never acknowledged
+    assert start.message == RunStarted(driver.run_id, T0)
+    await backend.events.ack([start])  # so that only the copy below is in play
+
+    received = await dead_letter(backend, start.message) or await drain(
+        backend.events, 1, consumer="orchestrator"
+    )
+    [settled] = [d.message for d in received]
+    assert isinstance(settled, EventDeadLettered)
+    assert (settled.run_id, settled.node_id) == (driver.run_id, None)
+    assert f"event RunStarted delivered {MAX_DELIVERIES} times" in settled.message
+    assert backend.dead_stream(driver.run_id) in settled.message
+    commands = await driver.apply_received(received)
+    assert commands == [FinishRun(driver.run_id, RunStatus.FAILED)]
+    run = await driver.get()
+    assert [n.status for n in run.nodes] == [NodeStatus.SKIPPED] * 2
+    assert await nothing_waiting(backend.tasks, "worker")
+
+
+async def test_a_dead_lettered_retry_fails_its_node(backend: Backend) -> None:
+    raw = workflow(
+        node("a", retry_policy={"max_attempts": 3, "initial_backoff_seconds": 1}), node("b", ["a"])
+    )
+    driver = Driver(backend, await add_run(backend, raw))
+    await driver.begin()
+    await driver.take_tasks(1)
+    await driver.deliver(NodeFailed(driver.run_id, "a", 1, "IOError", "flaky", T0 + 1))
+    retry = RetryDue(driver.run_id, "a", 2, T0 + 2)
+
+    received = await dead_letter(backend, retry) or await drain(backend.events, 1, consumer="orchestrator")
+    [settled] = [d.message for d in received]
+    assert isinstance(settled, EventDeadLettered)
+    assert (settled.run_id, settled.node_id, settled.attempt) == (driver.run_id, "a", 2)
+    assert f"event RetryDue delivered {MAX_DELIVERIES} times" in settled.message
+    commands = await driver.apply_received(received)
+    assert commands == [FinishRun(driver.run_id, RunStatus.FAILED)]
+    run = await driver.get()
+    assert (run.node("a").status, run.node("a").error.type if run.node("a").error else None) == (
+        NodeStatus.FAILED,
+        DEAD_LETTERED,
+    )
+    assert run.node("b").status is NodeStatus.SKIPPED

@@ -32,12 +32,13 @@ from contract_support import (
     workflow,
 )
 
-from adapters.redis.bus import DEAD_LETTERED, EVENTS_GROUP, TASKS_GROUP
+from adapters.redis.bus import EVENTS_GROUP, TASKS_GROUP
 from adapters.redis.codec import decode_event, decode_task, encode_event, encode_task
 from adapters.redis.streams import RedisStreamQueue, StreamConfig
 from domain.events import (
     AttemptTimedOut,
     CancelRequested,
+    EventDeadLettered,
     FinishRun,
     NodeFailed,
     NodeStarted,
@@ -47,6 +48,7 @@ from domain.events import (
 )
 from domain.messages import Task
 from domain.ports import MessageQueue
+from domain.run import DEAD_LETTERED
 from domain.statuses import NodeStatus, RunStatus
 
 VISIBILITY = 0.2
@@ -68,6 +70,8 @@ def messages(kind: str, run_id: str, count: int) -> list[Any]:
         lambda i: AttemptTimedOut(run_id, f"n{i}", 3, T0 + i + 0.125),
         lambda i: RetryDue(run_id, f"n{i}", 2, T0 + i),
         lambda i: CancelRequested(run_id, T0 + i),
+        lambda i: EventDeadLettered(run_id, None, 0, f"start {i} dead", T0 + i),
+        lambda i: EventDeadLettered(run_id, f"n{i}", 2, f"retry {i} dead", T0 + i),
     ]
     return [makers[i % len(makers)](i) for i in range(count)]
 
@@ -358,9 +362,15 @@ async def test_consumers_reclaiming_together_dead_letter_an_exhausted_message_on
     # All of them see the entry pending and exhausted at the same moment.
     answers = await asyncio.gather(*(q.receive(f"c{i}", 10, 0.05) for i, q in enumerate(queues)))
 
-    assert answers == [[]] * len(queues)
+    delivered = [d.message for answer in answers for d in answer]
+    assert not [message for message in delivered if message in sent]
     dead = await backend.client.xrange(backend.dead_stream(run_id))
     assert len(dead) == 1, dead
+    # What settles the dead letter (a task's or a run start's failure) is sent once too.
+    later = await backend.events.receive("settlements", 10, 0.05)
+    settlements = delivered + [d.message for d in later if d.message.run_id == run_id]
+    assert len(settlements) == 1, settlements
+    await backend.events.ack([*later, *(d for answer in answers for d in answer)])
     assert await pending_count(backend, kind, run_id) == 0
 
 
