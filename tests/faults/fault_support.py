@@ -152,12 +152,12 @@ def measure(kind: str, seconds: float) -> None:
 def report_lines() -> list[str]:
     lines: list[str] = []
     if MEASUREMENTS:
-        lines.append(
-            f"{'recovery (kill -> work running again)':<58} {'n':>3} {'min':>6} {'median':>7} {'max':>6}"
-        )
+        title = "recovery (kill -> work running again), seconds"
+        width = max(len(title), *map(len, MEASUREMENTS))
+        lines.append(f"{title:<{width}} {'n':>3} {'min':>6} {'median':>7} {'max':>6}")
         for kind, values in sorted(MEASUREMENTS.items()):
             lines.append(
-                f"{kind:<58} {len(values):>3} {min(values):>6.2f} {statistics.median(values):>7.2f} "
+                f"{kind:<{width}} {len(values):>3} {min(values):>6.2f} {statistics.median(values):>7.2f} "
                 f"{max(values):>6.2f}"
             )
     for name, figures in FIGURES.items():
