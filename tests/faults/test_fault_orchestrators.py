@@ -119,7 +119,7 @@ def success(run_id: str, node_id: str) -> dict[str, str]:
     return {**fields, "o": "{}"}
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(60)
 async def test_two_last_parents_of_a_fan_in_applied_together_by_two_orchestrators(
     faults: Callable[..., FaultCluster],
 ) -> None:
