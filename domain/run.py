@@ -229,11 +229,15 @@ class Run:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _current(self, node_id: str, attempt: int) -> NodeRun | None:
-        """The node if this (node, attempt) is the one in flight; None for stale or repeated news."""
+    def _index_while_running(self, node_id: str) -> int | None:
+        """The node's index; None when the run is not running or has no such node."""
         if self.status is not RunStatus.RUNNING:
             return None
-        index = self.plan.index.get(node_id)
+        return self.plan.index.get(node_id)
+
+    def _current(self, node_id: str, attempt: int) -> NodeRun | None:
+        """The node if this (node, attempt) is the one in flight; None for stale or repeated news."""
+        index = self._index_while_running(node_id)
         if index is None:
             return None
         node = self.nodes[index]
@@ -243,9 +247,7 @@ class Run:
 
     def _awaiting_retry(self, node_id: str, attempt: int) -> int | None:
         """The node's index if it waits for its retry ``attempt``; None for stale or repeated news."""
-        if self.status is not RunStatus.RUNNING:
-            return None
-        index = self.plan.index.get(node_id)
+        index = self._index_while_running(node_id)
         if index is None:
             return None
         node = self.nodes[index]
