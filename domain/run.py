@@ -180,16 +180,7 @@ class Run:
     def _on_cancel_requested(self, event: CancelRequested) -> list[Command] | None:
         if self.status.is_final:
             return None
-        for node in self.nodes:
-            if not node.status.is_final:
-                node.status = NodeStatus.CANCELLED
-                node.finished_at = event.at
-                node.retry_at = None
-        self.unfinished = 0
-        self.in_flight = 0
-        self.status = RunStatus.CANCELLED
-        self.finished_at = event.at
-        return [FinishRun(self.run_id, RunStatus.CANCELLED)]
+        return self._end(RunStatus.CANCELLED, NodeStatus.CANCELLED, None, event.at)
 
     def _on_event_dead_lettered(self, event: EventDeadLettered) -> list[Command] | None:
         error = ErrorInfo(DEAD_LETTERED, event.message)
@@ -201,14 +192,7 @@ class Run:
         """The run could not start: it fails, every node skipped with the reason."""
         if self.status is not RunStatus.PENDING:
             return None
-        for node in self.nodes:
-            node.status = NodeStatus.SKIPPED
-            node.error = error
-            node.finished_at = at
-        self.unfinished = 0
-        self.status = RunStatus.FAILED
-        self.finished_at = at
-        return [FinishRun(self.run_id, RunStatus.FAILED)]
+        return self._end(RunStatus.FAILED, NodeStatus.SKIPPED, error, at)
 
     def _fail_awaiting_retry(
         self, node_id: str, attempt: int, error: ErrorInfo, at: float
@@ -228,6 +212,24 @@ class Run:
         return self._finish_if_done([], at)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _end(
+        self, status: RunStatus, unfinished_as: NodeStatus, error: ErrorInfo | None, at: float
+    ) -> list[Command]:
+        """End the run at once: every node not finished yet ends ``unfinished_as`` (with ``error``
+        when given); touches every node once (bounded by MAX_NODES)."""
+        for node in self.nodes:
+            if not node.status.is_final:
+                node.status = unfinished_as
+                node.finished_at = at
+                node.retry_at = None
+                if error is not None:
+                    node.error = error
+        self.unfinished = 0
+        self.in_flight = 0
+        self.status = status
+        self.finished_at = at
+        return [FinishRun(self.run_id, status)]
 
     def _index_while_running(self, node_id: str) -> int | None:
         """The node's index; None when the run is not running or has no such node."""

@@ -218,6 +218,23 @@ local function apply_event(KEYS, ARGV)
     return applied(fail_attempt(st, 'TimeoutError', message, true))
   end
 
+  -- Ends the run at once: every node not finished yet ends as ``unfinished_as`` (with ``error``
+  -- when given). Bounded by MAX_NODES; rare, and touches every node once.
+  local function end_run(final, unfinished_as, error)
+    local all = redis.call('HGETALL', nodes)
+    for i = 1, #all, 2 do
+      local st = cjson.decode(all[i + 1])
+      if st.s == 'PENDING' or st.s == 'QUEUED' or st.s == 'RUNNING' then
+        st.s = unfinished_as; st.f = at; st.r = nil
+        if error then st.e = error end
+        redis.call('HSET', nodes, all[i], cjson.encode(st))
+      end
+    end
+    redis.call('HSET', meta, 'status', final, 'finished_at', at, 'unfinished', 0, 'in_flight', 0)
+    set_status(final)
+    return applied(final)
+  end
+
   -- The node if it waits for its retry ``attempt``; nil for stale or repeated news.
   local function awaiting_retry()
     if status ~= 'RUNNING' then return nil end
@@ -238,15 +255,7 @@ local function apply_event(KEYS, ARGV)
     -- The run could not start: it fails, every node skipped with the reason (bounded by MAX_NODES).
     if status ~= 'PENDING' then return {'ignored', ''} end
     entry.error = {'DeadLettered', ARGV[7]}
-    local all = redis.call('HGETALL', nodes)
-    for i = 1, #all, 2 do
-      local st = cjson.decode(all[i + 1])
-      st.s = 'SKIPPED'; st.e = entry.error; st.f = at
-      redis.call('HSET', nodes, all[i], cjson.encode(st))
-    end
-    redis.call('HSET', meta, 'status', 'FAILED', 'finished_at', at, 'unfinished', 0)
-    set_status('FAILED')
-    return applied('FAILED')
+    return end_run('FAILED', 'SKIPPED', entry.error)
   end
 
   if kind == 'dead' then
@@ -264,18 +273,7 @@ local function apply_event(KEYS, ARGV)
 
   if kind == 'cancel' then
     if status ~= 'PENDING' and status ~= 'RUNNING' then return {'ignored', ''} end
-    -- Bounded by MAX_NODES; cancelling is rare and touches every node once.
-    local all = redis.call('HGETALL', nodes)
-    for i = 1, #all, 2 do
-      local st = cjson.decode(all[i + 1])
-      if st.s == 'PENDING' or st.s == 'QUEUED' or st.s == 'RUNNING' then
-        st.s = 'CANCELLED'; st.f = at; st.r = nil
-        redis.call('HSET', nodes, all[i], cjson.encode(st))
-      end
-    end
-    redis.call('HSET', meta, 'status', 'CANCELLED', 'finished_at', at, 'unfinished', 0, 'in_flight', 0)
-    set_status('CANCELLED')
-    return applied('CANCELLED')
+    return end_run('CANCELLED', 'CANCELLED', nil)
   end
 
   return {'error', 'unknown event kind ' .. tostring(kind)}
