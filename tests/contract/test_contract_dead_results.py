@@ -53,6 +53,12 @@ async def dead_letter(backend: Backend, event: Event) -> list[Delivery[Event]]:
     return after
 
 
+async def settlement(backend: Backend, event: Event) -> list[Delivery[Event]]:
+    """What ``event`` is settled by once dead-lettered: received by the orchestrator that
+    dead-lettered it, or else still waiting on the bus."""
+    return await dead_letter(backend, event) or await drain(backend.events, 1, consumer="orchestrator")
+
+
 @pytest.mark.parametrize(
     "result",
     [
@@ -70,7 +76,7 @@ async def test_a_dead_lettered_result_fails_its_attempt_for_good_and_the_run_end
     await driver.take_tasks(1)
     event = result(driver.run_id)
 
-    received = await dead_letter(backend, event) or await drain(backend.events, 1, consumer="orchestrator")
+    received = await settlement(backend, event)
     [failure] = [d.message for d in received]
     assert isinstance(failure, NodeFailed)
     assert (failure.run_id, failure.node_id, failure.attempt) == (driver.run_id, "a", 1)
@@ -113,9 +119,7 @@ async def test_a_dead_lettered_run_start_fails_the_run(backend: Backend) -> None
     assert start.message == RunStarted(driver.run_id, T0)
     await backend.events.ack([start])  # so that only the copy below is in play
 
-    received = await dead_letter(backend, start.message) or await drain(
-        backend.events, 1, consumer="orchestrator"
-    )
+    received = await settlement(backend, start.message)
     [settled] = [d.message for d in received]
     assert isinstance(settled, EventDeadLettered)
     assert (settled.run_id, settled.node_id) == (driver.run_id, None)
@@ -138,7 +142,7 @@ async def test_a_dead_lettered_retry_fails_its_node(backend: Backend) -> None:
     await driver.deliver(NodeFailed(driver.run_id, "a", 1, "IOError", "flaky", T0 + 1))
     retry = RetryDue(driver.run_id, "a", 2, T0 + 2)
 
-    received = await dead_letter(backend, retry) or await drain(backend.events, 1, consumer="orchestrator")
+    received = await settlement(backend, retry)
     [settled] = [d.message for d in received]
     assert isinstance(settled, EventDeadLettered)
     assert (settled.run_id, settled.node_id, settled.attempt) == (driver.run_id, "a", 2)
