@@ -10,11 +10,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from domain.retry import RetryPolicy
+
 NODE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
-class RetryPolicy(BaseModel):
-    """How often a node is attempted and how long to wait between attempts."""
+class RetryPolicySchema(BaseModel):
+    """A node's ``retry_policy`` as written; compiled to ``domain.retry.RetryPolicy``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -23,13 +25,10 @@ class RetryPolicy(BaseModel):
     backoff_multiplier: float = Field(default=2.0, ge=1, le=100)
     max_backoff_seconds: float = Field(default=60.0, ge=0, le=86_400)
 
-    def delay_before(self, attempt: int) -> float:
-        """Seconds to wait before ``attempt`` (2 or more) after the previous one failed."""
-        delay = self.initial_backoff_seconds * self.backoff_multiplier ** (attempt - 2)
-        return float(min(delay, self.max_backoff_seconds))
-
-
-NO_RETRY = RetryPolicy()
+    def compiled(self) -> RetryPolicy:
+        return RetryPolicy(
+            self.max_attempts, self.initial_backoff_seconds, self.backoff_multiplier, self.max_backoff_seconds
+        )
 
 
 class NodeDefinition(BaseModel):
@@ -39,7 +38,7 @@ class NodeDefinition(BaseModel):
     handler: str = Field(min_length=1, max_length=200)
     dependencies: list[str] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
-    retry_policy: RetryPolicy | None = None
+    retry_policy: RetryPolicySchema | None = None
     timeout_seconds: float | None = Field(default=None, gt=0, le=86_400)
 
     @field_validator("id")

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domain.definition import RetryPolicy
 from domain.rendering import CompiledConfig
+from domain.retry import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)

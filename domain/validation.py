@@ -12,11 +12,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from domain.definition import NO_RETRY, NodeDefinition, WorkflowDefinition
+from domain.definition import NodeDefinition, WorkflowDefinition
 from domain.errors import InvalidDefinition, InvalidInput, Problem
 from domain.limits import DEFAULT_LIMITS, Limits, json_size, nesting_depth
 from domain.plan import NodeSpec, WorkflowPlan
 from domain.rendering import CompiledConfig, compile_config
+from domain.retry import NO_RETRY
 from domain.templates import WORKFLOW_NAMESPACE
 
 RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE})
@@ -313,7 +314,7 @@ class _GraphChecker:
                 children=tuple(children[position]),
                 parent_ids=tuple(node.dependencies),
                 config=self.configs[position],
-                retry=node.retry_policy or NO_RETRY,
+                retry=NO_RETRY if node.retry_policy is None else node.retry_policy.compiled(),
                 timeout_seconds=node.timeout_seconds,
                 reads=frozenset(node.dependencies) | self.configs[position].roots | {WORKFLOW_NAMESPACE},
             )
