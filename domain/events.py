@@ -27,6 +27,16 @@ class NodeStarted:
     at: float
 
 
+class _OutputLost:
+    def __repr__(self) -> str:
+        return "OUTPUT_LOST"
+
+
+OUTPUT_LOST: Any = _OutputLost()
+"""The ``output`` of a success whose output was stored apart from its event and is gone (lost with
+the store's data): the attempt fails instead of completing with nothing."""
+
+
 @dataclass(frozen=True, slots=True)
 class NodeSucceeded:
     """``worker_id`` and ``started_at`` say who ran the attempt and when it began, so a worker
@@ -56,6 +66,10 @@ class NodeFailed:
 
 @dataclass(frozen=True, slots=True)
 class AttemptTimedOut:
+    """The orchestrator's deadline for an attempt has passed (``at``) with no result from its worker:
+    it counts when the attempt is still in flight and has run its node's timeout since it last
+    started (a deadline set by an earlier start, before the task was taken over, does not)."""
+
     run_id: str
     node_id: str
     attempt: int
@@ -120,9 +134,19 @@ class ScheduleRetry:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleDeadline:
+    """Time the attempt out at ``due_at`` unless its result comes first (``AttemptTimedOut``)."""
+
+    run_id: str
+    node_id: str
+    attempt: int
+    due_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class FinishRun:
     run_id: str
     status: RunStatus
 
 
-type Command = DispatchNode | ScheduleRetry | FinishRun
+type Command = DispatchNode | ScheduleRetry | ScheduleDeadline | FinishRun

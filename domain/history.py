@@ -2,7 +2,8 @@
 
 The entry says what happened and what it caused (nodes dispatched, descendants skipped, a retry
 scheduled, the run ending), so a reader can follow a run without re-deriving the scheduling rules.
-Entries are numbered from 1 by the store that keeps them; a reader resumes after the last number seen.
+The run aggregate makes each entry (``Outcome.entry``); the store that keeps them numbers them from 1,
+and a reader resumes after the last number seen.
 """
 
 from __future__ import annotations
@@ -14,19 +15,14 @@ from typing import Any
 from domain.events import (
     AttemptTimedOut,
     CancelRequested,
-    Command,
-    DispatchNode,
-    Event,
     EventDeadLettered,
-    FinishRun,
     NodeFailed,
     NodeStarted,
     NodeSucceeded,
     RetryDue,
     RunStarted,
-    ScheduleRetry,
 )
-from domain.run import DEAD_LETTERED, ErrorInfo, Run
+from domain.node_state import ErrorInfo
 from domain.statuses import RunStatus
 
 
@@ -89,39 +85,20 @@ class HistoryEntry:
             document["run_status"] = self.run_status.value
         return document
 
-
-def entry_for(event: Event, commands: list[Command], run: Run, skipped: tuple[str, ...]) -> HistoryEntry:
-    """The entry of an event ``run`` has just applied, given the commands it returned."""
-    dispatched: list[str] = []
-    retry_at = None
-    run_status = None
-    for command in commands:
-        if type(command) is DispatchNode:
-            dispatched.append(command.node_id)
-        elif type(command) is ScheduleRetry:
-            retry_at = command.due_at
-        elif type(command) is FinishRun:
-            run_status = command.status
-    node_id: str | None = getattr(event, "node_id", None)
-    error = None
-    worker_id = None
-    if type(event) is EventDeadLettered:
-        error = ErrorInfo(DEAD_LETTERED, event.message)
-    elif node_id is not None:
-        node = run.node(node_id)
-        if type(event) in (NodeFailed, AttemptTimedOut):
-            error = node.error
-        if type(event) in (NodeStarted, NodeSucceeded, NodeFailed):
-            worker_id = node.worker_id
-    return HistoryEntry(
-        kind=KIND_OF_EVENT[type(event)],
-        at=event.at,
-        node_id=node_id,
-        attempt=None if node_id is None else getattr(event, "attempt", None),
-        worker_id=worker_id,
-        error=error,
-        retry_at=retry_at,
-        dispatched=tuple(dispatched),
-        skipped=skipped,
-        run_status=run_status,
-    )
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> HistoryEntry:
+        """The inverse of ``to_json``."""
+        error = document.get("error")
+        status = document.get("run_status")
+        return cls(
+            kind=EntryKind(document["kind"]),
+            at=float(document["at"]),
+            node_id=document.get("node_id"),
+            attempt=document.get("attempt"),
+            worker_id=document.get("worker_id"),
+            error=None if error is None else ErrorInfo(error["type"], error["message"]),
+            retry_at=document.get("retry_at"),
+            dispatched=tuple(document.get("dispatched", ())),
+            skipped=tuple(document.get("skipped", ())),
+            run_status=None if status is None else RunStatus(status),
+        )

@@ -1,10 +1,11 @@
 """The run aggregate: one run's state and the pure transition function over it.
 
-``Run.handle(event)`` mutates the run and returns the commands to carry out. Applying an event that is
-stale (an old attempt), duplicated, or arrives after the run ended changes nothing and returns no
-commands (``Run.apply`` returns None then, to tell it from an applied event with no consequence).
+``Run.apply(event)`` changes the run and returns its ``Outcome``: the commands to carry out, the
+history entry, and which nodes changed (what a store must write). An event that is stale (an old
+attempt), repeated, or arrives after the run ended changes nothing and returns None. Every backend
+runs this code: it is the only place the rules of a run are written (ARCHITECTURE.md, "Written once").
 Work per event is O(out-degree) of the node concerned, plus O(descendants) once when a node fails for
-good (they are skipped).
+good (they are skipped), and O(nodes) when the run ends at once (cancel).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.events import (
+    OUTPUT_LOST,
     AttemptTimedOut,
     CancelRequested,
     Command,
@@ -27,42 +29,97 @@ from domain.events import (
     NodeSucceeded,
     RetryDue,
     RunStarted,
+    ScheduleDeadline,
     ScheduleRetry,
 )
+from domain.history import KIND_OF_EVENT, HistoryEntry
+from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
 from domain.plan import NodeSpec, WorkflowPlan
 from domain.statuses import NodeStatus, RunStatus
 
 UPSTREAM_FAILED = "UpstreamFailed"
 DEAD_LETTERED = "DeadLettered"
+OUTPUT_LOST_ERROR = "OutputLost"
+TIMEOUT_ERROR = "TimeoutError"
+DEADLINE_GRACE_SECONDS = 5.0
+"""The orchestrator's deadline for an attempt is its node's timeout plus this: the worker enforces
+the timeout itself and reports first; the deadline catches a worker that died or hangs."""
+
 _IN_FLIGHT = (NodeStatus.QUEUED, NodeStatus.RUNNING)
 
+__all__ = [
+    "DEAD_LETTERED",
+    "UPSTREAM_FAILED",
+    "ErrorInfo",
+    "FailedAttempt",
+    "NodeRun",
+    "Outcome",
+    "Run",
+    "timeout_message",
+]
+
+
+def timeout_message(attempt: int, timeout_seconds: float | None) -> str:
+    """The error message of an attempt that ran past its node's timeout (worker or deadline)."""
+    limit = "its timeout" if timeout_seconds is None else f"the timeout of {timeout_seconds}s"
+    return f"attempt {attempt} exceeded {limit}"
+
 
 @dataclass(frozen=True, slots=True)
-class ErrorInfo:
-    type: str
-    message: str
+class Outcome:
+    """What one applied event changed: everything a store needs to commit it."""
 
+    commands: tuple[Command, ...]
+    entry: HistoryEntry
+    changed: tuple[int, ...]
+    """Indices (in the plan) of the nodes whose state changed, each once."""
+    recorded_output: str | None = None
+    """The node whose output the event recorded in ``Run.outputs``."""
 
-@dataclass(frozen=True, slots=True)
-class FailedAttempt:
-    attempt: int
-    started_at: float | None
-    finished_at: float
-    error: ErrorInfo
+    @property
+    def run_status(self) -> RunStatus | None:
+        """The run's final status when the event ended it."""
+        return self.entry.run_status
 
 
 @dataclass(slots=True)
-class NodeRun:
-    waiting_on: int
-    status: NodeStatus = NodeStatus.PENDING
-    attempt: int = 0
-    queued_at: float | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    worker_id: str | None = None
+class _Step:
+    """What an event changes, gathered while it is applied."""
+
+    at: float
+    commands: list[Command] = field(default_factory=list)
+    changed: dict[int, None] = field(default_factory=dict)
+    """An ordered set of node indices."""
+    skipped: list[str] = field(default_factory=list)
     error: ErrorInfo | None = None
-    retry_at: float | None = None
-    failed_attempts: list[FailedAttempt] | None = None
+    worker_id: str | None = None
+    recorded_output: str | None = None
+
+    def outcome(self, event: Event) -> Outcome:
+        dispatched: list[str] = []
+        retry_at = None
+        run_status = None
+        for command in self.commands:
+            if type(command) is DispatchNode:
+                dispatched.append(command.node_id)
+            elif type(command) is ScheduleRetry:
+                retry_at = command.due_at
+            elif type(command) is FinishRun:
+                run_status = command.status
+        node_id: str | None = getattr(event, "node_id", None)
+        entry = HistoryEntry(
+            kind=KIND_OF_EVENT[type(event)],
+            at=event.at,
+            node_id=node_id,
+            attempt=None if node_id is None else getattr(event, "attempt", None),
+            worker_id=self.worker_id,
+            error=self.error,
+            retry_at=retry_at,
+            dispatched=tuple(dispatched),
+            skipped=tuple(self.skipped),
+            run_status=run_status,
+        )
+        return Outcome(tuple(self.commands), entry, tuple(self.changed), self.recorded_output)
 
 
 @dataclass(slots=True)
@@ -80,8 +137,6 @@ class Run:
     unfinished: int = 0
     in_flight: int = 0
     failed_nodes: int = 0
-    last_skipped: tuple[str, ...] = ()
-    """Nodes the last applied event skipped (for its history entry)."""
 
     @classmethod
     def create(
@@ -92,7 +147,7 @@ class Run:
         run_input: dict[str, Any],
         at: float,
     ) -> Run:
-        nodes = [NodeRun(waiting_on=len(spec.parents)) for spec in plan.nodes]
+        nodes = [NodeRun.initial(spec) for spec in plan.nodes]
         return cls(run_id, definition_id, plan, run_input, at, nodes, unfinished=len(nodes))
 
     # -- queries ---------------------------------------------------------------------------------
@@ -109,127 +164,157 @@ class Run:
 
     # -- transitions -----------------------------------------------------------------------------
 
-    def handle(self, event: Event) -> list[Command]:
-        return self.apply(event) or []
-
-    def apply(self, event: Event) -> list[Command] | None:
-        """The commands ``event`` calls for; None when it changed nothing (stale, repeated, late)."""
-        self.last_skipped = ()
-        handler = _HANDLERS[type(event)]
-        return handler(self, event)
-
-    def _on_run_started(self, event: RunStarted) -> list[Command] | None:
-        if self.status is not RunStatus.PENDING:
+    def apply(self, event: Event) -> Outcome | None:
+        """Apply ``event``; None when it changed nothing (stale, repeated, late)."""
+        step = _Step(event.at)
+        if not _HANDLERS[type(event)](self, event, step):
             return None
+        return step.outcome(event)
+
+    def _on_run_started(self, event: RunStarted, step: _Step) -> bool:
+        if self.status is not RunStatus.PENDING:
+            return False
         self.status = RunStatus.RUNNING
         self.started_at = event.at
-        return [self._dispatch(index, event.at) for index in self.plan.roots]
+        for index in self.plan.roots:
+            self._dispatch(index, step)
+        return True
 
-    def _on_node_started(self, event: NodeStarted) -> list[Command] | None:
-        node = self._current(event.node_id, event.attempt)
+    def _on_node_started(self, event: NodeStarted, step: _Step) -> bool:
+        index = self._current(event.node_id, event.attempt)
+        if index is None:
+            return False
+        node = self.nodes[index]
         # RUNNING under another worker: the task was taken over from a silent one.
-        if node is None or (node.status is NodeStatus.RUNNING and node.worker_id == event.worker_id):
-            return None
+        if node.status is NodeStatus.RUNNING and node.worker_id == event.worker_id:
+            return False
         node.status = NodeStatus.RUNNING
         node.started_at = event.at
         node.worker_id = event.worker_id
-        return []
+        step.changed[index] = None
+        step.worker_id = node.worker_id
+        timeout = self.plan.nodes[index].timeout_seconds
+        if timeout is not None:
+            due_at = event.at + timeout + DEADLINE_GRACE_SECONDS
+            step.commands.append(ScheduleDeadline(self.run_id, event.node_id, event.attempt, due_at))
+        return True
 
-    def _on_node_succeeded(self, event: NodeSucceeded) -> list[Command] | None:
-        node = self._current(event.node_id, event.attempt)
-        if node is None:
-            return None
-        spec = self.plan.node(event.node_id)
+    def _on_node_succeeded(self, event: NodeSucceeded, step: _Step) -> bool:
+        index = self._current(event.node_id, event.attempt)
+        if index is None:
+            return False
+        node = self.nodes[index]
         _record_worker(node, event.worker_id, event.started_at)
-        self._close(node, NodeStatus.COMPLETED, event.at)
+        step.worker_id = node.worker_id
+        if event.output is OUTPUT_LOST:
+            message = f"the output of attempt {event.attempt} was lost before it was recorded"
+            self._fail_attempt(index, ErrorInfo(OUTPUT_LOST_ERROR, message), True, step)
+            return True
+        spec = self.plan.nodes[index]
+        self._close(index, NodeStatus.COMPLETED, step)
         node.error = None
         self.outputs[spec.id] = event.output
-        commands: list[Command] = []
+        step.recorded_output = spec.id
         nodes = self.nodes
         for child_index in spec.children:
             child = nodes[child_index]
             child.waiting_on -= 1
+            step.changed[child_index] = None
             if child.waiting_on == 0 and child.status is NodeStatus.PENDING:
-                commands.append(self._dispatch(child_index, event.at))
-        return self._finish_if_done(commands, event.at)
+                self._dispatch(child_index, step)
+        self._finish_if_done(step)
+        return True
 
-    def _on_node_failed(self, event: NodeFailed) -> list[Command] | None:
-        node = self._current(event.node_id, event.attempt)
-        if node is None:
-            return None
+    def _on_node_failed(self, event: NodeFailed, step: _Step) -> bool:
+        index = self._current(event.node_id, event.attempt)
+        if index is None:
+            return False
+        node = self.nodes[index]
         _record_worker(node, event.worker_id, event.started_at)
-        error = ErrorInfo(event.error_type, event.message)
-        return self._fail_attempt(node, event.node_id, error, event.at, event.retryable)
+        step.worker_id = node.worker_id
+        self._fail_attempt(index, ErrorInfo(event.error_type, event.message), event.retryable, step)
+        return True
 
-    def _on_attempt_timed_out(self, event: AttemptTimedOut) -> list[Command] | None:
-        node = self._current(event.node_id, event.attempt)
-        if node is None:
-            return None
-        spec = self.plan.node(event.node_id)
-        limit = "its timeout" if spec.timeout_seconds is None else f"the timeout of {spec.timeout_seconds}s"
-        error = ErrorInfo("TimeoutError", f"attempt {event.attempt} exceeded {limit}")
-        return self._fail_attempt(node, event.node_id, error, event.at, True)
+    def _on_attempt_timed_out(self, event: AttemptTimedOut, step: _Step) -> bool:
+        index = self._current(event.node_id, event.attempt)
+        if index is None:
+            return False
+        node = self.nodes[index]
+        timeout = self.plan.nodes[index].timeout_seconds
+        if timeout is not None and node.started_at is not None and event.at < node.started_at + timeout:
+            return False  # set by an earlier start of this attempt: it has not run its timeout yet
+        error = ErrorInfo(TIMEOUT_ERROR, timeout_message(event.attempt, timeout))
+        self._fail_attempt(index, error, True, step)
+        return True
 
-    def _on_retry_due(self, event: RetryDue) -> list[Command] | None:
+    def _on_retry_due(self, event: RetryDue, step: _Step) -> bool:
         index = self._awaiting_retry(event.node_id, event.attempt)
         if index is None:
-            return None
+            return False
         self.nodes[index].retry_at = None
-        return [self._dispatch(index, event.at)]
+        self._dispatch(index, step)
+        return True
 
-    def _on_cancel_requested(self, event: CancelRequested) -> list[Command] | None:
+    def _on_cancel_requested(self, event: CancelRequested, step: _Step) -> bool:
         if self.status.is_final:
-            return None
-        return self._end(RunStatus.CANCELLED, NodeStatus.CANCELLED, None, event.at)
+            return False
+        self._end(RunStatus.CANCELLED, NodeStatus.CANCELLED, None, step)
+        return True
 
-    def _on_event_dead_lettered(self, event: EventDeadLettered) -> list[Command] | None:
+    def _on_event_dead_lettered(self, event: EventDeadLettered, step: _Step) -> bool:
         error = ErrorInfo(DEAD_LETTERED, event.message)
         if event.node_id is None:
-            return self._fail_unstarted(error, event.at)
-        return self._fail_awaiting_retry(event.node_id, event.attempt, error, event.at)
+            applied = self._fail_unstarted(error, step)
+        else:
+            applied = self._fail_awaiting_retry(event.node_id, event.attempt, error, step)
+        if applied:
+            step.error = error
+        return applied
 
-    def _fail_unstarted(self, error: ErrorInfo, at: float) -> list[Command] | None:
+    def _fail_unstarted(self, error: ErrorInfo, step: _Step) -> bool:
         """The run could not start: it fails, every node skipped with the reason."""
         if self.status is not RunStatus.PENDING:
-            return None
-        return self._end(RunStatus.FAILED, NodeStatus.SKIPPED, error, at)
+            return False
+        self._end(RunStatus.FAILED, NodeStatus.SKIPPED, error, step)
+        return True
 
-    def _fail_awaiting_retry(
-        self, node_id: str, attempt: int, error: ErrorInfo, at: float
-    ) -> list[Command] | None:
+    def _fail_awaiting_retry(self, node_id: str, attempt: int, error: ErrorInfo, step: _Step) -> bool:
         """The retry ``attempt`` of ``node_id`` could not be dispatched: the node fails for good."""
         index = self._awaiting_retry(node_id, attempt)
         if index is None:
-            return None
+            return False
         node = self.nodes[index]
         node.retry_at = None
         node.status = NodeStatus.FAILED
         node.error = error
-        node.finished_at = at
+        node.finished_at = step.at
+        step.changed[index] = None
         self.unfinished -= 1
         self.failed_nodes += 1
-        self._skip_descendants(self.plan.nodes[index], at)
-        return self._finish_if_done([], at)
+        self._skip_descendants(self.plan.nodes[index], step)
+        self._finish_if_done(step)
+        return True
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def _end(
-        self, status: RunStatus, unfinished_as: NodeStatus, error: ErrorInfo | None, at: float
-    ) -> list[Command]:
+        self, status: RunStatus, unfinished_as: NodeStatus, error: ErrorInfo | None, step: _Step
+    ) -> None:
         """End the run at once: every node not finished yet ends ``unfinished_as`` (with ``error``
         when given); touches every node once (bounded by MAX_NODES)."""
-        for node in self.nodes:
+        for index, node in enumerate(self.nodes):
             if not node.status.is_final:
                 node.status = unfinished_as
-                node.finished_at = at
+                node.finished_at = step.at
                 node.retry_at = None
                 if error is not None:
                     node.error = error
+                step.changed[index] = None
         self.unfinished = 0
         self.in_flight = 0
         self.status = status
-        self.finished_at = at
-        return [FinishRun(self.run_id, status)]
+        self.finished_at = step.at
+        step.commands.append(FinishRun(self.run_id, status))
 
     def _index_while_running(self, node_id: str) -> int | None:
         """The node's index; None when the run is not running or has no such node."""
@@ -237,15 +322,16 @@ class Run:
             return None
         return self.plan.index.get(node_id)
 
-    def _current(self, node_id: str, attempt: int) -> NodeRun | None:
-        """The node if this (node, attempt) is the one in flight; None for stale or repeated news."""
+    def _current(self, node_id: str, attempt: int) -> int | None:
+        """The node's index if this (node, attempt) is the one in flight; None for stale or repeated
+        news."""
         index = self._index_while_running(node_id)
         if index is None:
             return None
         node = self.nodes[index]
         if node.attempt != attempt or node.status not in _IN_FLIGHT:
             return None
-        return node
+        return index
 
     def _awaiting_retry(self, node_id: str, attempt: int) -> int | None:
         """The node's index if it waits for its retry ``attempt``; None for stale or repeated news."""
@@ -257,47 +343,51 @@ class Run:
             return None
         return index
 
-    def _dispatch(self, index: int, at: float) -> DispatchNode:
+    def _dispatch(self, index: int, step: _Step) -> None:
         node = self.nodes[index]
         node.status = NodeStatus.QUEUED
         node.attempt += 1
-        node.queued_at = at
+        node.queued_at = step.at
         node.started_at = None
         node.worker_id = None
         self.in_flight += 1
-        return DispatchNode(self.run_id, self.plan.nodes[index].id, node.attempt)
+        step.changed[index] = None
+        step.commands.append(DispatchNode(self.run_id, self.plan.nodes[index].id, node.attempt))
 
-    def _close(self, node: NodeRun, status: NodeStatus, at: float) -> None:
+    def _close(self, index: int, status: NodeStatus, step: _Step) -> None:
+        node = self.nodes[index]
         node.status = status
-        node.finished_at = at
+        node.finished_at = step.at
         self.unfinished -= 1
         self.in_flight -= 1
+        step.changed[index] = None
 
-    def _fail_attempt(
-        self, node: NodeRun, node_id: str, error: ErrorInfo, at: float, retryable: bool
-    ) -> list[Command]:
-        """``node`` is the attempt in flight (checked by the caller)."""
-        spec = self.plan.node(node_id)
+    def _fail_attempt(self, index: int, error: ErrorInfo, retryable: bool, step: _Step) -> None:
+        """The attempt in flight of node ``index`` (checked by the caller) failed with ``error``."""
+        spec = self.plan.nodes[index]
+        node = self.nodes[index]
         node.error = error
+        step.error = error
+        step.changed[index] = None
         if retryable and node.attempt < spec.retry.max_attempts:
-            return [self._schedule_retry(spec, node, error, at)]
-        self._close(node, NodeStatus.FAILED, at)
+            self._schedule_retry(spec, node, error, step)
+            return
+        self._close(index, NodeStatus.FAILED, step)
         self.failed_nodes += 1
-        self._skip_descendants(spec, at)
-        return self._finish_if_done([], at)
+        self._skip_descendants(spec, step)
+        self._finish_if_done(step)
 
-    def _schedule_retry(self, spec: NodeSpec, node: NodeRun, error: ErrorInfo, at: float) -> ScheduleRetry:
+    def _schedule_retry(self, spec: NodeSpec, node: NodeRun, error: ErrorInfo, step: _Step) -> None:
         if node.failed_attempts is None:
             node.failed_attempts = []
-        node.failed_attempts.append(FailedAttempt(node.attempt, node.started_at, at, error))
+        node.failed_attempts.append(FailedAttempt(node.attempt, node.started_at, step.at, error))
         node.status = NodeStatus.PENDING
-        node.retry_at = at + spec.retry.delay_before(node.attempt + 1)
+        node.retry_at = step.at + spec.retry.delay_before(node.attempt + 1)
         self.in_flight -= 1
-        return ScheduleRetry(self.run_id, spec.id, node.attempt + 1, node.retry_at)
+        step.commands.append(ScheduleRetry(self.run_id, spec.id, node.attempt + 1, node.retry_at))
 
-    def _skip_descendants(self, failed: NodeSpec, at: float) -> None:
+    def _skip_descendants(self, failed: NodeSpec, step: _Step) -> None:
         error = ErrorInfo(UPSTREAM_FAILED, f"skipped because upstream node '{failed.id}' failed")
-        skipped: list[str] = []
         queue = deque(failed.children)
         while queue:
             index = queue.popleft()
@@ -305,18 +395,17 @@ class Run:
             if node.status is NodeStatus.PENDING:
                 node.status = NodeStatus.SKIPPED
                 node.error = error
-                node.finished_at = at
+                node.finished_at = step.at
                 self.unfinished -= 1
-                skipped.append(self.plan.nodes[index].id)
+                step.changed[index] = None
+                step.skipped.append(self.plan.nodes[index].id)
                 queue.extend(self.plan.nodes[index].children)
-        self.last_skipped = tuple(skipped)
 
-    def _finish_if_done(self, commands: list[Command], at: float) -> list[Command]:
+    def _finish_if_done(self, step: _Step) -> None:
         if self.unfinished == 0:
             self.status = RunStatus.FAILED if self.failed_nodes else RunStatus.COMPLETED
-            self.finished_at = at
-            commands.append(FinishRun(self.run_id, self.status))
-        return commands
+            self.finished_at = step.at
+            step.commands.append(FinishRun(self.run_id, self.status))
 
 
 def _record_worker(node: NodeRun, worker_id: str, started_at: float | None) -> None:
@@ -327,7 +416,7 @@ def _record_worker(node: NodeRun, worker_id: str, started_at: float | None) -> N
         node.started_at = started_at
 
 
-_HANDLERS: dict[type, Callable[[Run, Any], list[Command] | None]] = {
+_HANDLERS: dict[type, Callable[[Run, Any, _Step], bool]] = {
     RunStarted: Run._on_run_started,
     NodeStarted: Run._on_node_started,
     NodeSucceeded: Run._on_node_succeeded,

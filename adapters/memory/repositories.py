@@ -10,9 +10,10 @@ from typing import Any
 from adapters.memory.queue import InMemoryQueue
 from adapters.memory.timers import InMemoryTimerStore
 from domain.errors import NotFound, RunNotActive
-from domain.events import Command, DispatchNode, Event, RetryDue, RunStarted, ScheduleRetry
-from domain.history import HistoryEntry, entry_for
+from domain.events import Command, Event, RunStarted
+from domain.history import HistoryEntry
 from domain.messages import Task
+from domain.outbox import Timer, outbox
 from domain.paging import Page, Position, decode_cursor, encode_cursor
 from domain.ports import DefinitionSummary, RunQuery, RunSummary, StoredDefinition
 from domain.run import Run
@@ -103,25 +104,20 @@ class InMemoryRunRepository:
     async def apply(self, events: Sequence[Event]) -> list[Command]:
         produced: list[Command] = []
         tasks: list[Task] = []
+        timers: list[Timer] = []
         for event in events:
             run = self._runs.get(event.run_id)
             if run is None:
                 log.warning("ignoring %s for unknown run %s", type(event).__name__, event.run_id)
                 continue
-            commands = run.apply(event)
-            if commands is None:
+            outcome = run.apply(event)
+            if outcome is None:
                 continue
-            self._history[run.run_id].append(entry_for(event, commands, run, run.last_skipped))
-            for command in commands:
-                if type(command) is DispatchNode:
-                    handler = run.plan.node(command.node_id).handler
-                    tasks.append(
-                        Task(run.run_id, run.definition_id, command.node_id, command.attempt, handler)
-                    )
-                elif type(command) is ScheduleRetry:
-                    retry = RetryDue(command.run_id, command.node_id, command.attempt, command.due_at)
-                    self._timers.schedule(retry, command.due_at)
-                produced.append(command)
+            self._history[run.run_id].append(outcome.entry)
+            outbox(run, outcome.commands, tasks, timers)
+            produced.extend(outcome.commands)
+        for timer in timers:
+            self._timers.schedule(timer)
         await self._tasks.send(tasks)
         return produced
 

@@ -1,4 +1,4 @@
-"""Retry timers in a heap, fired onto the in-memory event bus."""
+"""Timers (retries, attempt deadlines) in a heap, fired onto the in-memory event bus."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import heapq
 import itertools
 
 from adapters.memory.queue import InMemoryQueue
-from domain.events import Event, RetryDue
+from domain.events import Event
+from domain.outbox import Timer
 
 
 class InMemoryTimerStore:
@@ -14,11 +15,11 @@ class InMemoryTimerStore:
 
     def __init__(self, events: InMemoryQueue[Event]) -> None:
         self._events = events
-        self._heap: list[tuple[float, int, RetryDue]] = []
+        self._heap: list[tuple[float, int, Event]] = []
         self._order = itertools.count()
 
-    def schedule(self, event: RetryDue, due_at: float) -> None:
-        heapq.heappush(self._heap, (due_at, next(self._order), event))
+    def schedule(self, timer: Timer) -> None:
+        heapq.heappush(self._heap, (timer.due_at, next(self._order), timer.event))
 
     async def fire_due(self, now: float, max_count: int) -> float | None:
         due: list[Event] = []

@@ -8,22 +8,14 @@ from typing import Any
 
 from redis.asyncio.client import Pipeline
 
-from adapters.redis.codec import decode_event, decode_task, encode_event, encode_task
+from adapters.redis.codec import decode_event, decode_task, encode_event, encode_task, staged_field
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import KeySpace
 from adapters.redis.scripts import Script, with_script
 from adapters.redis.streams import DeadLetter, RedisStreamQueue, StreamConfig
-from domain.events import (
-    AttemptTimedOut,
-    Event,
-    EventDeadLettered,
-    NodeFailed,
-    NodeSucceeded,
-    RetryDue,
-    RunStarted,
-)
+from domain.dead_letters import settle_dead_event, settle_dead_task
+from domain.events import Event, NodeSucceeded
 from domain.messages import Task
-from domain.run import DEAD_LETTERED
 
 EVENTS_GROUP, TASKS_GROUP = "orchestrators", "workers"
 INLINE_OUTPUT_BYTES = 1024
@@ -62,25 +54,13 @@ class RedisEventBus(RedisStreamQueue[Event]):
         self._now = now
 
     async def _settle(self, dead: DeadLetter[Event]) -> None:
-        """An event that no orchestrator could apply is settled by one that ends what it left open,
-        so the run still ends: a result fails its attempt for good, a start fails the run, a retry
-        fails its node. Stale once applied (the orchestrators died after applying it), that changes
-        nothing. The settling events themselves are not settled again, so nothing loops; a node's
-        start report needs nothing, and a cancel is left undone (the run ends by itself)."""
-        event = dead.message
-        what = f"event {type(event).__name__}"
-        settled: Event
-        match event:
-            case NodeSucceeded() | AttemptTimedOut() | NodeFailed() if not _settles(event):
-                settled = _dead_lettered(what, dead, event.run_id, event.node_id, event.attempt, self._now())
-            case RunStarted():
-                settled = EventDeadLettered(event.run_id, None, 0, _reason(what, dead), self._now())
-            case RetryDue():
-                reason = _reason(what, dead)
-                settled = EventDeadLettered(event.run_id, event.node_id, event.attempt, reason, self._now())
-            case _:
-                return
-        await self.send([settled])
+        """An event no orchestrator could apply is settled by the one the domain names, so its run
+        still ends (``domain.dead_letters``)."""
+        if dead.message is None:
+            return  # not an event: nothing of a run to settle
+        settled = settle_dead_event(dead.message, _reason(dead), self._now())
+        if settled is not None:
+            await self.send([settled])
 
     def _add_send(self, pipe: Pipeline, message: Event) -> None:
         if type(message) is not NodeSucceeded:
@@ -92,12 +72,13 @@ class RedisEventBus(RedisStreamQueue[Event]):
             fields["o"] = text  # small: travels in the entry, no extra write and read
         else:
             staged = self._keys.run(message.run_id).staged
-            pipe.hset(staged, f"{message.node_id}\n{message.attempt}", text)
+            pipe.hset(staged, staged_field(message.node_id, message.attempt), text)
         pipe.xadd(self._config.streams[self._keys.shard_of(message.run_id)], fields)  # type: ignore[arg-type]
 
 
 class RedisTaskQueue(RedisStreamQueue[Task]):
-    """Tasks, written by the transition script; a dead-lettered task fails its node for good."""
+    """Tasks, written by the commit of the transition that dispatched them; a dead-lettered task fails
+    its attempt for good."""
 
     def __init__(
         self,
@@ -122,32 +103,17 @@ class RedisTaskQueue(RedisStreamQueue[Task]):
         self._now = now
 
     async def _fail_node(self, dead: DeadLetter[Task]) -> None:
-        task = dead.message
-        if task is None:
-            return
-        await self._events.send(
-            [_dead_lettered("task", dead, task.run_id, task.node_id, task.attempt, self._now())]
-        )
+        if dead.message is not None:
+            await self._events.send([settle_dead_task(dead.message, _reason(dead), self._now())])
 
 
-def _settles(event: Event) -> bool:
-    """Whether ``event`` is itself the settlement of a dead letter."""
-    return isinstance(event, NodeFailed) and event.error_type == DEAD_LETTERED
-
-
-def _reason(what: str, dead: DeadLetter[Any]) -> str:
-    return f"{what} {dead.reason}; moved to the dead-letter stream {dead.stream} (entry {dead.entry_id})"
-
-
-def _dead_lettered(
-    what: str, dead: DeadLetter[Any], run_id: str, node_id: str, attempt: int, at: float
-) -> NodeFailed:
-    """The final failure of an attempt whose ``what`` (its task or its result) was dead-lettered."""
-    return NodeFailed(run_id, node_id, attempt, DEAD_LETTERED, _reason(what, dead), at, retryable=False)
+def _reason(dead: DeadLetter[Any]) -> str:
+    return f"{dead.reason}; moved to the dead-letter stream {dead.stream} (entry {dead.entry_id})"
 
 
 class RedisTimerStore:
-    """``domain.ports.TimerStore``: one sorted set per shard, fired by an atomic script."""
+    """``domain.ports.TimerStore``: one sorted set per shard (members written by the commit of the
+    transition that set them), fired onto the event stream by an atomic script."""
 
     def __init__(self, client: Redis, url: str, keys: KeySpace) -> None:
         self._client = client

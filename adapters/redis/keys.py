@@ -24,7 +24,6 @@ class ShardKeys:
     events: str
     timers: str
     dead: str
-    graph_prefix: str
     run_prefix: str
     run_index_prefix: str
     """A run status appended: the shard's runs in that status, scored by creation time."""
@@ -46,7 +45,6 @@ class KeySpace:
             events=f"{base}:events",
             timers=f"{base}:timers",
             dead=f"{base}:dead",
-            graph_prefix=f"{base}:graph:",
             run_prefix=f"{base}:run:",
             run_index_prefix=f"{base}:runs:",
         )

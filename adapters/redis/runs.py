@@ -1,162 +1,48 @@
-"""Runs as hashes; every transition is one atomic script (``lua/transition.lua``)."""
+"""Runs in Redis (encoded by ``codec.runs``); every transition is decided by the domain and committed
+atomically (``transitions``)."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
 from adapters.errors import AdapterError
 from adapters.redis.coalescer import Coalescer
-from adapters.redis.codec import STAGED, encode_event
+from adapters.redis.codec import encode_event
+from adapters.redis.codec.runs import (
+    SUMMARY_FIELDS,
+    StoredRun,
+    decode_entry,
+    decode_run,
+    decode_summary,
+    new_run_meta,
+)
+from adapters.redis.commit import Commit, CommitScript
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
 from adapters.redis.pages import members_after
-from adapters.redis.scripts import Script, first_noscript
+from adapters.redis.scripts import Script, run_scripts
+from adapters.redis.transitions import RedisTransitions
 from domain.errors import NotFound, RunNotActive
-from domain.events import (
-    AttemptTimedOut,
-    CancelRequested,
-    Command,
-    Event,
-    EventDeadLettered,
-    FinishRun,
-    NodeFailed,
-    NodeStarted,
-    NodeSucceeded,
-    RetryDue,
-    RunStarted,
-)
-from domain.history import EntryKind, HistoryEntry
+from domain.events import Command, Event, RunStarted
+from domain.history import HistoryEntry
 from domain.paging import Page, Position, decode_cursor, encode_cursor
-from domain.plan import WorkflowPlan
 from domain.ports import RunQuery, RunSummary
-from domain.run import ErrorInfo, FailedAttempt, NodeRun, Run
-from domain.statuses import NodeStatus, RunStatus
+from domain.run import Run
+from domain.statuses import RunStatus
 from domain.templates import WORKFLOW_NAMESPACE
 
 log = logging.getLogger(__name__)
 
-ROOTS_FIELD = "@roots"
 INPUT_CACHE_SIZE = 10_000
 # At most this many runs are looked at for one page of a filtered listing.
 LIST_SCAN_BUDGET = 1_000
-_SUMMARY_FIELDS = ("status", "definition_id", "workflow", "created_at", "started_at", "finished_at")
-
-
-def graph_fields(plan: WorkflowPlan) -> dict[str, str]:
-    """What the transition script reads of a definition, per node."""
-    fields = {
-        spec.id: json.dumps(
-            {
-                "h": spec.handler,
-                "c": [plan.nodes[child].id for child in spec.children],
-                "m": spec.retry.max_attempts,
-                "i": spec.retry.initial_backoff_seconds,
-                "x": spec.retry.backoff_multiplier,
-                "b": spec.retry.max_backoff_seconds,
-                # The words the domain uses when an attempt times out (domain/run.py).
-                "t": "its timeout"
-                if spec.timeout_seconds is None
-                else f"the timeout of {spec.timeout_seconds}s",
-            },
-            separators=(",", ":"),
-        )
-        for spec in plan.nodes
-    }
-    fields[ROOTS_FIELD] = json.dumps([plan.nodes[root].id for root in plan.roots])
-    return fields
-
-
-def _meta_fields(run: Run) -> dict[str, str]:
-    return {
-        "status": RunStatus.PENDING.value,
-        "definition_id": run.definition_id,
-        "workflow": run.plan.name,
-        "created_at": repr(run.created_at),
-        "unfinished": str(len(run.nodes)),
-        "in_flight": "0",
-        "failed": "0",
-        "input": json.dumps(run.input),
-    }
-
-
-def _node_fields(run: Run) -> dict[str, str]:
-    return {
-        spec.id: json.dumps({"s": "PENDING", "a": 0, "w": len(spec.parents)}, separators=(",", ":"))
-        for spec in run.plan.nodes
-    }
-
-
-def _event_args(event: Event) -> tuple[str, str, str, int, list[str]]:
-    """(kind, at, node id, attempt, extra arguments) for the transition script."""
-    at = repr(event.at)
-    match event:
-        case RunStarted():
-            return "start", at, "", 0, []
-        case CancelRequested():
-            return "cancel", at, "", 0, []
-        case NodeStarted():
-            return "started", at, event.node_id, event.attempt, [event.worker_id]
-        case NodeSucceeded():
-            inline = "" if event.output is STAGED else json.dumps(event.output, separators=(",", ":"))
-            return (
-                "ok",
-                at,
-                event.node_id,
-                event.attempt,
-                [*_ran_by(event.worker_id, event.started_at), inline],
-            )
-        case NodeFailed():
-            retryable = "1" if event.retryable else "0"
-            failure = [event.error_type, event.message, retryable]
-            return (
-                "fail",
-                at,
-                event.node_id,
-                event.attempt,
-                failure + _ran_by(event.worker_id, event.started_at),
-            )
-        case AttemptTimedOut():
-            return "timeout", at, event.node_id, event.attempt, []
-        case RetryDue():
-            return "retry", at, event.node_id, event.attempt, []
-        case EventDeadLettered():
-            return "dead", at, event.node_id or "", event.attempt, [event.message]
-
-
-def _ran_by(worker_id: str, started_at: float | None) -> list[str]:
-    return [worker_id, "" if started_at is None else repr(started_at)]
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value in (None, "") else float(value)
-
-
-def _node_run(raw: str) -> NodeRun:
-    state = json.loads(raw)
-    error = state.get("e")
-    failed = [
-        FailedAttempt(int(a), _optional_float(started), float(finished), ErrorInfo(kind, message))
-        for a, started, finished, kind, message in state.get("fa", [])
-    ]
-    return NodeRun(
-        waiting_on=int(state["w"]),
-        status=NodeStatus(state["s"]),
-        attempt=int(state["a"]),
-        queued_at=_optional_float(state.get("q")),
-        started_at=_optional_float(state.get("st")),
-        finished_at=_optional_float(state.get("f")),
-        worker_id=state.get("wk"),
-        error=None if error is None else ErrorInfo(error[0], error[1]),
-        retry_at=_optional_float(state.get("r")),
-        failed_attempts=failed or None,
-    )
 
 
 class RedisRunRepository:
@@ -174,77 +60,97 @@ class RedisRunRepository:
         self._keys = keys
         self._definitions = definitions
         self._url = url
-        self._retention = str(retention_seconds)
         self._coalescer = Coalescer.for_client(client, url)
-        self._transition = Script("transition")
-        self._add_script = Script("add_run")
+        self._commit = CommitScript(client)
         self._read_script = Script("read_run")
         self._inputs: dict[str, str] = {}
+        self._transitions = RedisTransitions(self._load, keys, self._commit, retention_seconds)
 
     async def add(self, run: Run) -> None:
-        """One script call; a second one, carrying the graph, only when Redis lacks the graph (the
-        first run of a definition, or a Redis that lost its data: checked every time)."""
+        """One commit: the run's meta, its index entry and its ``RunStarted`` event. Its nodes are not
+        written: a node absent from the nodes hash is in its initial state. A definition that Redis
+        lost is stored again (the same pipeline checks that it is there)."""
         shard = self._keys.shard_for_run(run.run_id)
-        keys = self._keys.run(run.run_id)
-        graph = shard.graph_prefix + run.definition_id
-        script_keys = (keys.meta, keys.nodes, shard.run_index(RunStatus.PENDING.value), shard.events, graph)
-        args = [run.run_id, repr(run.created_at)]
-        for fields in (
-            _meta_fields(run),
-            _node_fields(run),
-            encode_event(RunStarted(run.run_id, run.created_at)),
-        ):
-            args.append(str(2 * len(fields)))
-            for name, value in fields.items():
-                args += (name, value)
+        commit = Commit()
+        group = commit.group()
+        group.hset(self._keys.run(run.run_id).meta, new_run_meta(run))
+        group.zadd(shard.run_index(RunStatus.PENDING.value), run.created_at, run.run_id)
+        group.xadd(shard.events, encode_event(RunStarted(run.run_id, run.created_at)))
+        keys, args = commit.call()
+        definition_key = self._keys.definition(run.definition_id)
         async with translated_errors(self._url):
-            if await self._call_script(self._add_script, script_keys, args) == "graph missing":
-                graph_args = [part for pair in graph_fields(run.plan).items() for part in pair]
-                await self._call_script(self._add_script, script_keys, args + graph_args)
+            _, definition_stored = await self._call_script(
+                self._commit.script, keys, args, also=lambda pipe: pipe.exists(definition_key)
+            )
+        if not definition_stored:
+            await self._definitions.restore(run.definition_id)
 
-    async def _call_script(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> Any:
-        """Coalesced with the other calls of this loop iteration (concurrent API requests)."""
+    async def _call_script(
+        self,
+        script: Script,
+        keys: Sequence[str],
+        args: Sequence[str],
+        also: Callable[[Pipeline], object] | None = None,
+    ) -> Any:
+        """Coalesced with the other calls of this loop iteration (concurrent API requests); with
+        ``also``, the replies of the script and of the commands ``also`` adds."""
         sha = script.sha or await script.load(self._client)
         try:
-            return await self._evalsha(sha, keys, args)
+            return await self._evalsha(sha, keys, args, also)
         except AdapterError as error:
             if not isinstance(error.__cause__, NoScriptError):
                 raise
         # Redis forgot its scripts (a restart): load and call again (nothing was run).
-        return await self._evalsha(await script.load(self._client), keys, args)
+        return await self._evalsha(await script.load(self._client), keys, args, also)
 
-    async def _evalsha(self, sha: str, keys: Sequence[str], args: Sequence[str]) -> Any:
+    async def _evalsha(
+        self, sha: str, keys: Sequence[str], args: Sequence[str], also: Callable[[Pipeline], object] | None
+    ) -> Any:
         def add(pipe: Pipeline) -> None:
             pipe.evalsha(sha, len(keys), *keys, *args)
+            if also is not None:
+                also(pipe)
 
-        (reply,) = await self._coalescer.run(add)
-        return reply
+        replies = await self._coalescer.run(add)
+        return replies if also is not None else replies[0]
 
     async def get(self, run_id: str, *, outputs: bool = True) -> Run:
         keys = self._keys.run(run_id)
         wanted = (keys.meta, keys.nodes, keys.out) if outputs else (keys.meta, keys.nodes)
         async with translated_errors(self._url):
             replies = await self._call_script(self._read_script, wanted, ())
-        meta, nodes, *stored_outputs = [_pairs(reply) for reply in replies]
-        if not meta:
+        stored = await self._decode(run_id, replies)
+        if stored is None:
             raise NotFound("workflow run", run_id)
+        return stored.run
+
+    async def _load(self, run_ids: list[str]) -> list[StoredRun]:
+        """The runs (without outputs) that exist among ``run_ids``, each a consistent snapshot."""
+        calls = []
+        for run_id in run_ids:
+            keys = self._keys.run(run_id)
+            calls.append(((keys.meta, keys.nodes), ()))
+        async with translated_errors(self._url):
+            replies = await run_scripts(self._client, self._read_script, calls)
+        loaded = []
+        for run_id, reply in zip(run_ids, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise AdapterError(f"reading run {run_id} failed: {reply}") from reply
+            try:
+                stored = await self._decode(run_id, reply)
+            except NotFound as error:
+                # Lost with Redis's data: the run cannot go on until it is restored.
+                raise AdapterError(f"run {run_id} cannot be applied to: {error}") from error
+            if stored is not None:
+                loaded.append(stored)
+        return loaded
+
+    async def _decode(self, run_id: str, replies: list[list[str]]) -> StoredRun | None:
+        meta, nodes, *outputs = [_pairs(reply) for reply in replies]
+        if not meta:
+            return None
         plan = (await self._definitions.get(meta["definition_id"])).plan
-        run = Run(
-            run_id=run_id,
-            definition_id=meta["definition_id"],
-            plan=plan,
-            input=json.loads(meta["input"]),
-            created_at=float(meta["created_at"]),
-            nodes=[_node_run(nodes[spec.id]) for spec in plan.nodes],
-            status=RunStatus(meta["status"]),
-            started_at=_optional_float(meta.get("started_at")),
-            finished_at=_optional_float(meta.get("finished_at")),
-            outputs={node_id: json.loads(raw) for reply in stored_outputs for node_id, raw in reply.items()},
-            unfinished=int(meta["unfinished"]),
-            in_flight=int(meta["in_flight"]),
-            failed_nodes=int(meta["failed"]),
-        )
-        return run
+        return decode_run(run_id, meta, nodes, outputs[0] if outputs else {}, plan)
 
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
         keys = self._keys.run(run_id)
@@ -284,49 +190,7 @@ class RedisRunRepository:
         if not events:
             return []
         async with translated_errors(self._url):
-            results = await self._run_transitions(events)
-            if first_noscript(results):
-                # Redis lost its script cache (a restart). Repeating the batch is harmless: the
-                # script ignores events it has already applied.
-                await self._transition.load(self._client)
-                results = await self._run_transitions(events)
-        commands: list[Command] = []
-        for event, result in zip(events, results, strict=True):
-            if isinstance(result, ResponseError):
-                raise AdapterError(f"transition of run {event.run_id} failed: {result}")
-            outcome, final = result
-            if outcome == "unknown":
-                log.warning("ignoring %s for unknown run %s", type(event).__name__, event.run_id)
-            if final:
-                commands.append(FinishRun(event.run_id, RunStatus(final)))
-        return commands
-
-    async def _run_transitions(self, events: Sequence[Event]) -> list[Any]:
-        """One script call per shard for the whole batch; replies back in the events' order."""
-        sha = self._transition.sha or await self._transition.load(self._client)
-        by_shard: dict[int, list[int]] = {}
-        for position, event in enumerate(events):
-            by_shard.setdefault(self._keys.shard_of(event.run_id), []).append(position)
-        pipe = self._client.pipeline(transaction=False)
-        for number, positions in by_shard.items():
-            shard = self._keys.shard(number)
-            args: list[str] = [shard.run_prefix]
-            for position in positions:
-                event = events[position]
-                kind, at, node_id, attempt, extra = _event_args(event)
-                event_args = [kind, event.run_id, at, node_id, str(attempt), self._retention, *extra]
-                args.append(str(len(event_args)))
-                args.extend(event_args)
-            keys = (shard.tasks, shard.timers, shard.graph_prefix, shard.run_index_prefix)
-            pipe.evalsha(sha, len(keys), *keys, *args)
-        replies = await pipe.execute(raise_on_error=False)
-        results: list[Any] = [None] * len(events)
-        for positions, reply in zip(by_shard.values(), replies, strict=True):
-            for index, position in enumerate(positions):
-                results[position] = (
-                    reply if isinstance(reply, Exception) else reply[2 * index : 2 * index + 2]
-                )
-        return results
+            return await self._transitions.apply(events)
 
     async def history(self, run_id: str, after: int, limit: int) -> list[tuple[int, HistoryEntry]]:
         keys = self._keys.run(run_id)
@@ -338,7 +202,7 @@ class RedisRunRepository:
             exists, raw = await pipe.execute()
         if not exists:
             raise NotFound("workflow run", run_id)
-        return [(start + offset + 1, _history_entry(text)) for offset, text in enumerate(raw)]
+        return [(start + offset + 1, decode_entry(text)) for offset, text in enumerate(raw)]
 
     async def page(self, query: RunQuery) -> Page[RunSummary]:
         after = decode_cursor(query.cursor)
@@ -374,9 +238,9 @@ class RedisRunRepository:
     async def _summaries(self, run_ids: list[str]) -> list[RunSummary | None]:
         pipe = self._client.pipeline(transaction=False)
         for run_id in run_ids:
-            pipe.hmget(self._keys.run(run_id).meta, _SUMMARY_FIELDS)
+            pipe.hmget(self._keys.run(run_id).meta, SUMMARY_FIELDS)
         replies = await pipe.execute()
-        return [_summary(run_id, reply) for run_id, reply in zip(run_ids, replies, strict=True)]
+        return [decode_summary(run_id, reply) for run_id, reply in zip(run_ids, replies, strict=True)]
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:
@@ -384,43 +248,8 @@ def _pairs(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-def _summary(run_id: str, fields: list[str | None]) -> RunSummary | None:
-    status, definition_id, workflow, created_at, started_at, finished_at = fields
-    if status is None or definition_id is None or created_at is None:
-        return None  # expired since it was indexed
-    return RunSummary(
-        run_id,
-        definition_id,
-        workflow or "",
-        RunStatus(status),
-        float(created_at),
-        _optional_float(started_at),
-        _optional_float(finished_at),
-    )
-
-
 def _matches(summary: RunSummary, query: RunQuery) -> bool:
     """The index said so; the run may have moved on since."""
     return (query.status is None or summary.status is query.status) and (
         query.workflow is None or summary.workflow == query.workflow
-    )
-
-
-def _history_entry(text: str) -> HistoryEntry:
-    """An entry as the transition script wrote it (times as strings, errors as pairs)."""
-    document = json.loads(text)
-    error = document.get("error")
-    attempt = document.get("attempt")
-    status = document.get("run_status")
-    return HistoryEntry(
-        kind=EntryKind(document["kind"]),
-        at=float(document["at"]),
-        node_id=document.get("node_id"),
-        attempt=None if attempt is None else int(attempt),
-        worker_id=document.get("worker_id") or None,
-        error=None if error is None else ErrorInfo(error[0], error[1]),
-        retry_at=_optional_float(document.get("retry_at")),
-        dispatched=tuple(document.get("dispatched", ())),
-        skipped=tuple(document.get("skipped", ())),
-        run_status=None if status is None else RunStatus(status),
     )

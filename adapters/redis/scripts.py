@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -33,5 +33,26 @@ async def with_script[T](client: Redis, script: Script, call: Callable[[str], Aw
         return await call(await script.load(client))
 
 
-def first_noscript(results: list[Any]) -> bool:
-    return any(isinstance(result, NoScriptError) for result in results)
+async def run_scripts(
+    client: Redis, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[str]]]
+) -> list[Any]:
+    """Call ``script`` once per (keys, args) in one pipeline; replies in order, a call's error as its
+    reply. Calls that met an empty script cache (a restarted Redis) ran nothing: they go again."""
+    replies = await _pipelined(client, script.sha or await script.load(client), calls)
+    again = [position for position, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if again:
+        sha = await script.load(client)
+        for position, reply in zip(
+            again, await _pipelined(client, sha, [calls[p] for p in again]), strict=True
+        ):
+            replies[position] = reply
+    return replies
+
+
+async def _pipelined(
+    client: Redis, sha: str, calls: Sequence[tuple[Sequence[str], Sequence[str]]]
+) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for keys, args in calls:
+        pipe.evalsha(sha, len(keys), *keys, *args)
+    return list(await pipe.execute(raise_on_error=False))

@@ -28,7 +28,7 @@ from adapters.redis.keys import KeySpace
 from adapters.redis.runs import RedisRunRepository
 from adapters.system import SystemClock
 from domain.events import Command, Event, FinishRun, RunStarted
-from domain.history import HistoryEntry, entry_for
+from domain.history import HistoryEntry
 from domain.messages import Task
 from domain.plan import WorkflowPlan
 from domain.ports import (
@@ -329,18 +329,17 @@ class Driver:
             expected: list[Command] = []
             for event in originals if originals is not None else [d.message for d in received]:
                 if event.run_id == self.run_id:
-                    applied = self.reference.apply(event)
-                    if applied is not None:
-                        expected += applied
-                        entry = entry_for(event, applied, self.reference, self.reference.last_skipped)
-                        self.expected_history.append(entry)
+                    outcome = self.reference.apply(event)
+                    if outcome is not None:
+                        expected += outcome.commands
+                        self.expected_history.append(outcome.entry)
             assert finishes(commands) == finishes(expected)
             stored, reference = mirror_snapshot(await self.get()), mirror_snapshot(self.reference)
             assert stored == reference, "the store diverges from domain.run.Run"
             history = await self.backend.runs.history(self.run_id, 0, 100_000)
             assert [number for number, _ in history] == list(range(1, len(history) + 1))
             assert [comparable(e) for _, e in history] == [comparable(e) for e in self.expected_history], (
-                "the store's history diverges from domain.history.entry_for"
+                "the store's history diverges from the aggregate's entries"
             )
         return commands
 

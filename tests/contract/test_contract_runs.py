@@ -813,17 +813,15 @@ async def test_runs_are_added_and_applied_after_redis_forgot_its_scripts(backend
     assert (await first.get()).status is RunStatus.RUNNING
 
 
-@pytest.mark.contract_skip(memory="no Redis to lose the graph")
-async def test_a_run_is_added_after_redis_lost_the_graph(backend: Backend) -> None:
+@pytest.mark.contract_skip(memory="no Redis to lose the definition")
+async def test_a_run_added_after_redis_lost_its_definition_stores_it_again(backend: Backend) -> None:
     stored = await store_definition(backend, diamond())
-    first = Driver(backend, await add_run(backend, stored))
-    await first.begin()
-    graph = backend.keys.shard_for_run(first.run_id).graph_prefix + stored.definition_id
-    for shard in backend.keys.all_shards():
-        await backend.client.delete(shard.graph_prefix + stored.definition_id)
-    assert not await backend.client.exists(graph)
+    await backend.client.delete(backend.keys.definition(stored.definition_id))
 
-    second = Driver(backend, await add_run(backend, stored))
-    await second.begin()
+    driver = Driver(backend, await add_run(backend, stored))
+    orchestrator = await backend.connect()  # another process: it knows the definition only from Redis
+    received = await drain(orchestrator.events, 1, consumer="orchestrator")
+    await orchestrator.runs.apply([d.message for d in received])
 
-    assert (await second.get()).status is RunStatus.RUNNING
+    assert (await orchestrator.definitions.get(stored.definition_id)).version == 1
+    assert (await driver.get()).status is RunStatus.RUNNING

@@ -8,6 +8,7 @@ from typing import Any
 from run_snapshots import snapshot  # noqa: F401  (re-exported for the unit tests)
 
 from domain.errors import InvalidDefinition, Problem
+from domain.events import Command, Event
 from domain.plan import WorkflowPlan
 from domain.run import Run
 from domain.validation import build_plan
@@ -44,6 +45,12 @@ def problems_of(raw: Any, **kwargs: Any) -> list[Problem]:
         assert error.problems, "InvalidDefinition must carry at least one problem"
         return error.problems
     raise AssertionError("definition was accepted, expected InvalidDefinition")
+
+
+def handle(run: Run, event: Event) -> list[Command]:
+    """The commands ``event`` calls for ([] when it was ignored, or applied with none)."""
+    outcome = run.apply(event)
+    return [] if outcome is None else list(outcome.commands)
 
 
 def new_run(plan: WorkflowPlan, run_input: dict[str, Any] | None = None) -> Run:

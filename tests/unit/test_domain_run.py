@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from domain_builders import RUN_ID, new_run, node, plan_of, snapshot
+from domain_builders import RUN_ID, handle, new_run, node, plan_of, snapshot
 
-from domain.definition import RetryPolicy
+from domain.retry import RetryPolicy
 from domain.events import (
     AttemptTimedOut,
     CancelRequested,
@@ -32,11 +32,11 @@ def dispatch(node_id: str, attempt: int = 1) -> DispatchNode:
 
 
 def started(run: Run, at: float = 1.0) -> list[Any]:
-    return run.handle(RunStarted(RUN_ID, at))
+    return handle(run, RunStarted(RUN_ID, at))
 
 
 def succeed(run: Run, node_id: str, attempt: int = 1, output: Any = None, at: float = 2.0) -> list[Any]:
-    return run.handle(NodeSucceeded(RUN_ID, node_id, attempt, output, at))
+    return handle(run, NodeSucceeded(RUN_ID, node_id, attempt, output, at))
 
 
 def fail(
@@ -48,7 +48,7 @@ def fail(
     error_type: str = "ValueError",
     message: str = "boom",
 ) -> list[Any]:
-    return run.handle(NodeFailed(RUN_ID, node_id, attempt, error_type, message, at, retryable))
+    return handle(run, NodeFailed(RUN_ID, node_id, attempt, error_type, message, at, retryable))
 
 
 def statuses(run: Run) -> dict[str, NodeStatus]:
@@ -62,7 +62,7 @@ def diamond() -> WorkflowPlan:
 
 def assert_ignored(run: Run, event: Event) -> None:
     before = snapshot(run)
-    assert run.handle(event) == []
+    assert run.apply(event) is None
     assert snapshot(run) == before
 
 
@@ -113,7 +113,7 @@ def test_node_events_before_the_run_started_are_ignored() -> None:
 def test_node_started_moves_queued_to_running_and_records_the_worker() -> None:
     run = new_run(diamond())
     started(run)
-    assert run.handle(NodeStarted(RUN_ID, "a", 1, "worker-7", 1.5)) == []
+    assert handle(run, NodeStarted(RUN_ID, "a", 1, "worker-7", 1.5)) == []
     state = run.node("a")
     assert state.status is NodeStatus.RUNNING
     assert state.worker_id == "worker-7"
@@ -128,8 +128,8 @@ def test_node_started_moves_queued_to_running_and_records_the_worker() -> None:
 def test_a_task_taken_over_by_another_worker_records_that_worker() -> None:
     run = new_run(diamond())
     started(run)
-    run.handle(NodeStarted(RUN_ID, "a", 1, "worker-7", 1.5))
-    assert run.handle(NodeStarted(RUN_ID, "a", 1, "worker-8", 9.0)) == []
+    handle(run, NodeStarted(RUN_ID, "a", 1, "worker-7", 1.5))
+    assert handle(run, NodeStarted(RUN_ID, "a", 1, "worker-8", 9.0)) == []
     state = run.node("a")
     assert (state.status, state.attempt, state.worker_id, state.started_at) == (
         NodeStatus.RUNNING,
@@ -278,7 +278,7 @@ def retry_plan(**policy: Any) -> WorkflowPlan:
 def test_retryable_failure_schedules_a_retry_with_backoff_then_dispatches_it() -> None:
     run = new_run(retry_plan(max_attempts=3, initial_backoff_seconds=1.5, backoff_multiplier=3))
     started(run, at=1.0)
-    run.handle(NodeStarted(RUN_ID, "a", 1, "w1", 2.0))
+    handle(run, NodeStarted(RUN_ID, "a", 1, "w1", 2.0))
 
     assert fail(run, "a", 1, at=100.0, message="first") == [ScheduleRetry(RUN_ID, "a", 2, 101.5)]
     state = run.node("a")
@@ -297,7 +297,7 @@ def test_retryable_failure_schedules_a_retry_with_backoff_then_dispatches_it() -
     assert_ignored(run, RetryDue(RUN_ID, "a", 3, 101.5))
     assert_ignored(run, RetryDue(RUN_ID, "a", 1, 101.5))
 
-    assert run.handle(RetryDue(RUN_ID, "a", 2, 101.5)) == [dispatch("a", 2)]
+    assert handle(run, RetryDue(RUN_ID, "a", 2, 101.5)) == [dispatch("a", 2)]
     assert state.status is NodeStatus.QUEUED
     assert state.attempt == 2
     assert state.retry_at is None
@@ -309,7 +309,7 @@ def test_retryable_failure_schedules_a_retry_with_backoff_then_dispatches_it() -
 
     # second failure: backoff grows by the multiplier
     assert fail(run, "a", 2, at=200.0, message="second") == [ScheduleRetry(RUN_ID, "a", 3, 204.5)]
-    assert run.handle(RetryDue(RUN_ID, "a", 3, 204.5)) == [dispatch("a", 3)]
+    assert handle(run, RetryDue(RUN_ID, "a", 3, 204.5)) == [dispatch("a", 3)]
 
     # third attempt succeeds: the child runs, the error is cleared, the history stays
     assert succeed(run, "a", 3, output="ok", at=300.0) == [dispatch("b")]
@@ -326,9 +326,9 @@ def test_backoff_is_capped_at_max_backoff_seconds() -> None:
     )
     started(run)
     assert fail(run, "a", 1, at=0.0) == [ScheduleRetry(RUN_ID, "a", 2, 10.0)]
-    run.handle(RetryDue(RUN_ID, "a", 2, 10.0))
+    handle(run, RetryDue(RUN_ID, "a", 2, 10.0))
     assert fail(run, "a", 2, at=20.0) == [ScheduleRetry(RUN_ID, "a", 3, 45.0)]
-    run.handle(RetryDue(RUN_ID, "a", 3, 45.0))
+    handle(run, RetryDue(RUN_ID, "a", 3, 45.0))
     assert fail(run, "a", 3, at=50.0) == [ScheduleRetry(RUN_ID, "a", 4, 75.0)]
 
 
@@ -336,7 +336,7 @@ def test_retries_stop_after_max_attempts() -> None:
     run = new_run(retry_plan(max_attempts=2, initial_backoff_seconds=0))
     started(run)
     assert fail(run, "a", 1, at=1.0, message="one") == [ScheduleRetry(RUN_ID, "a", 2, 1.0)]
-    run.handle(RetryDue(RUN_ID, "a", 2, 1.0))
+    handle(run, RetryDue(RUN_ID, "a", 2, 1.0))
     assert fail(run, "a", 2, at=2.0, message="two") == [FinishRun(RUN_ID, RunStatus.FAILED)]
     state = run.node("a")
     assert state.status is NodeStatus.FAILED
@@ -366,8 +366,8 @@ def test_without_a_retry_policy_a_failure_is_final() -> None:
 def test_attempt_timed_out_is_a_retryable_failure() -> None:
     run = new_run(retry_plan(max_attempts=2, initial_backoff_seconds=4))
     started(run)
-    run.handle(NodeStarted(RUN_ID, "a", 1, "w", 1.0))
-    assert run.handle(AttemptTimedOut(RUN_ID, "a", 1, 31.0)) == [ScheduleRetry(RUN_ID, "a", 2, 35.0)]
+    handle(run, NodeStarted(RUN_ID, "a", 1, "w", 1.0))
+    assert handle(run, AttemptTimedOut(RUN_ID, "a", 1, 31.0)) == [ScheduleRetry(RUN_ID, "a", 2, 35.0)]
     timeout_error = ErrorInfo("TimeoutError", "attempt 1 exceeded the timeout of 30.0s")
     assert run.node("a").error == timeout_error
     assert run.node("a").failed_attempts == [FailedAttempt(1, 1.0, 31.0, timeout_error)]
@@ -375,8 +375,8 @@ def test_attempt_timed_out_is_a_retryable_failure() -> None:
     assert_ignored(run, NodeSucceeded(RUN_ID, "a", 1, "late", 32.0))
     assert_ignored(run, AttemptTimedOut(RUN_ID, "a", 1, 33.0))
 
-    run.handle(RetryDue(RUN_ID, "a", 2, 35.0))
-    assert run.handle(AttemptTimedOut(RUN_ID, "a", 2, 70.0)) == [FinishRun(RUN_ID, RunStatus.FAILED)]
+    handle(run, RetryDue(RUN_ID, "a", 2, 35.0))
+    assert handle(run, AttemptTimedOut(RUN_ID, "a", 2, 70.0)) == [FinishRun(RUN_ID, RunStatus.FAILED)]
     assert run.node("a").status is NodeStatus.FAILED
     assert run.node("a").error == ErrorInfo("TimeoutError", "attempt 2 exceeded the timeout of 30.0s")
 
@@ -384,7 +384,7 @@ def test_attempt_timed_out_is_a_retryable_failure() -> None:
 def test_attempt_timed_out_on_a_queued_attempt_counts_too() -> None:
     run = new_run(plan_of(node("a", timeout_seconds=5)))
     started(run)
-    assert run.handle(AttemptTimedOut(RUN_ID, "a", 1, 6.0)) == [FinishRun(RUN_ID, RunStatus.FAILED)]
+    assert handle(run, AttemptTimedOut(RUN_ID, "a", 1, 6.0)) == [FinishRun(RUN_ID, RunStatus.FAILED)]
     assert run.node("a").error is not None
     assert run.node("a").error.type == "TimeoutError"
 
@@ -484,11 +484,11 @@ def test_cancel_requested_cancels_every_unfinished_node_and_ignores_later_result
     )
     started(run)
     succeed(run, "a", at=2.0)  # dispatches b and d
-    run.handle(NodeStarted(RUN_ID, "b", 1, "w", 2.5))
+    handle(run, NodeStarted(RUN_ID, "b", 1, "w", 2.5))
     fail(run, "r", 1, at=2.6)  # r waits for a retry
     assert run.node("r").retry_at is not None
 
-    assert run.handle(CancelRequested(RUN_ID, 3.0)) == [FinishRun(RUN_ID, RunStatus.CANCELLED)]
+    assert handle(run, CancelRequested(RUN_ID, 3.0)) == [FinishRun(RUN_ID, RunStatus.CANCELLED)]
     assert run.status is RunStatus.CANCELLED
     assert run.finished_at == 3.0
     assert statuses(run) == {
@@ -518,7 +518,7 @@ def test_cancel_requested_cancels_every_unfinished_node_and_ignores_later_result
 
 def test_cancel_before_start() -> None:
     run = new_run(diamond())
-    assert run.handle(CancelRequested(RUN_ID, 1.0)) == [FinishRun(RUN_ID, RunStatus.CANCELLED)]
+    assert handle(run, CancelRequested(RUN_ID, 1.0)) == [FinishRun(RUN_ID, RunStatus.CANCELLED)]
     assert set(statuses(run).values()) == {NodeStatus.CANCELLED}
     assert_ignored(run, RunStarted(RUN_ID, 2.0))
 
@@ -538,7 +538,7 @@ def test_a_dead_lettered_start_fails_the_run_and_skips_every_node_with_the_reaso
     run = new_run(diamond())
     reason = "event RunStarted delivered 5 times"
 
-    assert run.handle(EventDeadLettered(RUN_ID, None, 0, reason, 3.0)) == [
+    assert handle(run, EventDeadLettered(RUN_ID, None, 0, reason, 3.0)) == [
         FinishRun(RUN_ID, RunStatus.FAILED)
     ]
 
@@ -568,14 +568,15 @@ def test_a_dead_lettered_retry_fails_its_node_for_good_and_the_run_goes_on() -> 
     assert_ignored(run, EventDeadLettered(RUN_ID, "a", 3, reason, 3.0))
     assert_ignored(run, EventDeadLettered(RUN_ID, "a", 1, reason, 3.0))
     assert_ignored(run, EventDeadLettered(RUN_ID, "nope", 2, reason, 3.0))
-    assert run.handle(EventDeadLettered(RUN_ID, "a", 2, reason, 3.0)) == []
+    outcome = run.apply(EventDeadLettered(RUN_ID, "a", 2, reason, 3.0))
+    assert outcome is not None and outcome.commands == ()
 
     a = run.node("a")
     assert (a.status, a.attempt, a.retry_at, a.finished_at) == (NodeStatus.FAILED, 1, None, 3.0)
     assert a.error == ErrorInfo(DEAD_LETTERED, reason)
     assert [f.error.message for f in a.failed_attempts or []] == ["flaky"]
     assert run.node("b").status is NodeStatus.SKIPPED
-    assert run.last_skipped == ("b",)
+    assert outcome.entry.skipped == ("b",)
     assert run.status is RunStatus.RUNNING  # c is still in flight
     # The retry, delivered after all, dispatches nothing; c's end finishes the run, FAILED.
     assert_ignored(run, RetryDue(RUN_ID, "a", 2, 4.0))
@@ -586,7 +587,7 @@ def test_a_dead_lettered_retry_after_the_retry_was_dispatched_changes_nothing() 
     run = new_run(retry_plan(max_attempts=3))
     started(run)
     fail(run, "a", 1)
-    run.handle(RetryDue(RUN_ID, "a", 2, 3.0))
+    handle(run, RetryDue(RUN_ID, "a", 2, 3.0))
     assert_ignored(run, EventDeadLettered(RUN_ID, "a", 2, "event RetryDue delivered 5 times", 4.0))
     assert run.node("a").status is NodeStatus.QUEUED
 
@@ -621,10 +622,10 @@ def test_every_event_applied_twice_changes_nothing_the_second_time() -> None:
     ]
     finishes = []
     for event in script:
-        first = run.handle(event)
+        first = handle(run, event)
         finishes += [c for c in first if isinstance(c, FinishRun)]
         after_first = snapshot(run)
-        assert run.handle(event) == [], event
+        assert run.apply(event) is None, event
         assert snapshot(run) == after_first, event
     assert finishes == [FinishRun(RUN_ID, RunStatus.FAILED)]
     assert statuses(run) == {
@@ -643,7 +644,7 @@ def test_counters_follow_the_run() -> None:
     assert (run.finished_count, run.in_flight) == (0, 0)
     started(run)
     assert (run.finished_count, run.in_flight) == (0, 2)
-    run.handle(NodeStarted(RUN_ID, "a", 1, "w", 1.0))
+    handle(run, NodeStarted(RUN_ID, "a", 1, "w", 1.0))
     assert (run.finished_count, run.in_flight) == (0, 2)
     succeed(run, "a")
     assert (run.finished_count, run.in_flight) == (1, 1)

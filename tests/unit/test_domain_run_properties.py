@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain_builders import RUN_ID, new_run, node, snapshot, workflow
+from domain_builders import RUN_ID, handle, new_run, node, snapshot, workflow
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -108,7 +108,7 @@ class Engine:
         return self.clock
 
     def apply(self, event: Event) -> list[Any]:
-        commands = self.run.handle(event)
+        commands = handle(self.run, event)
         for command in commands:
             if isinstance(command, DispatchNode):
                 assert command.run_id == RUN_ID
@@ -128,7 +128,7 @@ class Engine:
 
     def apply_ignored(self, event: Event) -> None:
         before = snapshot(self.run)
-        assert self.run.handle(event) == [], event
+        assert self.run.apply(event) is None, event
         assert snapshot(self.run) == before, event
 
     def check_invariants(self) -> None:

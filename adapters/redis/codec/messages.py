@@ -1,7 +1,9 @@
-"""Events and tasks as flat stream fields (the transition script writes the same shapes).
+"""Events, tasks and timers as flat stream fields.
 
 A node's output travels in a success's entry (field ``o``) only when it is small; otherwise the worker
-stages it in the run's ``staged`` hash and the event refers to it by (node, attempt).
+stages it in the run's ``staged`` hash (field ``staged_field(node, attempt)``) and the event refers to it.
+A timer is a member of its shard's sorted set: the fields of the event it will send, as a JSON array
+(the timer script moves it onto the event stream as it is).
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ STAGED = _Staged()
 
 class MalformedEntry(ValueError):
     """A stream entry that is not a message this engine wrote."""
+
+
+def staged_field(node_id: str, attempt: int) -> str:
+    """The field of the run's ``staged`` hash that holds a large output of (node, attempt)."""
+    return f"{node_id}\n{attempt}"
+
+
+def encode_timer(event: Event) -> str:
+    """A timer's member: the event's fields, flat, as a JSON array."""
+    return json.dumps([part for pair in encode_event(event).items() for part in pair], separators=(",", ":"))
 
 
 def encode_event(event: Event) -> Fields:
@@ -137,8 +149,8 @@ def _ran_by(worker_id: str, started_at: float | None) -> Fields:
 
 
 def _time(value: str) -> float:
-    # NaN or infinity would reach the transition script, which cannot schedule a retry at such a
-    # time: it fails half-way through (scripts never roll back) and leaves the run stuck.
+    # NaN or infinity would reach the run aggregate and become a retry or a deadline no timer can
+    # hold; an entry carrying one is not a message this engine wrote.
     moment = float(value)
     if not math.isfinite(moment):
         raise ValueError(f"time {value!r} is not a finite number")

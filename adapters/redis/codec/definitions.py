@@ -1,0 +1,52 @@
+"""A definition in Redis: its document (the validated JSON source, creation time, version) under its
+own key, and its summary in one hash of all summaries (for listing without reading documents)."""
+
+from __future__ import annotations
+
+import json
+
+from domain.limits import Limits
+from domain.ports import DefinitionSummary, StoredDefinition
+from domain.validation import build_plan
+
+# Stored definitions were validated against the limits in force when they were submitted.
+_STORED_LIMITS = Limits(max_nodes=10**7, max_edges=10**8, max_config_bytes=10**9, max_nesting_depth=10**4)
+
+
+def encode_document(definition: StoredDefinition) -> str:
+    document = {
+        "source": dict(definition.plan.source),
+        "created_at": definition.created_at,
+        "version": definition.version,
+    }
+    return json.dumps(document)
+
+
+def decode_document(definition_id: str, raw: str) -> StoredDefinition:
+    """Compiles the plan again (callers cache the result: definitions never change)."""
+    document = json.loads(raw)
+    plan = build_plan(document["source"], _STORED_LIMITS)
+    return StoredDefinition(
+        definition_id, plan, float(document["created_at"]), int(document.get("version", 0))
+    )
+
+
+def encode_summary(definition: StoredDefinition) -> str:
+    summary = {
+        "name": definition.name,
+        "version": definition.version,
+        "created_at": definition.created_at,
+        "nodes": len(definition.plan.nodes),
+    }
+    return json.dumps(summary)
+
+
+def decode_summary(definition_id: str, raw: str) -> DefinitionSummary:
+    summary = json.loads(raw)
+    return DefinitionSummary(
+        definition_id,
+        summary["name"],
+        int(summary["version"]),
+        float(summary["created_at"]),
+        int(summary["nodes"]),
+    )

@@ -1,0 +1,181 @@
+"""A run's state in Redis: its meta hash, its nodes hash, its outputs and its history list.
+
+- meta (hash): the run's fields (``META``), times as ``repr`` floats, and ``v``, the number of
+  commits made to the run (a commit checks it: the state it decided on is still the state stored);
+- nodes (hash): node id -> the node's state as compact JSON (``encode_node``); a node not in the
+  hash is in its initial state (``NodeRun.initial``), so a new run writes no node at all;
+- out (hash): node id -> output JSON; history (list): one ``HistoryEntry.to_json`` per entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from domain.history import HistoryEntry
+from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
+from domain.plan import WorkflowPlan
+from domain.ports import RunSummary
+from domain.run import Run
+from domain.statuses import NodeStatus, RunStatus
+
+VERSION = "v"
+STATUS = "status"
+SUMMARY_FIELDS = ("status", "definition_id", "workflow", "created_at", "started_at", "finished_at")
+_COMPACT = (",", ":")
+
+
+def _time(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+# -- meta ------------------------------------------------------------------------------------------
+
+
+def new_run_meta(run: Run) -> dict[str, str]:
+    """The meta hash of a run just created (version 0)."""
+    return {
+        STATUS: run.status.value,
+        "definition_id": run.definition_id,
+        "workflow": run.plan.name,
+        "created_at": repr(run.created_at),
+        "input": json.dumps(run.input, separators=_COMPACT),
+        **progress_fields(run, 0),
+    }
+
+
+def progress_fields(run: Run, version: int) -> dict[str, str]:
+    """The meta fields a transition may change, with the version the commit makes."""
+    return {
+        STATUS: run.status.value,
+        "started_at": _time(run.started_at),
+        "finished_at": _time(run.finished_at),
+        "unfinished": str(run.unfinished),
+        "in_flight": str(run.in_flight),
+        "failed": str(run.failed_nodes),
+        VERSION: str(version),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    """A run as read back, with the version of its state."""
+
+    run: Run
+    version: int
+
+
+def decode_run(
+    run_id: str,
+    meta: Mapping[str, str],
+    nodes: Mapping[str, str],
+    outputs: Mapping[str, str],
+    plan: WorkflowPlan,
+) -> StoredRun:
+    run = Run(
+        run_id=run_id,
+        definition_id=meta["definition_id"],
+        plan=plan,
+        input=json.loads(meta["input"]),
+        created_at=float(meta["created_at"]),
+        nodes=[
+            NodeRun.initial(spec) if (raw := nodes.get(spec.id)) is None else decode_node(raw)
+            for spec in plan.nodes
+        ],
+        status=RunStatus(meta[STATUS]),
+        started_at=_optional_float(meta.get("started_at")),
+        finished_at=_optional_float(meta.get("finished_at")),
+        outputs={node_id: decode_output(raw) for node_id, raw in outputs.items()},
+        unfinished=int(meta["unfinished"]),
+        in_flight=int(meta["in_flight"]),
+        failed_nodes=int(meta["failed"]),
+    )
+    return StoredRun(run, int(meta.get(VERSION) or 0))
+
+
+def decode_summary(run_id: str, fields: list[str | None]) -> RunSummary | None:
+    """A summary from the meta fields ``SUMMARY_FIELDS``; None when the run has expired."""
+    status, definition_id, workflow, created_at, started_at, finished_at = fields
+    if status is None or definition_id is None or created_at is None:
+        return None
+    return RunSummary(
+        run_id,
+        definition_id,
+        workflow or "",
+        RunStatus(status),
+        float(created_at),
+        _optional_float(started_at),
+        _optional_float(finished_at),
+    )
+
+
+# -- nodes -----------------------------------------------------------------------------------------
+
+
+def encode_node(node: NodeRun) -> str:
+    """Short keys, empty fields left out: a 20,000-node run writes and reads many of these."""
+    state: dict[str, Any] = {"s": node.status.value, "a": node.attempt, "w": node.waiting_on}
+    if node.queued_at is not None:
+        state["q"] = node.queued_at
+    if node.started_at is not None:
+        state["st"] = node.started_at
+    if node.finished_at is not None:
+        state["f"] = node.finished_at
+    if node.worker_id is not None:
+        state["wk"] = node.worker_id
+    if node.error is not None:
+        state["e"] = [node.error.type, node.error.message]
+    if node.retry_at is not None:
+        state["r"] = node.retry_at
+    if node.failed_attempts:
+        state["fa"] = [
+            [f.attempt, f.started_at, f.finished_at, f.error.type, f.error.message]
+            for f in node.failed_attempts
+        ]
+    return json.dumps(state, separators=_COMPACT)
+
+
+def decode_node(raw: str) -> NodeRun:
+    state = json.loads(raw)
+    error = state.get("e")
+    failed = [
+        FailedAttempt(int(a), _optional_float(started), float(finished), ErrorInfo(kind, message))
+        for a, started, finished, kind, message in state.get("fa", ())
+    ]
+    return NodeRun(
+        waiting_on=int(state["w"]),
+        status=NodeStatus(state["s"]),
+        attempt=int(state["a"]),
+        queued_at=_optional_float(state.get("q")),
+        started_at=_optional_float(state.get("st")),
+        finished_at=_optional_float(state.get("f")),
+        worker_id=state.get("wk"),
+        error=None if error is None else ErrorInfo(error[0], error[1]),
+        retry_at=_optional_float(state.get("r")),
+        failed_attempts=failed or None,
+    )
+
+
+# -- outputs and history ---------------------------------------------------------------------------
+
+
+def encode_output(value: Any) -> str:
+    return json.dumps(value, separators=_COMPACT)
+
+
+def decode_output(raw: str) -> Any:
+    return json.loads(raw)
+
+
+def encode_entry(entry: HistoryEntry) -> str:
+    return json.dumps(entry.to_json(), separators=_COMPACT)
+
+
+def decode_entry(raw: str) -> HistoryEntry:
+    return HistoryEntry.from_json(json.loads(raw))

@@ -1,0 +1,258 @@
+"""Applying events to runs stored in Redis: read, decide with the domain, commit with checks.
+
+The run aggregate (``domain.run.Run``) decides every transition, exactly as on the memory backend.
+This module only keeps the runs it works on, turns each ``Outcome`` into writes, and commits them with
+``lua/commit.lua``: per run, the commit checks that the run's version is still the one the decision
+was based on, and writes its state, indexes, history, tasks and timers in the same atomic step (the
+outbox). A run whose check fails (another orchestrator committed first) is read again and its events
+decided again.
+
+Runs stay cached between batches with their version, so an orchestrator that is the only one applying
+a run's events reads it once; a run leaves the cache when it ends, when a check finds it stale, and
+when the cache is over its bound (least recently used first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from adapters.errors import AdapterError
+from adapters.redis.codec import STAGED, encode_task, encode_timer, staged_field
+from adapters.redis.codec.runs import (
+    VERSION,
+    StoredRun,
+    encode_entry,
+    encode_node,
+    encode_output,
+    progress_fields,
+)
+from adapters.redis.commit import Commit, CommitScript, Group
+from adapters.redis.keys import KeySpace, RunKeys
+from domain.events import OUTPUT_LOST, Command, Event, NodeSucceeded
+from domain.messages import Task
+from domain.outbox import Timer, outbox
+from domain.run import Outcome, Run
+from domain.statuses import RunStatus
+
+log = logging.getLogger(__name__)
+
+CACHE_MAX_NODES = 2_000_000
+"""Nodes of cached runs one orchestrator keeps at most (a few hundred MiB at worst)."""
+MAX_ROUNDS = 20
+"""Times a batch's runs are decided again after their checks failed, before giving up on the batch."""
+
+
+class RunCache:
+    """Runs with the version of their stored state, least recently used first."""
+
+    def __init__(self, max_nodes: int = CACHE_MAX_NODES) -> None:
+        self._runs: OrderedDict[str, StoredRun] = OrderedDict()
+        self._nodes = 0
+        self._max_nodes = max_nodes
+
+    def get(self, run_id: str) -> StoredRun | None:
+        stored = self._runs.get(run_id)
+        if stored is not None:
+            self._runs.move_to_end(run_id)
+        return stored
+
+    def put(self, stored: StoredRun) -> None:
+        self.drop(stored.run.run_id)
+        self._runs[stored.run.run_id] = stored
+        self._nodes += len(stored.run.nodes)
+        while self._nodes > self._max_nodes and len(self._runs) > 1:
+            _, oldest = self._runs.popitem(last=False)
+            self._nodes -= len(oldest.run.nodes)
+
+    def drop(self, run_id: str) -> None:
+        stored = self._runs.pop(run_id, None)
+        if stored is not None:
+            self._nodes -= len(stored.run.nodes)
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
+@dataclass(slots=True)
+class _RunBatch:
+    """The events of one run in a batch (positions in the batch), and what deciding them gave."""
+
+    run_id: str
+    positions: list[int]
+    commands: list[Command] = field(default_factory=list)
+    staged_checks: dict[int, int] = field(default_factory=dict)
+    """Check number -> batch position of the success whose staged output the check needs."""
+    applied: bool = False
+    """Whether any of its events changed the run (the commit then makes the next version)."""
+
+
+class RedisTransitions:
+    """The ``apply`` of ``RedisRunRepository``."""
+
+    def __init__(
+        self,
+        load: Callable[[list[str]], Awaitable[list[StoredRun]]],
+        keys: KeySpace,
+        script: CommitScript,
+        retention_seconds: int,
+    ) -> None:
+        self._load_runs = load
+        self._keys = keys
+        self._script = script
+        self._retention = retention_seconds
+        self.cache = RunCache()
+
+    async def apply(self, events: Sequence[Event]) -> list[Command]:
+        batches: dict[str, _RunBatch] = {}
+        for position, event in enumerate(events):
+            batches.setdefault(event.run_id, _RunBatch(event.run_id, [])).positions.append(position)
+        lost: set[int] = set()
+        """Positions of successes whose staged output is gone."""
+        commands: list[Command] = []
+        pending = list(batches.values())
+        for _ in range(MAX_ROUNDS):
+            await self._load(batch.run_id for batch in pending)
+            commits: dict[int, Commit] = {}
+            for batch in pending:
+                shard = self._keys.shard_of(batch.run_id)
+                commit = commits.get(shard) or commits.setdefault(shard, Commit())
+                self._decide(batch, events, lost, commit.group(batch))
+            pending = await self._commit(list(commits.values()), commands, lost)
+            if not pending:
+                return commands
+        raise AdapterError(f"gave up committing {len(pending)} runs after {MAX_ROUNDS} rounds of conflicts")
+
+    async def _load(self, run_ids: Iterable[str]) -> None:
+        """Read the runs not cached (unknown runs stay out of the cache)."""
+        missing = [run_id for run_id in run_ids if self.cache.get(run_id) is None]
+        if missing:
+            for stored in await self._load_runs(missing):
+                self.cache.put(stored)
+
+    def _decide(self, batch: _RunBatch, events: Sequence[Event], lost: set[int], group: Group) -> None:
+        batch.commands.clear()
+        batch.staged_checks.clear()
+        batch.applied = False
+        keys = self._keys.run(batch.run_id)
+        stored = self.cache.get(batch.run_id)
+        if stored is None:
+            log.warning("ignoring %d events for unknown run %s", len(batch.positions), batch.run_id)
+            group.hdel(keys.staged, [_staged(events[p]) for p in batch.positions if _is_staged(events[p])])
+            return
+        run = stored.run
+        group.require_equal(keys.meta, VERSION, str(stored.version))
+        status_before = run.status
+        outcomes: list[Outcome] = []
+        unapplied_staged: list[str] = []
+        for position in batch.positions:
+            event = events[position]
+            if position in lost:
+                event = dataclasses.replace(event, output=OUTPUT_LOST)
+            outcome = run.apply(event)
+            if outcome is None:
+                if _is_staged(event):  # a success that is not applied must not leave its output behind
+                    unapplied_staged.append(_staged(event))
+                continue
+            outcomes.append(outcome)
+            batch.commands.extend(outcome.commands)
+            if outcome.recorded_output is not None:
+                self._write_output(run, event, keys, group, batch, position)
+        group.hdel(keys.staged, unapplied_staged)
+        batch.applied = bool(outcomes)
+        if outcomes:
+            self._write_outcomes(stored, status_before, outcomes, keys, group)
+
+    def _write_output(
+        self, run: Run, event: Event, keys: RunKeys, group: Group, batch: _RunBatch, position: int
+    ) -> None:
+        assert isinstance(event, NodeSucceeded)
+        output = run.outputs.pop(event.node_id)  # kept in Redis, not in this process
+        if output is STAGED:
+            field_name = staged_field(event.node_id, event.attempt)
+            batch.staged_checks[group.require_field(keys.staged, field_name)] = position
+            group.hmove(keys.staged, field_name, keys.out, event.node_id)
+        else:
+            group.hset(keys.out, {event.node_id: encode_output(output)})
+
+    def _write_outcomes(
+        self,
+        stored: StoredRun,
+        status_before: RunStatus,
+        outcomes: list[Outcome],
+        keys: RunKeys,
+        group: Group,
+    ) -> None:
+        run = stored.run
+        shard = self._keys.shard_for_run(run.run_id)
+        tasks: list[Task] = []
+        timers: list[Timer] = []
+        changed: dict[int, None] = {}
+        for outcome in outcomes:
+            outbox(run, outcome.commands, tasks, timers)
+            changed.update(dict.fromkeys(outcome.changed))
+        nodes = run.nodes
+        group.hset(keys.nodes, {run.plan.nodes[i].id: encode_node(nodes[i]) for i in changed})
+        group.hset(keys.meta, progress_fields(run, stored.version + 1))
+        group.rpush(keys.history, [encode_entry(outcome.entry) for outcome in outcomes])
+        for task in tasks:
+            group.xadd(shard.tasks, encode_task(task))
+        for timer in timers:
+            group.zadd(shard.timers, timer.due_at, encode_timer(timer.event))
+        if run.status is not status_before:
+            group.zrem(shard.run_index(status_before.value), run.run_id)
+            group.zadd(shard.run_index(run.status.value), run.created_at, run.run_id)
+        if run.status.is_final:
+            for key in keys.all():
+                group.expire(key, self._retention)
+
+    async def _commit(
+        self, commits: list[Commit], commands: list[Command], lost: set[int]
+    ) -> list[_RunBatch]:
+        """Run the commits; the batches whose checks failed (to decide again on fresh state)."""
+        try:
+            replies = await self._script.execute(commits)
+        except BaseException:
+            # Whether anything was written is unknown: what this process holds may be ahead of Redis.
+            for commit in commits:
+                for group in commit.groups:
+                    self.cache.drop(group.tag.run_id)
+            raise
+        again: list[_RunBatch] = []
+        for commit, reply in zip(commits, replies, strict=True):
+            if isinstance(reply, Exception):
+                for group in commit.groups:
+                    self.cache.drop(group.tag.run_id)
+                raise AdapterError(f"commit of {len(commit.groups)} runs failed: {reply}") from reply
+            for group, failed_check in zip(commit.groups, reply, strict=True):
+                batch: _RunBatch = group.tag
+                if failed_check == 0:
+                    self._committed(batch)
+                    commands.extend(batch.commands)
+                    continue
+                self.cache.drop(batch.run_id)
+                if failed_check in batch.staged_checks:
+                    lost.add(batch.staged_checks[failed_check])
+                again.append(batch)
+        return again
+
+    def _committed(self, batch: _RunBatch) -> None:
+        stored = self.cache.get(batch.run_id)
+        if stored is None or not batch.applied:
+            return
+        if stored.run.status.is_final:
+            self.cache.drop(batch.run_id)  # nothing more will change it
+        else:
+            self.cache.put(StoredRun(stored.run, stored.version + 1))
+
+
+def _is_staged(event: Event) -> bool:
+    return type(event) is NodeSucceeded and event.output is STAGED
+
+
+def _staged(event: Event) -> str:
+    assert isinstance(event, NodeSucceeded)
+    return staged_field(event.node_id, event.attempt)

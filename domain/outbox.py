@@ -1,0 +1,52 @@
+"""What a transition sends out: the tasks of the nodes it dispatched and the timers it set.
+
+Both backends write these in the same atomic step as the state change (the outbox), so a crash can
+never keep a state change and lose its consequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from domain.events import (
+    AttemptTimedOut,
+    Command,
+    DispatchNode,
+    RetryDue,
+    ScheduleDeadline,
+    ScheduleRetry,
+)
+from domain.messages import Task
+from domain.run import Run
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """An event to deliver at ``due_at`` (its own ``at``)."""
+
+    event: RetryDue | AttemptTimedOut
+
+    @property
+    def due_at(self) -> float:
+        return self.event.at
+
+
+def task_of(run: Run, command: DispatchNode) -> Task:
+    spec = run.plan.node(command.node_id)
+    return Task(run.run_id, run.definition_id, command.node_id, command.attempt, spec.handler)
+
+
+def timer_of(command: ScheduleRetry | ScheduleDeadline) -> Timer:
+    if type(command) is ScheduleRetry:
+        return Timer(RetryDue(command.run_id, command.node_id, command.attempt, command.due_at))
+    return Timer(AttemptTimedOut(command.run_id, command.node_id, command.attempt, command.due_at))
+
+
+def outbox(run: Run, commands: Iterable[Command], tasks: list[Task], timers: list[Timer]) -> None:
+    """Append to ``tasks`` and ``timers`` what ``commands`` (of ``run``) send out."""
+    for command in commands:
+        if type(command) is DispatchNode:
+            tasks.append(task_of(run, command))
+        elif type(command) is ScheduleRetry or type(command) is ScheduleDeadline:
+            timers.append(timer_of(command))
