@@ -49,6 +49,7 @@ _IN_FLIGHT = (NodeStatus.QUEUED, NodeStatus.RUNNING)
 
 __all__ = [
     "DEAD_LETTERED",
+    "TIMEOUT_ERROR",
     "UPSTREAM_FAILED",
     "ErrorInfo",
     "FailedAttempt",

@@ -18,6 +18,7 @@ from domain.errors import BackendError, RunNotActive, TemplateError
 from domain.events import Event, NodeFailed, NodeStarted, NodeSucceeded
 from domain.messages import Task
 from domain.plan import WorkflowPlan
+from domain.run import TIMEOUT_ERROR, timeout_message
 from domain.ports import (
     Clock,
     DefinitionRepository,
@@ -214,7 +215,7 @@ class Worker:
         except _Refused as refusal:
             return self._failed(task, started_at, refusal.kind, str(refusal), retryable=False)
         except _TimedOut as timed_out:
-            return self._failed(task, started_at, "TimeoutError", str(timed_out))
+            return self._failed(task, started_at, TIMEOUT_ERROR, str(timed_out))
         except _NotToStart:
             raise
         except Exception as error:  # a handler's failure is the node's failure, whatever its type
@@ -280,9 +281,7 @@ class Worker:
         except TimeoutError:
             if not deadline.expired():
                 raise  # the handler's own TimeoutError: report it as it is
-            raise _TimedOut(
-                f"attempt {task.attempt} exceeded the node's timeout of {spec.timeout_seconds}s"
-            ) from None
+            raise _TimedOut(timeout_message(task.attempt, spec.timeout_seconds)) from None
         self._check_output(output)
         return output
 

@@ -31,7 +31,10 @@ import httpx
 import pytest
 from redis_support import RedisServer, free_port
 
+from adapters.redis.inspection import RedisInspector
 from adapters.redis.keys import KeySpace
+from domain.node_state import NodeRun
+from domain.statuses import RunStatus
 from services.settings import Settings
 
 DAG_SERVICE = Path(sys.executable).parent / "dag-service"
@@ -162,6 +165,8 @@ class Cluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / f"{HANDLER_MODULE}.py").write_text(HANDLERS_SOURCE, encoding="utf-8")
         self.redis = self.redis_server.client()
+        self.inspect = RedisInspector(self.redis, self.keys)
+        """Typed views of the engine's state in Redis."""
         self._add_audit_groups()
 
     # -- processes ---------------------------------------------------------------------------------
@@ -275,11 +280,8 @@ class Cluster:
             for stream in (shard.tasks, shard.events):
                 self.redis.xgroup_create(stream, AUDIT_GROUP, id="0", mkstream=True)
 
-    def run_status(self, run_ids: list[str]) -> dict[str, str | None]:
-        pipe = self.redis.pipeline(transaction=False)
-        for run_id in run_ids:
-            pipe.hget(self.keys.run(run_id).meta, "status")
-        return dict(zip(run_ids, pipe.execute(), strict=True))
+    def run_status(self, run_ids: list[str]) -> dict[str, RunStatus | None]:
+        return self.inspect.statuses(run_ids)
 
     async def wait_final(
         self, run_ids: list[str], within: float, *, killed: Iterable[EngineProcess] = ()
@@ -301,10 +303,11 @@ class Cluster:
                 )
             await asyncio.sleep(0.2)
 
-    def node_states(self, run_id: str) -> dict[str, dict[str, Any]]:
-        """The raw node states of a run as stored (``wk`` is the id of the worker that started it)."""
-        raw = self.redis.hgetall(self.keys.run(run_id).nodes)
-        return {node_id: json.loads(state) for node_id, state in raw.items()}
+    def node_states(self, run_id: str) -> dict[str, NodeRun]:
+        """The state of each node of a run as stored."""
+        run = self.inspect.run(run_id)
+        assert run is not None, f"run {run_id} is not stored"
+        return {spec.id: state for spec, state in run.node_states()}
 
     def stream_entries(self, kind: str) -> list[dict[str, str]]:
         """The fields of every entry of every ``<prefix>:*:<kind>`` stream (kind: tasks, events)."""

@@ -283,5 +283,5 @@ async def test_trigger_of_a_definition_lost_with_the_data_does_not_hang(
         await engine.wait_final([run_id], within=8)
         view = await status(client, run_id)
     assert view["state"] == "COMPLETED", view
-    assert engine.node_states(run_id)["output"]["s"] == "COMPLETED"
+    assert engine.node_states(run_id)["output"].status == "COMPLETED"
     engine.check_all_alive()

@@ -47,6 +47,6 @@ async def test_two_workers_share_one_wide_run(cluster: Callable[..., Cluster]) -
     per_worker = Counter(ran_in.values())
     assert set(per_worker) == {first.pid, second.pid}, per_worker
     # ... and as the engine recorded it (the worker id in the node's stored state).
-    recorded = {node_id: state["wk"] for node_id, state in engine.node_states(run_id).items()}
+    recorded = {node_id: state.worker_id for node_id, state in engine.node_states(run_id).items()}
     assert {node_id: worker_pid(worker_id) for node_id, worker_id in recorded.items()} == ran_in
     assert engine.task_counts() == Counter({(run_id, node_id): 1 for node_id in WIDE_NODES})

@@ -28,6 +28,10 @@ from typing import Any
 import httpx
 from distributed_support import HANDLER_MODULE, Cluster, EngineProcess
 from http_support import submit, trigger
+from run_snapshots import snapshot
+
+from domain.history import HistoryEntry
+from domain.run import Run
 
 FAULT_HANDLER_MODULE = "fault_test_handlers"
 WORKERS_GROUP, ORCHESTRATORS_GROUP = "workers", "orchestrators"
@@ -313,32 +317,19 @@ class FaultCluster(Cluster):
     def open_gate(self, name: str) -> None:
         (self.fault_dir / name).touch()
 
-    def meta(self, run_id: str) -> dict[str, str]:
-        meta: dict[str, str] = self.redis.hgetall(self.keys.run(run_id).meta)
-        return meta
+    def stored_run(self, run_id: str) -> Run:
+        """The run as stored (its outputs included)."""
+        run = self.inspect.run(run_id)
+        assert run is not None, f"run {run_id} is not stored"
+        return run
 
-    def outputs(self, run_id: str) -> dict[str, Any]:
-        raw = self.redis.hgetall(self.keys.run(run_id).out)
-        return {node_id: json.loads(value) for node_id, value in raw.items()}
+    def history(self, run_id: str) -> list[HistoryEntry]:
+        return self.inspect.history(run_id)
 
-    def history(self, run_id: str) -> list[dict[str, Any]] | None:
-        """The run's history as the transition script stored it; None if this engine keeps none."""
-        key = getattr(self.keys.run(run_id), "history", None)
-        if key is None or not self.redis.exists(key):
-            return None
-        return [json.loads(entry) for entry in self.redis.lrange(key, 0, -1)]
-
-    def snapshot(self, run_id: str) -> dict[str, Any]:
+    def snapshot(self, run_id: str) -> tuple[Any, ...]:
         """Everything stored about a run (to compare before and after something that must not
         change it)."""
-        keys = self.keys.run(run_id)
-        return {
-            "meta": self.meta(run_id),
-            "nodes": self.node_states(run_id),
-            "outputs": self.outputs(run_id),
-            "staged": self.redis.hgetall(keys.staged),
-            "history": self.history(run_id),
-        }
+        return (snapshot(self.stored_run(run_id)), self.inspect.staged(run_id), self.history(run_id))
 
     # -- streams ------------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ Sources, each checked against the others:
 - the final state in Redis (run meta, node states, outputs);
 - the task streams, read in full through the "audit" group (nothing is trimmed while it exists):
   how many times each (run, node, attempt) was dispatched;
-- the run's history list, where the engine keeps one (one entry per applied event);
+- the run's history (one entry per applied event);
 - the ledger the ``fault`` handler writes outside Redis (which executions started and ended).
 """
 
@@ -19,6 +19,9 @@ from typing import Any
 
 from distributed_support import FINAL_STATES
 from fault_support import FaultCluster, LedgerEntry
+
+from domain.history import EntryKind, HistoryEntry
+from domain.node_state import NodeRun
 
 
 @dataclass
@@ -70,8 +73,8 @@ def check_invariants(
         definition = engine.definitions[run_id]
         parents = parents_of(definition)
         handlers = {spec["id"]: spec["handler"] for spec in definition["dag"]["nodes"]}
-        meta = engine.meta(run_id)
-        status = meta.get("status")
+        run = engine.inspect.run(run_id)
+        status = None if run is None else run.status
         figures.statuses[str(status)] += 1
         if status not in FINAL_STATES:
             figures.lost += 1
@@ -79,27 +82,26 @@ def check_invariants(
             continue
         if expected is not None and status != expected[run_id]:
             problems.append(f"{run_id}: {status}, expected {expected[run_id]}")
-        states = engine.node_states(run_id)
-        outputs = engine.outputs(run_id)
+        assert run is not None
+        states = {spec.id: state for spec, state in run.node_states()}
+        outputs = run.outputs
         history = engine.history(run_id)
         if set(states) != set(parents):
             problems.append(f"{run_id}: nodes {sorted(states)} != definition's {sorted(parents)}")
             continue
-        if status != "CANCELLED" and (meta.get("unfinished"), meta.get("in_flight")) != ("0", "0"):
-            problems.append(
-                f"{run_id}: unfinished={meta.get('unfinished')} in_flight={meta.get('in_flight')}"
-            )
+        if status != "CANCELLED" and (run.unfinished, run.in_flight) != (0, 0):
+            problems.append(f"{run_id}: unfinished={run.unfinished} in_flight={run.in_flight}")
 
         for node_id, state in states.items():
             figures.nodes += 1
-            node_status, attempts = state["s"], int(state["a"])
+            node_status, attempts = state.status, state.attempt
             figures.node_statuses[node_status] += 1
             where = f"{run_id}/{node_id}"
-            parent_states = [states[parent]["s"] for parent in parents[node_id]]
+            parent_states = [states[parent].status for parent in parents[node_id]]
             # Fan-in counter: unfinished parents, exactly (a repeated completion would go below).
             waiting = sum(parent_status != "COMPLETED" for parent_status in parent_states)
-            if int(state["w"]) != waiting:
-                problems.append(f"{where}: waits on {state['w']} parent(s), {waiting} are unfinished")
+            if state.waiting_on != waiting:
+                problems.append(f"{where}: waits on {state.waiting_on} parent(s), {waiting} are unfinished")
             if node_status in ("PENDING", "QUEUED", "RUNNING"):
                 problems.append(f"{where}: {node_status} in a final run")
             if node_status == "SKIPPED" and attempts != 0:
@@ -152,9 +154,8 @@ def check_invariants(
                     if node_status == "COMPLETED" and attempts not in started_attempts:
                         problems.append(f"{where}: attempt {attempts} completed, never ran per the ledger")
 
-        if history is not None:
-            figures.histories += 1
-            problems += _history_problems(run_id, history, states, parents, str(status), figures)
+        figures.histories += 1
+        problems += _history_problems(run_id, history, states, parents, str(status), figures)
 
     if drained:
         for kind in ("tasks", "events"):
@@ -166,35 +167,37 @@ def check_invariants(
 
 def _history_problems(
     run_id: str,
-    history: list[dict[str, Any]],
-    states: Mapping[str, Mapping[str, Any]],
+    history: list[HistoryEntry],
+    states: Mapping[str, NodeRun],
     parents: Mapping[str, list[str]],
     status: str,
     figures: Figures,
 ) -> list[str]:
     """One completion per completed node, one dispatch per attempt, children after parents, one end."""
     problems: list[str] = []
-    succeeded = Counter(entry["node_id"] for entry in history if entry["kind"] == "node_succeeded")
-    ends = [entry["run_status"] for entry in history if entry.get("run_status")]
+    succeeded = Counter(
+        entry.node_id for entry in history if entry.kind is EntryKind.NODE_SUCCEEDED and entry.error is None
+    )
+    ends = [entry.run_status for entry in history if entry.run_status]
     if ends != [status]:
         problems.append(f"{run_id}: history ends {ends}, the run is {status}")
     completed_at: dict[str, int] = {}
     dispatched_count: Counter[str] = Counter()
     for position, entry in enumerate(history):
-        if entry["kind"] == "node_succeeded":
-            completed_at.setdefault(entry["node_id"], position)
-        for child in entry.get("dispatched", []):
+        if entry.kind is EntryKind.NODE_SUCCEEDED and entry.node_id is not None and entry.error is None:
+            completed_at.setdefault(entry.node_id, position)
+        for child in entry.dispatched:
             dispatched_count[child] += 1
             late = [p for p in parents[child] if completed_at.get(p, len(history)) > position]
-            if late and not (entry["kind"] == "retry_due" and entry.get("node_id") == child):
+            if late and not (entry.kind is EntryKind.RETRY_DUE and entry.node_id == child):
                 problems.append(f"{run_id}/{child}: dispatched (history #{position}) before {late} completed")
     for node_id, state in states.items():
-        want = 1 if state["s"] == "COMPLETED" else 0
+        want = 1 if state.status == "COMPLETED" else 0
         if succeeded[node_id] != want:
             figures.duplicated_completions += max(0, succeeded[node_id] - 1)
             problems.append(f"{run_id}/{node_id}: {succeeded[node_id]} completion(s) in the history")
-        if dispatched_count[node_id] != int(state["a"]):
+        if dispatched_count[node_id] != state.attempt:
             problems.append(
-                f"{run_id}/{node_id}: dispatched {dispatched_count[node_id]}x, {state['a']} attempt(s)"
+                f"{run_id}/{node_id}: dispatched {dispatched_count[node_id]}x, {state.attempt} attempt(s)"
             )
     return problems

@@ -59,7 +59,7 @@ async def test_api_killed_right_after_answering_a_trigger(faults: Callable[..., 
     for run_id in written:
         engine.definitions[run_id] = definition
     await engine.wait_final(written, within=30)
-    assert {engine.meta(run_id)["status"] for run_id in written} <= FINAL_STATES
+    assert set(engine.run_status(written).values()) <= FINAL_STATES
     FIGURES["API SIGKILL amid triggers"] = {
         "requests": TRIGGERS,
         "answered": len(answered),

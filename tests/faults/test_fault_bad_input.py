@@ -45,11 +45,11 @@ async def test_malformed_stream_entries_are_dead_lettered_once(faults: Callable[
     await engine.start_many(("api",), ("orchestrator",), ("worker",))
     async with engine.client() as client:
         run_id = await engine.start_run(client, definition)
-        await engine.wait_until(lambda: engine.node_states(run_id)["x"]["s"] == "RUNNING", 20, "x running")
+        await engine.wait_until(lambda: engine.node_states(run_id)["x"].status == "RUNNING", 20, "x running")
         await engine.wait_settled(pending_tasks=1)
         before = engine.snapshot(run_id)
         shard = engine.keys.shard_for_run(run_id)
-        definition_id = engine.meta(run_id)["definition_id"]
+        definition_id = engine.stored_run(run_id).definition_id
         for fields in MALFORMED_TASKS:
             engine.redis.xadd(shard.tasks, filled(fields, run_id, definition_id))
         for fields in MALFORMED_EVENTS:

@@ -27,12 +27,13 @@ async def test_duplicated_result_and_task_messages_are_ignored(faults: Callable[
         run_id = await engine.start_run(client, definition)
 
         def b_running() -> bool:
-            return engine.node_states(run_id)["b"]["s"] == "RUNNING"
+            return engine.node_states(run_id)["b"].status == "RUNNING"
 
         await engine.wait_until(b_running, 20, "b running")
         await engine.wait_settled(pending_tasks=1)
         before = engine.snapshot(run_id)
-        assert before["nodes"]["a"]["s"] == "COMPLETED" and before["nodes"]["c"]["s"] == "PENDING"
+        before_states = engine.node_states(run_id)
+        assert before_states["a"].status == "COMPLETED" and before_states["c"].status == "PENDING"
 
         # Copies of every entry of this run so far: the start, a's and b's tasks, a's success, b's
         # start report.

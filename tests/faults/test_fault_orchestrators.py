@@ -4,7 +4,6 @@ applying the last two parents of a 50-parent fan-in at the same moment, 200 time
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ from invariants import check_invariants
 
 from adapters.redis.codec import encode_event
 from domain.events import NodeSucceeded
+from domain.statuses import NodeStatus
 
 VISIBILITY = 2.0
 CRASH = "orchestrator.after_apply_before_ack"
@@ -54,13 +54,13 @@ async def crash_after_apply(engine: FaultCluster, *, replica: bool) -> None:
         assert held and {fields["k"] for fields in held} <= {"ok", "started"}, held
         completed = [fields["n"] for fields in held if fields["k"] == "ok"]
         states = engine.node_states(run_id)
-        assert all(states[node_id]["s"] == "COMPLETED" for node_id in completed), states
+        assert all(states[node_id].status == "COMPLETED" for node_id in completed), states
         applied_children = [
             spec["id"]
             for spec in definition["dag"]["nodes"]
-            if set(completed) & set(spec["dependencies"]) and states[spec["id"]]["w"] == 0
+            if set(completed) & set(spec["dependencies"]) and states[spec["id"]].waiting_on == 0
         ]
-        assert all(states[child]["a"] == 1 for child in applied_children), states
+        assert all(states[child].attempt == 1 for child in applied_children), states
         started_before = {e.node for e in engine.ledger.entries()} | set(applied_children)
 
         kind = "with a replica" if replica else "restarted alone"
@@ -138,11 +138,8 @@ async def test_two_last_parents_of_a_fan_in_applied_together_by_two_orchestrator
     engine.definitions.update(dict.fromkeys(run_ids, FAN_IN))
     events = {run_id: engine.keys.shard_for_run(run_id).events for run_id in run_ids}
 
-    def in_flight() -> set[str | None]:
-        pipe = engine.redis.pipeline(transaction=False)
-        for run_id in run_ids:
-            pipe.hget(engine.keys.run(run_id).meta, "in_flight")
-        return set(pipe.execute())
+    def in_flight() -> set[int | None]:
+        return {None if run is None else run.in_flight for run in engine.inspect.runs(run_ids)}
 
     def report(run_id: str, node_ids: list[str]) -> None:
         pipe = engine.redis.pipeline(transaction=False)
@@ -150,10 +147,10 @@ async def test_two_last_parents_of_a_fan_in_applied_together_by_two_orchestrator
             pipe.xadd(events[run_id], success(run_id, node_id))
         pipe.execute()
 
-    await engine.wait_until(lambda: in_flight() == {str(len(PARENTS))}, 30, "every run started", poll=0.1)
+    await engine.wait_until(lambda: in_flight() == {len(PARENTS)}, 30, "every run started", poll=0.1)
     for run_id in run_ids:
         report(run_id, PARENTS[:-2])
-    await engine.wait_until(lambda: in_flight() == {"2"}, 30, "48 parents of each run applied", poll=0.1)
+    await engine.wait_until(lambda: in_flight() == {2}, 30, "48 parents of each run applied", poll=0.1)
     await engine.wait_until(lambda: engine.drained("events"), 10, "events drained")
     # The race itself: two replicas that read one entry at a time.
     for orchestrator in engine.live("orchestrator"):
@@ -162,8 +159,7 @@ async def test_two_last_parents_of_a_fan_in_applied_together_by_two_orchestrator
     await engine.serving(*racers)
 
     def child_queued(run_id: str) -> Callable[[], bool]:
-        key = engine.keys.run(run_id).nodes
-        return lambda: json.loads(engine.redis.hget(key, "child") or "{}").get("s") == "QUEUED"
+        return lambda: engine.stored_run(run_id).node("child").status is NodeStatus.QUEUED
 
     started = time.monotonic()
     for run_id in run_ids:

@@ -64,17 +64,18 @@ async def test_redis_killed_and_restarted_mid_run(faults: Callable[..., FaultClu
 
         def first_steps_done() -> dict[str, Any] | None:
             states = engine.node_states(run_id)
-            return states if states["step_2"]["s"] == "COMPLETED" else None
+            return states if states["step_2"].status == "COMPLETED" else None
 
         before = await engine.wait_until(first_steps_done, 20, "step_2 completed")
-        assert before["output"]["s"] == "PENDING", before
+        assert before["output"].status == "PENDING", before
         server.kill()
         await engine.stay_alive(2.0)  # they ride the outage out, they do not exit
         server.restart()
         restarted_at = time.time()
         assert (server.port, server.folder) == (port, folder)  # same port, same data
         after = engine.node_states(run_id)
-        assert after["step_1"]["s"] == after["step_2"]["s"] == "COMPLETED", after  # nothing acknowledged lost
+        # nothing acknowledged lost
+        assert after["step_1"].status == after["step_2"].status == "COMPLETED", after
 
         resumed = await engine.ledger_entry(
             lambda e: e.at > restarted_at and e.event == "start", 30, "resumed"
@@ -125,7 +126,7 @@ async def test_redis_paused_past_client_timeouts_no_duplicate_dispatch(
 
         def some_parents_done() -> dict[str, Any] | None:
             states = engine.node_states(run_id)
-            return states if sum(states[p]["s"] == "COMPLETED" for p in PARENTS) >= 3 else None
+            return states if sum(states[p].status == "COMPLETED" for p in PARENTS) >= 3 else None
 
         at_pause = await engine.wait_until(some_parents_done, 20, "3 parents completed")
         server.pause()
@@ -134,8 +135,8 @@ async def test_redis_paused_past_client_timeouts_no_duplicate_dispatch(
         finally:
             server.resume()
         resumed_at = time.time()
-        assert sum(at_pause[p]["s"] == "COMPLETED" for p in PARENTS) < len(PARENTS), at_pause
-        assert at_pause["child"]["s"] == "PENDING", at_pause
+        assert sum(at_pause[p].status == "COMPLETED" for p in PARENTS) < len(PARENTS), at_pause
+        assert at_pause["child"].status == "PENDING", at_pause
 
         child = await engine.ledger_entry(lambda e: e.node == "child" and e.event == "start", 30, "child ran")
         measure("Redis SIGSTOP past client timeouts: resume -> fan-in child running", child.at - resumed_at)

@@ -92,7 +92,7 @@ async def test_trimming_keeps_pending_tasks_and_pruning_bounds_consumers(
             engine.kill(doomed)  # it dies holding the task
             later_id = await engine.start_run(client, later)  # no worker alive: not delivered
             await engine.wait_until(
-                lambda: engine.node_states(later_id)["first"]["s"] == "QUEUED", 20, "queued"
+                lambda: engine.node_states(later_id)["first"].status == "QUEUED", 20, "queued"
             )
 
             [pending] = engine.pending_of("tasks", worker_id_of(doomed))

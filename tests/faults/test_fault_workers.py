@@ -62,7 +62,7 @@ async def test_worker_killed_mid_task_task_taken_over_after_visibility_timeout(
         ("end", rescuer.pid),
     ]
     assert outputs["slow"]["pid"] == rescuer.pid and outputs["slow"]["x"] == 2
-    assert engine.node_states(run_id)["slow"]["wk"] == worker_id_of(rescuer)
+    assert engine.node_states(run_id)["slow"].worker_id == worker_id_of(rescuer)
     assert len(engine.results(run_id, "slow")) == 1
     check_invariants(engine, [run_id], expected={run_id: "COMPLETED"})
 
@@ -86,7 +86,7 @@ async def test_worker_dead_between_result_and_ack_repeats_work_but_not_the_compl
         died_at = await engine.wait_dead(doomed, within=20)
         assert "crash point worker.after_result_before_ack" in doomed.log(), doomed.describe()
         # It died after reporting a's success: a is COMPLETED already, its task still pending.
-        assert engine.node_states(run_id)["a"]["s"] == "COMPLETED"
+        assert engine.node_states(run_id)["a"].status == "COMPLETED"
         assert [p["consumer"] for p in engine.pending_of("tasks", worker_id_of(doomed))]
 
         [rescuer] = await engine.start_many(("worker",))
@@ -98,8 +98,8 @@ async def test_worker_dead_between_result_and_ack_repeats_work_but_not_the_compl
         await engine.wait_until(lambda: len(engine.results(run_id, "a")) == 2, 20, "a reported twice")
         await engine.wait_until(lambda: engine.drained("events"), 20, "events applied")
         states = engine.node_states(run_id)
-        assert (states["c"]["s"], states["c"]["w"], states["c"]["a"]) == ("PENDING", 1, 0), states
-        assert states["a"]["wk"] == worker_id_of(doomed), states["a"]  # the first report stands
+        assert (states["c"].status, states["c"].waiting_on, states["c"].attempt) == ("PENDING", 1, 0), states
+        assert states["a"].worker_id == worker_id_of(doomed), states["a"]  # the first report stands
 
         engine.open_gate("release_b")
         await engine.wait_final([run_id], within=20)
@@ -153,7 +153,7 @@ async def test_paused_worker_late_result_for_the_old_attempt_is_stale(
 
             def attempt_2_running() -> bool:
                 state = engine.node_states(run_id)["x"]
-                return (state["s"], state["a"], state.get("wk")) == ("RUNNING", 2, worker_id_of(rescuer))
+                return (state.status, state.attempt, state.worker_id) == ("RUNNING", 2, worker_id_of(rescuer))
 
             await engine.wait_until(attempt_2_running, 10, "attempt 2 RUNNING")
             engine.open_gate("g1")
@@ -171,8 +171,8 @@ async def test_paused_worker_late_result_for_the_old_attempt_is_stale(
         )
         await engine.wait_until(lambda: engine.drained("events"), 20, "events applied")
         state = engine.node_states(run_id)["x"]
-        assert (state["s"], state["a"], state["wk"]) == ("RUNNING", 2, worker_id_of(rescuer)), state
-        assert "x" not in engine.outputs(run_id)
+        assert (state.status, state.attempt, state.worker_id) == ("RUNNING", 2, worker_id_of(rescuer)), state
+        assert "x" not in engine.stored_run(run_id).outputs
 
         engine.open_gate("g3")
         await engine.wait_final([run_id], within=20)
@@ -185,7 +185,7 @@ async def test_paused_worker_late_result_for_the_old_attempt_is_stale(
     # Only the new attempt's output is kept, though the old one also ended (the ledger says so).
     assert (outputs["x"]["key"], outputs["x"]["x"]) == (f"{run_id}:x:2", 3), outputs["x"]
     assert outputs["x"]["pid"] == third.pid
-    assert engine.node_states(run_id)["x"]["wk"] != worker_id_of(paused)
+    assert engine.node_states(run_id)["x"].worker_id != worker_id_of(paused)
     check_invariants(engine, [run_id], expected={run_id: "COMPLETED"})
     engine.check_all_alive()
 
@@ -204,7 +204,7 @@ async def test_long_task_with_heartbeats_is_never_stolen(faults: Callable[..., F
         runner = engine.by_pid(first.pid)
         # All along, the entry stays with its worker and is never delivered again.
         samples = 0
-        while engine.node_states(run_id)["long"]["s"] != "COMPLETED":
+        while engine.node_states(run_id)["long"].status != "COMPLETED":
             pending = engine.pending_of("tasks", worker_id_of(runner))
             if pending:
                 assert [p["times_delivered"] for p in pending] == [1], pending

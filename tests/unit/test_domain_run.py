@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from domain_builders import RUN_ID, handle, new_run, node, plan_of, snapshot
 
-from domain.retry import RetryPolicy
 from domain.events import (
     AttemptTimedOut,
     CancelRequested,
@@ -23,6 +22,7 @@ from domain.events import (
     ScheduleRetry,
 )
 from domain.plan import WorkflowPlan
+from domain.retry import RetryPolicy
 from domain.run import DEAD_LETTERED, UPSTREAM_FAILED, ErrorInfo, FailedAttempt, Run
 from domain.statuses import NodeStatus, RunStatus
 

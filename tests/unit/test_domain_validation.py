@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from domain_builders import node, problems_of, workflow
 
-from domain.retry import NO_RETRY, RetryPolicy
 from domain.errors import InvalidDefinition, InvalidInput, Problem
 from domain.limits import Limits, nesting_depth
+from domain.retry import NO_RETRY, RetryPolicy
 from domain.validation import build_plan, validate_input
 
 # -- accepted definitions ---------------------------------------------------------------------------

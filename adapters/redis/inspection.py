@@ -1,0 +1,98 @@
+"""Typed, read-only views of what the engine keeps in Redis, for tests and benchmarks.
+
+They look at the store behind the ports (to assert on final state, or to measure) on a synchronous
+client, and decode everything through ``codec``: nobody outside this package reads raw keys or short
+field names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+from adapters.redis.codec import decode_task
+from adapters.redis.codec.definitions import decode_document
+from adapters.redis.codec.runs import STATUS, decode_entry, decode_output, decode_run
+from adapters.redis.keys import KeySpace
+from domain.history import HistoryEntry
+from domain.messages import Task
+from domain.plan import WorkflowPlan
+from domain.run import Run
+from domain.statuses import RunStatus
+
+
+class RedisInspector:
+    """On a ``redis.Redis`` client created with ``decode_responses=True``."""
+
+    def __init__(self, client: redis.Redis, keys: KeySpace) -> None:
+        # redis-py types the replies of a sync client as bytes | str; decode_responses makes them str.
+        self._client: Any = client
+        self._keys = keys
+        self._plans: dict[str, WorkflowPlan] = {}
+
+    def statuses(self, run_ids: Iterable[str]) -> dict[str, RunStatus | None]:
+        """Each run's status (None for a run not stored), in one round trip."""
+        run_ids = list(run_ids)
+        pipe = self._client.pipeline(transaction=False)
+        for run_id in run_ids:
+            pipe.hget(self._keys.run(run_id).meta, STATUS)
+        return {
+            run_id: None if status is None else RunStatus(status)
+            for run_id, status in zip(run_ids, pipe.execute(), strict=True)
+        }
+
+    def run(self, run_id: str) -> Run | None:
+        """The run as stored, outputs included; None when it is not stored."""
+        return self.runs([run_id])[0]
+
+    def runs(self, run_ids: Iterable[str]) -> list[Run | None]:
+        """Several runs in one round trip, each a consistent snapshot."""
+        run_ids = list(run_ids)
+        pipe = self._client.pipeline(transaction=True)
+        for run_id in run_ids:
+            keys = self._keys.run(run_id)
+            pipe.hgetall(keys.meta)
+            pipe.hgetall(keys.nodes)
+            pipe.hgetall(keys.out)
+        replies = pipe.execute()
+        runs: list[Run | None] = []
+        for position, run_id in enumerate(run_ids):
+            meta, nodes, outputs = replies[3 * position : 3 * position + 3]
+            if not meta:
+                runs.append(None)
+                continue
+            plan = self._plan(meta["definition_id"])
+            runs.append(decode_run(run_id, meta, nodes, outputs, plan).run)
+        return runs
+
+    def version(self, run_id: str) -> int | None:
+        """How many commits changed the run (None when it is not stored)."""
+        value = self._client.hget(self._keys.run(run_id).meta, "v")
+        return None if value is None else int(str(value))
+
+    def history(self, run_id: str) -> list[HistoryEntry]:
+        return [decode_entry(raw) for raw in self._client.lrange(self._keys.run(run_id).history, 0, -1)]
+
+    def staged(self, run_id: str) -> dict[str, Any]:
+        """Large outputs workers reported that no transition has accepted yet, by (node, attempt)."""
+        raw: dict[str, str] = self._client.hgetall(self._keys.run(run_id).staged)
+        return {field: decode_output(value) for field, value in raw.items()}
+
+    def tasks(self) -> list[Task]:
+        """Every task entry still in the task streams, shard by shard, oldest first."""
+        return [
+            decode_task(fields)
+            for shard in self._keys.all_shards()
+            for _, fields in self._client.xrange(shard.tasks)
+        ]
+
+    def _plan(self, definition_id: str) -> WorkflowPlan:
+        plan = self._plans.get(definition_id)
+        if plan is None:
+            raw = self._client.get(self._keys.definition(definition_id))
+            if raw is None:
+                raise LookupError(f"definition {definition_id} is not stored")
+            plan = self._plans[definition_id] = decode_document(definition_id, str(raw)).plan
+        return plan
