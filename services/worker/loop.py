@@ -18,7 +18,6 @@ from domain.errors import BackendError, RunNotActive, TemplateError
 from domain.events import Event, NodeFailed, NodeStarted, NodeSucceeded
 from domain.messages import Task
 from domain.plan import WorkflowPlan
-from domain.run import TIMEOUT_ERROR, timeout_message
 from domain.ports import (
     Clock,
     DefinitionRepository,
@@ -28,6 +27,7 @@ from domain.ports import (
     StoredDefinition,
     TaskQueue,
 )
+from domain.run import TIMEOUT_ERROR, timeout_message
 from services.shared.faults import crash_point
 from services.shared.resilience import repeat_until, retrying
 from services.worker.registry import Handler, HandlerContext, HandlerRegistry, UnknownHandler
