@@ -45,8 +45,8 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def pycache(pytestconfig: pytest.Config) -> Path | None:
-    return pytestconfig.cache.mkdir("dag_service_pycache") if pytestconfig.cache else None
+def pycache(engine_pycache: Path | None) -> Path | None:
+    return engine_pycache
 
 
 def start_server(log_dir: Path, pycache: Path | None, **settings: str) -> Server:
