@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 from e2e_cases import example, invalid_commands, scenario_commands, usage_commands
-from e2e_cli import DAG_SERVICE, CliBatch, run_cli
+from e2e_cli import CliBatch, run_cli
+
+from bench.processes import DAG_SERVICE
 
 
 @pytest.fixture(scope="session")

@@ -279,10 +279,10 @@ class FaultCluster(Cluster):
         process.stop()
 
     def pause(self, process: EngineProcess) -> None:
-        process.popen.send_signal(signal.SIGSTOP)
+        process.pause()
 
     def resume(self, process: EngineProcess) -> None:
-        process.popen.send_signal(signal.SIGCONT)
+        process.resume()
 
     def live(self, role: str) -> list[EngineProcess]:
         return [process for process in self.processes if process.args[0] == role and process.running()]
