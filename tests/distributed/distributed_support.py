@@ -26,6 +26,8 @@ from typing import Any
 
 import httpx
 import pytest
+from definitions import node_configured as node  # noqa: F401  (the distributed and fault tests' builders)
+from definitions import workflow_of as workflow  # noqa: F401
 from redis_support import RedisServer
 
 from adapters.redis.keys import KeySpace
@@ -84,14 +86,6 @@ async def ledger(ctx):
 def load_example(name: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
     return loaded
-
-
-def node(node_id: str, handler: str, deps: list[str] | None = None, **config: Any) -> dict[str, Any]:
-    return {"id": node_id, "handler": handler, "dependencies": deps or [], "config": config}
-
-
-def workflow(name: str, nodes: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    return {"name": name, "dag": {"nodes": list(nodes)}}
 
 
 def base_env(pycache: Path | None) -> dict[str, str]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from definitions import node_configured
 from distributed_support import HANDLER_MODULE, Cluster, EngineProcess
 from http_support import submit, trigger
 
@@ -113,12 +114,7 @@ async def fault(ctx):
 def fault_node(node_id: str, deps: list[str] | None = None, **options: Any) -> dict[str, Any]:
     """A node running the ``fault`` handler; ``retry`` (max attempts) adds a quick retry policy."""
     retry = options.pop("retry", None)
-    spec: dict[str, Any] = {
-        "id": node_id,
-        "handler": "fault",
-        "dependencies": deps or [],
-        "config": options,
-    }
+    spec = node_configured(node_id, "fault", deps, **options)
     if retry is not None:
         spec["retry_policy"] = {
             "max_attempts": retry,
