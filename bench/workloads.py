@@ -1,5 +1,10 @@
 """The distributed benchmark's workloads W1..W4: their definitions (every node runs ``noop``) and
-how many runs of each are started."""
+how many runs of each are started.
+
+The shapes are the test suites' builders (``tests/definitions.py``, reached as the namespace package
+``tests`` on the repository root, which the editable install puts on ``sys.path``), so a chain or a
+diamond means the same thing in a benchmark and in a test.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.dags import layered_dag
+from tests.definitions import chain, diamond, fan_out_in
 
 WORKLOADS = ("W1", "W2", "W3", "W4")
 CHAIN_NODES = 200
@@ -17,26 +23,6 @@ LAYERED_NODES = 20_000
 
 class WorkloadFailed(RuntimeError):
     """A workload's runs did not all complete (in time)."""
-
-
-def _node(node_id: str, dependencies: list[str]) -> dict[str, Any]:
-    return {"id": node_id, "handler": "noop", "dependencies": dependencies, "config": {}}
-
-
-def chain(length: int) -> dict[str, Any]:
-    nodes = [_node("n0", [])] + [_node(f"n{i}", [f"n{i - 1}"]) for i in range(1, length)]
-    return {"name": f"chain-{length}", "dag": {"nodes": nodes}}
-
-
-def fan_out_in(total: int) -> dict[str, Any]:
-    middle = [f"p{i}" for i in range(total - 2)]
-    nodes = [_node("root", []), *(_node(p, ["root"]) for p in middle), _node("sink", middle)]
-    return {"name": f"fan-{total}", "dag": {"nodes": nodes}}
-
-
-def diamond() -> dict[str, Any]:
-    nodes = [_node("a", []), _node("b", ["a"]), _node("c", ["a"]), _node("d", ["b", "c"])]
-    return {"name": "diamond", "dag": {"nodes": nodes}}
 
 
 def workload_definitions(seed: int) -> dict[str, tuple[str, Callable[[], dict[str, Any]], int]]:
