@@ -22,9 +22,10 @@ from bench.proc_sampling import cpu_seconds, load_average, own_peak_mib, reset_p
 from bench.run_state_reads import hop_latencies, node_states, wait_finished
 from bench.stats import distribution_ms
 from bench.workload_report import progress_line
-from bench.workloads import WorkloadFailed, diamond, workload_definitions
+from bench.workloads import WorkloadFailed, workload_definitions
 from services.container import Container, close_backend, open_backend
 from services.settings import Settings
+from tests.definitions import diamond
 
 START_PARALLELISM = 64  # W3: start() calls in flight at once
 
