@@ -76,9 +76,14 @@ def _collect(args: tuple[str, ...], process: subprocess.Popen[str]) -> CliResult
     try:
         stdout, stderr = finish_captured(process, PROCESS_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired as timed_out:
-        output = f"{timed_out.stdout}\n{timed_out.stderr}"
+        output = f"{_text(timed_out.stdout)}\n{_text(timed_out.stderr)}"
         raise AssertionError(f"dag-service {' '.join(args)} did not finish:\n{output}") from None
     return CliResult(args, process.returncode, stdout, stderr)
+
+
+def _text(written: str | bytes | None) -> str:
+    """What a captured process wrote (text here; ``TimeoutExpired`` declares bytes too)."""
+    return written.decode(errors="replace") if isinstance(written, bytes) else written or ""
 
 
 def run_cli(*args: str, cwd: Path = PROJECT_ROOT, pycache_prefix: Path | None = None) -> CliResult:
