@@ -58,21 +58,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from bench.api_profile import py_spy_command, py_spy_path, summarise_api_samples
+from bench.engine_cluster import PROJECT_ROOT, Cluster
+from bench.engine_profile import summarise_profiles
 from bench.http_load import Phase
-from bench.redis_mode import (
-    PROJECT_ROOT,
-    Cluster,
-    _die_with_parent,
-    _free_port,
-    _sigterm_as_interrupt,
-    cpu_seconds,
-    load_average,
-    summarise_profiles,
-    vm_hwm_mib,
-)
+from bench.proc_sampling import cpu_seconds, load_average, machine_busy_seconds, vm_hwm_mib
+from bench.processes import LOOPBACK, ensure_running, free_port, kill_group, sigterm_as_interrupt, spawn
 from services.settings import Settings
 
 START_TARGET = 1_000.0  # run starts per second
@@ -82,7 +73,6 @@ API_PREFIX = "/api"
 PHASES = ("closed", "open")
 FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED")
 SIMULATED_HANDLERS = ("call_external_service", "call_llm_service")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 class BenchmarkFailed(RuntimeError):
@@ -111,13 +101,13 @@ def scenario_a_noop() -> dict[str, Any]:
 class ApiStack(Cluster):
     """redis-server + one API process (+ one orchestrator and one worker), started and stopped together.
 
-    Reuses ``bench.redis_mode.Cluster`` (Redis without persistence, process spawning, readiness
+    Reuses ``bench.engine_cluster.Cluster`` (Redis without persistence, process spawning, readiness
     through CLIENT LIST, py-spy samplers, orderly stop); only the roles differ.
     """
 
     def __init__(self, folder: Path, args: argparse.Namespace, redis_binary: str) -> None:
         super().__init__(folder, args, redis_binary)
-        self.api_port = _free_port()
+        self.api_port = free_port()
 
     def child_env(self) -> dict[str, str]:
         env = super().child_env()
@@ -126,10 +116,10 @@ class ApiStack(Cluster):
             env.pop(name, None)
             env.pop(name.lower(), None)
         env.update(
-            REDIS_HOST="127.0.0.1",
+            REDIS_HOST=LOOPBACK,
             REDIS_PORT=str(self.port),
             REDIS_DB="0",
-            API_HOST="127.0.0.1",
+            API_HOST=LOOPBACK,
             API_PORT=str(self.api_port),
         )
         return env
@@ -148,24 +138,13 @@ class ApiStack(Cluster):
             )
             self.engine.append(self._spawn("worker", self._command("worker", "worker"), env))
 
-    def _wait_engine_ready(self, timeout: float) -> None:
-        """Every process logged its start, the engine reads its streams, the API answers /ready."""
-        client = redis.Redis(port=self.port, socket_timeout=5, decode_responses=True)
-        readers = len(self.engine) - 1
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                self._check_alive(self.engine)
-                logged = all("started" in child.tail(50) for child in self.engine)
-                reading = sum(1 for entry in client.client_list() if entry.get("cmd") == "xreadgroup")
-                if logged and reading >= readers and self._api_ready():
-                    return
-                if time.monotonic() > deadline:
-                    logs = "\n".join(f"--- {c.role}:\n{c.tail()}" for c in self.engine)
-                    raise BenchmarkFailed(f"the processes were not ready within {timeout:.0f} s\n{logs}")
-                time.sleep(0.1)
-        finally:
-            client.close()
+    READY_WHAT = "the processes"
+
+    def _stream_consumers(self) -> int:
+        return len(self.engine) - 1  # all but the API
+
+    def _serving(self) -> bool:
+        return self._api_ready()
 
     def _start_samplers(self, folder: Path) -> None:
         """py-spy on the API only, blocking, one stack per thread (see ``bench.api_profile``)."""
@@ -174,7 +153,7 @@ class ApiStack(Cluster):
         api = self.engine[0]
         self.samplers.append(self._spawn("py-spy-api", py_spy_command(py_spy, api.pid, folder / "api.txt")))
         time.sleep(1.0)  # let py-spy attach before the load begins
-        self._check_alive(self.samplers)
+        ensure_running(self.samplers)
 
     def _api_ready(self) -> bool:
         try:
@@ -183,18 +162,13 @@ class ApiStack(Cluster):
             return False
         return status == 200
 
-    def role_pids(self) -> dict[str, int]:
-        return {child.role: child.pid for child in self.engine} | (
-            {"redis": self.redis.pid} if self.redis is not None else {}
-        )
-
     def check_alive(self) -> None:
-        self._check_alive([*self.engine, *([self.redis] if self.redis else [])])
+        ensure_running([*self.engine, *([self.redis.process] if self.redis.process else [])])
 
 
 def http_call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """One request with the standard library (setup and checks only, not the load)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
     try:
         payload = None if body is None else json.dumps(body)
         headers = {} if body is None else {"Content-Type": "application/json"}
@@ -268,22 +242,9 @@ class CpuWindow:
         return found
 
 
-def machine_busy_seconds() -> float | None:
-    """CPU seconds all CPUs spent not idle since boot (``/proc/stat``), None where unavailable."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = stat.readline().split()
-    except OSError:
-        return None
-    if not fields or fields[0] != "cpu":
-        return None
-    ticks = [int(value) for value in fields[1:9]]  # user nice system idle iowait irq softirq steal
-    return (sum(ticks) - ticks[3] - ticks[4]) / CLOCK_TICKS
-
-
 def _phase_config(args: argparse.Namespace, mode: str, execution_id: str, port: int) -> Phase:
     return Phase(
-        host="127.0.0.1",
+        host=LOOPBACK,
         port=port,
         prefix=API_PREFIX,
         execution_id=execution_id,
@@ -303,24 +264,17 @@ def run_phase(stack: ApiStack, phase: Phase, folder: Path) -> dict[str, Any]:
     log = folder / f"loadgen-{phase.mode}.log"
     command = [sys.executable, "-m", "bench.http_load", json.dumps(asdict(phase))]
     with log.open("wb") as errors:
-        process = subprocess.Popen(
-            command,
-            cwd=PROJECT_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+        process = spawn(
+            command, stdout=subprocess.PIPE, stderr=errors, cwd=PROJECT_ROOT, die_with_parent=True
         )
-    window = CpuWindow(stack.role_pids() | {"loadgen": process.pid})
+    window = CpuWindow(stack.pids() | {"loadgen": process.pid})
     try:
         result = _read_events(process, window, phase.warmup + phase.duration + phase.grace + 30.0)
         if process.wait(30) != 0:
             raise BenchmarkFailed(f"the load generator exited with {process.returncode}:\n{_tail(log)}")
     finally:
         if process.poll() is None:  # interrupted or failed: it has nothing more to tell
-            process.kill()
-            process.wait(10)
+            kill_group(process)
         if process.stdout is not None:
             process.stdout.close()
     if result is None:
@@ -512,7 +466,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown phase(s) {', '.join(unknown)}; choose from {', '.join(PHASES)}")
     if args.duration <= 0 or args.connections < 1 or args.rate <= 0 or args.status_rate < 0:
         parser.error("--duration, --connections and --rate must be positive, --status-rate >= 0")
-    # What bench.redis_mode.Cluster reads besides: the engine's defaults.
+    # What bench.engine_cluster.Cluster reads besides: the engine's defaults.
     args.concurrency = None
     args.batch_size = Settings.model_fields["orchestrator_batch_size"].default
     return args
@@ -541,10 +495,10 @@ def measure(
     stack: ApiStack, args: argparse.Namespace, folder: Path, say: Callable[[str], None]
 ) -> dict[str, Any]:
     stack.start()
-    roles = " + ".join(child.role for child in stack.engine)
+    roles = " + ".join(child.name for child in stack.engine)
     say(
         f"redis-server on port {stack.port}, {roles} (API on port {stack.api_port}); pids "
-        + ", ".join(f"{role} {pid}" for role, pid in stack.role_pids().items())
+        + ", ".join(f"{role} {pid}" for role, pid in stack.pids().items())
     )
     execution_id = register_and_check(stack, args.with_engine)
     phases: dict[str, dict[str, Any]] = {}
@@ -554,7 +508,7 @@ def measure(
         phases[mode] = run_phase(stack, phase, folder)
     for result in phases.values():
         result["api_cpu_ms_per_request"] = api_cpu_ms_per_request(result)
-    api_pid = stack.role_pids()["api"]
+    api_pid = stack.pids()["api"]
     return {"phases": phases, "api_peak_mib": vm_hwm_mib(api_pid) or 0.0}
 
 
@@ -569,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         print("redis-server is not installed (apt-get install redis-server)", file=sys.stderr)
         return 2
     config = _config(args)
-    with _sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="bench-api-") as folder:
+    with sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="bench-api-") as folder:
         stack = ApiStack(Path(folder), args, redis_binary)
         try:
             figures = measure(stack, args, Path(folder), say)

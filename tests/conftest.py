@@ -19,9 +19,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture(scope="session")
-def engine_pycache(pytestconfig: pytest.Config) -> Path | None:
-    """Where the engine processes the tests start keep their bytecode."""
-    return pytestconfig.cache.mkdir("dag_service_pycache") if pytestconfig.cache else None
+def engine_pycache(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the engine processes the tests start keep their bytecode (see ``bench.processes.
+    environment_without_settings``): pytest's cache, kept from one session to the next; without it
+    (``-p no:cacheprovider`` leaves ``pytestconfig`` without a ``cache`` attribute) a folder of this
+    session, so that only the first process compiles what it imports."""
+    cache = getattr(pytestconfig, "cache", None)
+    if cache is not None:
+        return Path(cache.mkdir("dag_service_pycache"))
+    return tmp_path_factory.mktemp("dag_service_pycache")
 
 
 @pytest.fixture(scope="session")

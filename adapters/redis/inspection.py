@@ -11,14 +11,23 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from adapters.redis.codec import decode_task
 from adapters.redis.codec.definitions import decode_document
-from adapters.redis.codec.runs import STATUS, decode_entry, decode_output, decode_run
+from adapters.redis.codec.runs import (
+    STATUS,
+    SUMMARY_FIELDS,
+    decode_entry,
+    decode_output,
+    decode_run,
+    decode_summary,
+)
 from adapters.redis.keys import KeySpace
 from domain.history import HistoryEntry
 from domain.messages import Task
 from domain.plan import WorkflowPlan
+from domain.ports import RunSummary
 from domain.run import Run
 from domain.statuses import RunStatus
 
@@ -56,7 +65,10 @@ class RedisInspector:
             pipe.hgetall(keys.meta)
             pipe.hgetall(keys.nodes)
             pipe.hgetall(keys.out)
-        replies = pipe.execute()
+        return self.decode_runs(run_ids, pipe.execute())
+
+    def decode_runs(self, run_ids: list[str], replies: list[Any]) -> list[Run | None]:
+        """Runs from the replies of HGETALL meta, nodes and out, per run."""
         runs: list[Run | None] = []
         for position, run_id in enumerate(run_ids):
             meta, nodes, outputs = replies[3 * position : 3 * position + 3]
@@ -96,3 +108,31 @@ class RedisInspector:
                 raise LookupError(f"definition {definition_id} is not stored")
             plan = self._plans[definition_id] = decode_document(definition_id, str(raw)).plan
         return plan
+
+
+class AsyncRedisInspector:
+    """The reads a benchmark makes while it runs, on the engine's asyncio client: cheap polling of
+    many runs' summaries, then whole runs (their plan from a ``RedisInspector``'s definitions)."""
+
+    def __init__(self, client: redis.asyncio.Redis, keys: KeySpace, plans: RedisInspector) -> None:
+        self._client: Any = client
+        self._keys = keys
+        self._plans = plans
+
+    async def summaries(self, run_ids: Iterable[str]) -> dict[str, RunSummary | None]:
+        run_ids = list(run_ids)
+        pipe = self._client.pipeline(transaction=False)
+        for run_id in run_ids:
+            pipe.hmget(self._keys.run(run_id).meta, SUMMARY_FIELDS)
+        replies = await pipe.execute()
+        return {run_id: decode_summary(run_id, reply) for run_id, reply in zip(run_ids, replies, strict=True)}
+
+    async def runs(self, run_ids: Iterable[str]) -> list[Run | None]:
+        run_ids = list(run_ids)
+        pipe = self._client.pipeline(transaction=True)
+        for run_id in run_ids:
+            keys = self._keys.run(run_id)
+            pipe.hgetall(keys.meta)
+            pipe.hgetall(keys.nodes)
+            pipe.hgetall(keys.out)
+        return self._plans.decode_runs(run_ids, await pipe.execute())

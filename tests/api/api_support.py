@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from definitions import named_workflow as workflow  # noqa: F401  (the API tests' builders, re-exported)
+from definitions import node_configured as node  # noqa: F401
 from fastapi import FastAPI
 
 from services.settings import Settings
@@ -25,18 +27,10 @@ def load_example(name: str) -> dict[str, Any]:
 
 def with_delay(definition: dict[str, Any], seconds: float) -> dict[str, Any]:
     """The definition with ``delay_seconds`` set on every simulated external service call."""
-    for node in definition["dag"]["nodes"]:
-        if node["handler"] == "call_external_service":
-            node.setdefault("config", {})["delay_seconds"] = seconds
+    for spec in definition["dag"]["nodes"]:
+        if spec["handler"] == "call_external_service":
+            spec.setdefault("config", {})["delay_seconds"] = seconds
     return definition
-
-
-def node(node_id: str, handler: str, deps: list[str] | None = None, **config: Any) -> dict[str, Any]:
-    return {"id": node_id, "handler": handler, "dependencies": deps or [], "config": config}
-
-
-def workflow(name: str, *nodes: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "dag": {"nodes": list(nodes)}}
 
 
 def make_settings(**values: Any) -> Settings:

@@ -16,8 +16,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+import definitions
 import fakeredis
 from dependency_injector import providers
 from run_snapshots import snapshot
@@ -205,25 +207,10 @@ def run_ids_in_distinct_shards(count: int, shards: int = SHARDS) -> list[str]:
 # -- definitions -------------------------------------------------------------------------------------
 
 
-def node(node_id: str, deps: Iterable[str] = (), **extra: Any) -> dict[str, Any]:
-    """A node in the seed's shape; its handler is ``h-<id>`` unless given."""
-    raw: dict[str, Any] = {
-        "id": node_id,
-        "handler": extra.pop("handler", f"h-{node_id}"),
-        "dependencies": list(deps),
-        "config": extra.pop("config", {}),
-    }
-    raw.update(extra)
-    return raw
-
-
-def workflow(*nodes: dict[str, Any], name: str = "contract") -> dict[str, Any]:
-    return {"name": name, "dag": {"nodes": list(nodes)}}
-
-
-def diamond(**a_extra: Any) -> dict[str, Any]:
-    """a -> (b, c) -> d."""
-    return workflow(node("a", **a_extra), node("b", ["a"]), node("c", ["a"]), node("d", ["b", "c"]))
+# Every node's handler is ``h-<id>`` unless given; workflows are named "contract" unless named.
+node = partial(definitions.node, handler=definitions.handler_named_after_id)
+workflow = partial(definitions.workflow, name="contract")
+diamond = partial(definitions.diamond, name="contract", handler=definitions.handler_named_after_id)
 
 
 def retry(max_attempts: int, backoff: float) -> dict[str, Any]:

@@ -6,8 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from distributed_support import DAG_SERVICE, Cluster, print_logs, setup_or_call_failed
+from distributed_support import Cluster, print_logs, setup_or_call_failed
 from redis_support import RedisServer
+
+from bench.processes import DAG_SERVICE
 
 
 @pytest.fixture

@@ -16,9 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -29,15 +26,24 @@ from typing import Any
 
 import httpx
 import pytest
-from redis_support import RedisServer, free_port
+from definitions import node_configured as node  # noqa: F401  (the distributed and fault tests' builders)
+from definitions import workflow_of as workflow  # noqa: F401
+from redis_support import RedisServer
 
 from adapters.redis.inspection import RedisInspector
 from adapters.redis.keys import KeySpace
+from bench.processes import (
+    DAG_SERVICE,
+    LOOPBACK,
+    LoggedProcess,
+    environment_without_settings,
+    free_port,
+    start_logged,
+    stop_together,
+)
 from domain.node_state import NodeRun
 from domain.statuses import RunStatus
-from services.settings import Settings
 
-DAG_SERVICE = Path(sys.executable).parent / "dag-service"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = PROJECT_ROOT / "examples"
 
@@ -85,67 +91,26 @@ def load_example(name: str) -> dict[str, Any]:
     return loaded
 
 
-def node(node_id: str, handler: str, deps: list[str] | None = None, **config: Any) -> dict[str, Any]:
-    return {"id": node_id, "handler": handler, "dependencies": deps or [], "config": config}
-
-
-def workflow(name: str, nodes: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    return {"name": name, "dag": {"nodes": list(nodes)}}
-
-
 def base_env(pycache: Path | None) -> dict[str, str]:
     """This environment without any engine setting (so the host's variables cannot leak in)."""
-    settings = {name.upper() for name in Settings.model_fields}
-    env = {key: value for key, value in os.environ.items() if key.upper() not in settings}
-    if pycache is not None:
-        # Start-up is mostly compiling imports when bytecode caches are forbidden; keep them aside.
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    return env
+    return environment_without_settings(pycache)
 
 
 @dataclass
-class EngineProcess:
-    name: str
-    args: tuple[str, ...]
-    popen: subprocess.Popen[bytes]
-    log_path: Path
+class EngineProcess(LoggedProcess):
+    """A ``dag-service`` process (``args``: its command line after the script), in a process group of
+    its own; ``kill`` and ``stop`` (``LoggedProcess``) signal that group."""
 
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+    args: tuple[str, ...] = ()
 
     def log_tail(self, max_chars: int = 6000) -> str:
         text = self.log()
         return text if len(text) <= max_chars else f"[... {len(text) - max_chars} chars]" + text[-max_chars:]
 
-    def running(self) -> bool:
-        return self.popen.poll() is None
-
     def describe(self) -> str:
         state = "running" if self.running() else f"exited with {self.popen.returncode}"
         title = f"=== {self.name} (pid {self.pid}, dag-service {' '.join(self.args)}, {state}) ==="
         return f"{title}\n{self.log_tail()}"
-
-    def kill(self) -> None:
-        """SIGKILL: no chance to finish or acknowledge anything."""
-        if self.running():
-            self.popen.send_signal(signal.SIGKILL)
-        self.popen.wait(10)
-
-    def stop(self, grace_seconds: float = 5.0) -> None:
-        if self.running():
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(grace_seconds)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @dataclass
@@ -181,7 +146,7 @@ class Cluster:
                 "REDIS_URL": self.redis_server.url,
                 "REDIS_KEY_PREFIX": self.prefix,
                 "REDIS_SHARDS": str(SHARDS),
-                "API_HOST": "127.0.0.1",
+                "API_HOST": LOOPBACK,
                 "API_PORT": str(self.api_port),
                 "WORKER_HANDLER_MODULES": HANDLER_MODULE,
                 "LOG_LEVEL": "WARNING",
@@ -194,16 +159,10 @@ class Cluster:
     def start(self, *args: str, **env_overrides: str) -> EngineProcess:
         name = f"{len(self.processes):02d}-{args[0]}"
         log_path = self.workdir / f"{name}.log"
-        with log_path.open("wb") as log_file:
-            popen = subprocess.Popen(
-                [str(DAG_SERVICE), *args],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=self.env(**env_overrides),
-                cwd=self.workdir,
-            )
-        process = EngineProcess(name, tuple(args), popen, log_path)
+        started = start_logged(
+            name, [str(DAG_SERVICE), *args], log_path, env=self.env(**env_overrides), cwd=self.workdir
+        )
+        process = EngineProcess(started.name, started.popen, started.log_path, args=tuple(args))
         self.processes.append(process)
         return process
 
@@ -250,15 +209,8 @@ class Cluster:
                 self._check_alive(process)
 
     def stop_all(self) -> None:
-        for process in self.processes:
-            if process.running():
-                process.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5.0
-        for process in self.processes:
-            try:
-                process.popen.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
+        """SIGTERM to every process's group, SIGKILL to those still there after 5 s."""
+        stop_together((process.popen for process in self.processes), 5.0)
         self.redis.close()
 
     def logs(self) -> str:
@@ -268,7 +220,7 @@ class Cluster:
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return f"http://{LOOPBACK}:{self.api_port}"
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.api_url, timeout=30.0)

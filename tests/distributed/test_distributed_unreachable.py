@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from distributed_support import DAG_SERVICE, base_env
-from redis_support import free_port
+from distributed_support import base_env
+
+from bench.processes import DAG_SERVICE, free_port, run_captured
 
 EXIT_UNAVAILABLE = 3
 
@@ -23,16 +23,7 @@ def test_role_exits_3_with_one_line_naming_host_and_port(
         "API_HOST": "127.0.0.1",
         "API_PORT": str(free_port()),
     }
-    finished = subprocess.run(
-        [str(DAG_SERVICE), role],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    finished = run_captured([str(DAG_SERVICE), role], env=env, cwd=tmp_path, timeout=60)
     described = (
         f"exit {finished.returncode}\n--- stdout ---\n{finished.stdout}\n--- stderr ---\n{finished.stderr}"
     )

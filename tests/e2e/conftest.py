@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 from e2e_cases import example, invalid_commands, scenario_commands, usage_commands
-from e2e_cli import DAG_SERVICE, CliBatch, run_cli
+from e2e_cli import CliBatch, run_cli
+
+from bench.processes import DAG_SERVICE
 
 
 @pytest.fixture(scope="session")
@@ -14,14 +16,13 @@ def cli_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cli(cli_workdir: Path, pytestconfig: pytest.Config) -> Iterator[CliBatch]:
+def cli(cli_workdir: Path, engine_pycache: Path | None) -> Iterator[CliBatch]:
     """Every end-to-end command, started together once per session; results are read by key."""
     assert DAG_SERVICE.exists(), f"console script not installed at {DAG_SERVICE}"
-    pycache = pytestconfig.cache.mkdir("dag_service_pycache") if pytestconfig.cache else None
     # One command first, alone, so that the others find the bytecode cache filled.
-    warm_up = run_cli("validate", example("scenario_a_linear"), pycache_prefix=pycache)
+    warm_up = run_cli("validate", example("scenario_a_linear"), pycache_prefix=engine_pycache)
     assert warm_up.returncode == 0, warm_up.describe()
-    batch = CliBatch(pycache)
+    batch = CliBatch(engine_pycache)
     commands = {
         **scenario_commands(cli_workdir),
         **invalid_commands(cli_workdir),

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from definitions import named_workflow as workflow
+from definitions import node_with as node
 from e2e_cli import EXAMPLES
 
 USER_INPUT = {"user_id": "u-123"}
@@ -19,14 +21,6 @@ def example(name: str) -> str:
 def load_example(name: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
     return loaded
-
-
-def node(node_id: str, handler: str, deps: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"id": node_id, "handler": handler, "dependencies": deps or [], "config": {}, **extra}
-
-
-def workflow(name: str, *nodes: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "dag": {"nodes": list(nodes)}}
 
 
 # -- valid runs ----------------------------------------------------------------------------------

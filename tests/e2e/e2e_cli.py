@@ -7,34 +7,37 @@ output does not depend on the terminal pytest happens to run in (rich then forma
 Start-up is mostly importing pydantic, rich and typer. When the environment forbids bytecode caches
 (``PYTHONDONTWRITEBYTECODE``) every child would compile them again, so children may be given a
 ``PYTHONPYCACHEPREFIX`` outside the source tree instead; it changes nothing but start-up time.
+
+Each command runs in a process group of its own (``bench.processes``), killed as a group when it
+does not finish in time or is no longer wanted.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.settings import Settings
+from bench.processes import (
+    DAG_SERVICE,
+    environment_without_settings,
+    finish_captured,
+    signal_group,
+    spawn_captured,
+)
 
-DAG_SERVICE = Path(sys.executable).parent / "dag-service"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = PROJECT_ROOT / "examples"
 PROCESS_TIMEOUT_SECONDS = 90
 
 
 def cli_env(pycache_prefix: Path | None = None) -> dict[str, str]:
-    settings = {name.upper() for name in Settings.model_fields}
-    drop = {"COLUMNS", "LINES", "JUPYTER_COLUMNS", "JUPYTER_LINES", "FORCE_COLOR", *settings}
-    env = {key: value for key, value in os.environ.items() if key.upper() not in drop}
-    if pycache_prefix is not None:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(pycache_prefix)
-    return env
+    """No engine setting, and no terminal size or colour forced: rich formats for 80 columns."""
+    terminal = ("COLUMNS", "LINES", "JUPYTER_COLUMNS", "JUPYTER_LINES", "FORCE_COLOR")
+    return environment_without_settings(pycache_prefix, drop=terminal)
 
 
 @dataclass(frozen=True)
@@ -66,26 +69,21 @@ class CliResult:
 
 
 def _popen(args: tuple[str, ...], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(DAG_SERVICE), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        env=env,
-        cwd=cwd,
-    )
+    return spawn_captured([str(DAG_SERVICE), *args], env=env, cwd=cwd)
 
 
 def _collect(args: tuple[str, ...], process: subprocess.Popen[str]) -> CliResult:
     try:
-        stdout, stderr = process.communicate(timeout=PROCESS_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
-        raise AssertionError(f"dag-service {' '.join(args)} did not finish:\n{stdout}\n{stderr}") from None
+        stdout, stderr = finish_captured(process, PROCESS_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired as timed_out:
+        output = f"{_text(timed_out.stdout)}\n{_text(timed_out.stderr)}"
+        raise AssertionError(f"dag-service {' '.join(args)} did not finish:\n{output}") from None
     return CliResult(args, process.returncode, stdout, stderr)
+
+
+def _text(written: str | bytes | None) -> str:
+    """What a captured process wrote (text here; ``TimeoutExpired`` declares bytes too)."""
+    return written.decode(errors="replace") if isinstance(written, bytes) else written or ""
 
 
 def run_cli(*args: str, cwd: Path = PROJECT_ROOT, pycache_prefix: Path | None = None) -> CliResult:
@@ -117,6 +115,5 @@ class CliBatch:
 
     def close(self) -> None:
         for _, process in self._started.values():
-            if process.poll() is None:
-                process.kill()
+            signal_group(process, signal.SIGKILL)  # nothing once it has exited
             process.communicate()

@@ -7,9 +7,6 @@ the commands run as subprocesses too, so exit codes and output are exactly what 
 from __future__ import annotations
 
 import json
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_cli import DAG_SERVICE, EXAMPLES, PROCESS_TIMEOUT_SECONDS, CliResult, cli_env
+from e2e_cli import EXAMPLES, PROCESS_TIMEOUT_SECONDS, CliResult, cli_env
+
+from bench.processes import DAG_SERVICE, LOOPBACK, LoggedProcess, free_port, run_captured, start_logged
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 1, 2, 3
 START_TIMEOUT_SECONDS = 30.0
@@ -27,26 +26,19 @@ RUN_TIMEOUT_SECONDS = 30.0
 USER_INPUT = '{"user_id": "u-123"}'
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def api_url(port: int) -> str:
-    return f"http://127.0.0.1:{port}/api"
+    return f"http://{LOOPBACK}:{port}/api"
 
 
 @dataclass(frozen=True)
 class Server:
     url: str
-    process: subprocess.Popen[str]
+    process: LoggedProcess
 
 
 @pytest.fixture(scope="module")
-def pycache(pytestconfig: pytest.Config) -> Path | None:
-    return pytestconfig.cache.mkdir("dag_service_pycache") if pytestconfig.cache else None
+def pycache(engine_pycache: Path | None) -> Path | None:
+    return engine_pycache
 
 
 def start_server(log_dir: Path, pycache: Path | None, **settings: str) -> Server:
@@ -59,21 +51,13 @@ def start_server(log_dir: Path, pycache: Path | None, **settings: str) -> Server
         "ENGINE_BACKEND": "memory",
         **settings,
     }
-    log = (log_dir / f"server-{port}.log").open("w")
-    process = subprocess.Popen(
-        [str(DAG_SERVICE), "up"],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    log.close()
+    log = log_dir / f"server-{port}.log"
+    process = start_logged("dag-service up", [str(DAG_SERVICE), "up"], log, env=env)
     server = Server(api_url(port), process)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"dag-service up exited with {process.returncode}: {log.name}")
+        if not process.running():
+            raise AssertionError(f"dag-service up exited with {process.popen.returncode}: {log}")
         try:
             if httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200:
                 return server
@@ -85,13 +69,7 @@ def start_server(log_dir: Path, pycache: Path | None, **settings: str) -> Server
 
 
 def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            server.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+    server.process.stop(STOP_TIMEOUT_SECONDS)
 
 
 @pytest.fixture(scope="module")
@@ -132,16 +110,7 @@ def definitions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def client(*args: str, pycache: Path | None, **env: str) -> CliResult:
     """Run one client command; ``env`` adds DAG_API_URL / DAG_API_TOKEN (nothing is inherited)."""
     base = {k: v for k, v in cli_env(pycache).items() if k not in {"DAG_API_URL", "DAG_API_TOKEN"}}
-    completed = subprocess.run(
-        [str(DAG_SERVICE), *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env={**base, **env},
-        timeout=PROCESS_TIMEOUT_SECONDS,
-        check=False,
-    )
+    completed = run_captured([str(DAG_SERVICE), *args], env={**base, **env}, timeout=PROCESS_TIMEOUT_SECONDS)
     result = CliResult(tuple(args), completed.returncode, completed.stdout, completed.stderr)
     assert "Traceback" not in result.stderr, result.describe()
     return result

@@ -15,9 +15,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "distributed"))
 
-from distributed_support import DAG_SERVICE, print_logs, setup_or_call_failed
+from distributed_support import print_logs, setup_or_call_failed
 from fault_support import FaultCluster, report_lines
 from redis_support import RedisServer
+
+from bench.processes import DAG_SERVICE
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

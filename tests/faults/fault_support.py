@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from definitions import node_configured
 from distributed_support import HANDLER_MODULE, Cluster, EngineProcess
 from http_support import submit, trigger
 from run_snapshots import snapshot
@@ -117,12 +118,7 @@ async def fault(ctx):
 def fault_node(node_id: str, deps: list[str] | None = None, **options: Any) -> dict[str, Any]:
     """A node running the ``fault`` handler; ``retry`` (max attempts) adds a quick retry policy."""
     retry = options.pop("retry", None)
-    spec: dict[str, Any] = {
-        "id": node_id,
-        "handler": "fault",
-        "dependencies": deps or [],
-        "config": options,
-    }
+    spec = node_configured(node_id, "fault", deps, **options)
     if retry is not None:
         spec["retry_policy"] = {
             "max_attempts": retry,
@@ -283,10 +279,10 @@ class FaultCluster(Cluster):
         process.stop()
 
     def pause(self, process: EngineProcess) -> None:
-        process.popen.send_signal(signal.SIGSTOP)
+        process.pause()
 
     def resume(self, process: EngineProcess) -> None:
-        process.popen.send_signal(signal.SIGCONT)
+        process.resume()
 
     def live(self, role: str) -> list[EngineProcess]:
         return [process for process in self.processes if process.args[0] == role and process.running()]

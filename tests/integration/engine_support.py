@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
+import definitions
+from definitions import node_with as node  # noqa: F401  (the integration tests' builder, re-exported)
 from dependency_injector import providers
 
 from domain.run import Run
@@ -31,12 +34,7 @@ def make_container(registry: HandlerRegistry, **settings: Any) -> Container:
     return container
 
 
-def node(node_id: str, handler: str, deps: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"id": node_id, "handler": handler, "dependencies": deps or [], "config": {}, **extra}
-
-
-def workflow(*nodes: dict[str, Any], name: str = "integration") -> dict[str, Any]:
-    return {"name": name, "dag": {"nodes": list(nodes)}}
+workflow = partial(definitions.workflow, name="integration")
 
 
 async def run_workflow(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
+from definitions import node, workflow  # noqa: F401  (re-exported for the unit tests)
 from run_snapshots import snapshot  # noqa: F401  (re-exported for the unit tests)
 
 from domain.errors import InvalidDefinition, Problem
@@ -14,23 +14,6 @@ from domain.run import Run
 from domain.validation import build_plan
 
 RUN_ID = "run-1"
-
-
-def node(node_id: str, deps: Iterable[str] = (), config: Any = None, **extra: Any) -> dict[str, Any]:
-    """A node in the seed's shape; ``config`` defaults to ``{}``, pass ``...`` to omit the key."""
-    raw: dict[str, Any] = {
-        "id": node_id,
-        "handler": extra.pop("handler", "noop"),
-        "dependencies": list(deps),
-    }
-    if config is not ...:
-        raw["config"] = {} if config is None else config
-    raw.update(extra)
-    return raw
-
-
-def workflow(*nodes: dict[str, Any], name: str = "wf") -> dict[str, Any]:
-    return {"name": name, "dag": {"nodes": list(nodes)}}
 
 
 def plan_of(*nodes: dict[str, Any]) -> WorkflowPlan:

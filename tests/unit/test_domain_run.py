@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from definitions import diamond as diamond_definition
 from domain_builders import RUN_ID, handle, new_run, node, plan_of, snapshot
 
 from domain.events import (
@@ -57,7 +58,7 @@ def statuses(run: Run) -> dict[str, NodeStatus]:
 
 def diamond() -> WorkflowPlan:
     """a -> (b, c) -> d"""
-    return plan_of(node("a"), node("b", ["a"]), node("c", ["a"]), node("d", ["b", "c"]))
+    return plan_of(*diamond_definition()["dag"]["nodes"])
 
 
 def assert_ignored(run: Run, event: Event) -> None:

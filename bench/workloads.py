@@ -1,0 +1,39 @@
+"""The distributed benchmark's workloads W1..W4: their definitions (every node runs ``noop``) and
+how many runs of each are started.
+
+The shapes are the test suites' builders (``tests/definitions.py``, reached as the namespace package
+``tests`` on the repository root, which the editable install puts on ``sys.path``), so a chain or a
+diamond means the same thing in a benchmark and in a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bench.dags import layered_dag
+from tests.definitions import chain, diamond, fan_out_in
+
+WORKLOADS = ("W1", "W2", "W3", "W4")
+CHAIN_NODES = 200
+FAN_NODES = 2_000
+DIAMOND_RUNS = 500
+LAYERED_NODES = 20_000
+
+
+class WorkloadFailed(RuntimeError):
+    """A workload's runs did not all complete (in time)."""
+
+
+def workload_definitions(seed: int) -> dict[str, tuple[str, Callable[[], dict[str, Any]], int]]:
+    """name -> (description, definition factory, runs)."""
+    return {
+        "W1": (f"linear chain of {CHAIN_NODES} nodes", lambda: chain(CHAIN_NODES), 1),
+        "W2": (f"fan-out/fan-in of {FAN_NODES:,} nodes", lambda: fan_out_in(FAN_NODES), 1),
+        "W3": (f"{DIAMOND_RUNS} concurrent diamond runs", diamond, DIAMOND_RUNS),
+        "W4": (
+            f"{LAYERED_NODES:,}-node layered DAG (seed {seed})",
+            lambda: layered_dag(LAYERED_NODES, seed),
+            1,
+        ),
+    }
