@@ -40,10 +40,11 @@ MAX_NODES = 1_000_000
 
 
 class Cluster:
-    """redis-server + one orchestrator + two workers, started and stopped together.
+    """redis-server + ``orchestrators`` orchestrators (one by default) + two workers, started and
+    stopped together.
 
-    ``args`` are the benchmark's options: ``shards``, ``concurrency``, ``batch_size``, ``profile``
-    and ``py_spy`` are read.
+    ``args`` are the benchmark's options: ``shards``, ``concurrency``, ``batch_size``, ``profile``,
+    ``py_spy`` and ``orchestrators`` are read.
     """
 
     READY_WHAT = "the engine processes"  # in the message when they were not ready in time
@@ -105,7 +106,9 @@ class Cluster:
         if self.args.profile:
             Path(self.args.profile).mkdir(parents=True, exist_ok=True)
         env = self.child_env()
-        self.engine.append(self._spawn("orchestrator", self._command("orchestrator", "orchestrator"), env))
+        for number in range(1, getattr(self.args, "orchestrators", 1) + 1):
+            role = "orchestrator" if number == 1 else f"orchestrator{number}"
+            self.engine.append(self._spawn(role, self._command(role, "orchestrator"), env))
         for number in (1, 2):
             role = f"worker{number}"
             self.engine.append(self._spawn(role, self._command(role, "worker"), env))

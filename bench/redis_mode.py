@@ -39,9 +39,9 @@ read from the node-state hashes after the run, per node that has parents, agains
 For W1 the end-to-end time divided by 200 is reported too. Memory is the peak resident set size
 (``VmHWM`` of ``/proc/<pid>/status``; ``ru_maxrss`` for this process) during each workload: the
 peaks are restarted through ``/proc/<pid>/clear_refs`` before each one. CPU seconds per process
-over each workload come from ``/proc/<pid>/stat`` (engine CPU per node: orchestrator + workers +
-Redis); Redis's ``INFO commandstats`` is reset before each workload and its costliest commands are
-reported, with the requests Redis read (``total_reads_processed``, about one per round trip) and
+over each workload come from ``/proc/<pid>/stat`` (engine CPU per node: orchestrators + workers;
+Redis CPU per node apart); Redis's ``INFO commandstats`` is reset before each workload and its
+costliest commands are reported, with the requests Redis read (``total_reads_processed``, about one per round trip) and
 the commands it ran, per node.
 
 Where the time goes: ``--py-spy DIR`` samples the three engine processes with py-spy (run as
@@ -95,6 +95,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=Settings.model_fields["orchestrator_batch_size"].default,
         help="ORCHESTRATOR_BATCH_SIZE",
     )
+    parser.add_argument(
+        "--orchestrators", type=int, default=1, help="orchestrator replicas (the replica path: 2)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of W4's layered DAG")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a workload may take")
     parser.add_argument(
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker_concurrency": args.concurrency or Settings.model_fields["worker_concurrency"].default,
         "orchestrator_batch_size": args.batch_size,
         "workers": 2,
-        "orchestrators": 1,
+        "orchestrators": args.orchestrators,
         "redis_persistence": "none (appendonly no, no RDB snapshots)",
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
@@ -150,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             config["redis_version"] = version
             say(
                 f"distributed engine: redis-server {version} on port {cluster.port} (no persistence), "
-                f"1 orchestrator + 2 workers x concurrency {config['worker_concurrency']}, "
+                f"{args.orchestrators} orchestrator(s) + 2 workers "
+                f"x concurrency {config['worker_concurrency']}, "
                 f"{args.shards} shard(s), batch {args.batch_size}, Python {config['python']}, "
                 f"{config['cpus']} CPUs, load average {config['load_average_start']}"
             )

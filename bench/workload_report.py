@@ -64,6 +64,8 @@ def print_report(report: dict[str, Any], out: TextIO) -> None:
             extras.append(f"{row['starts_per_second']:,.0f} starts/s")
         if "engine_cpu_ms_per_node" in row:
             extras.append(f"engine CPU {row['engine_cpu_ms_per_node']:.2f} ms/node")
+        if "redis_cpu_ms_per_node" in row:
+            extras.append(f"Redis CPU {row['redis_cpu_ms_per_node']:.2f} ms/node")
         if "redis_reads_per_node" in row:
             extras.append(
                 f"Redis {row['redis_reads_per_node']:.1f} requests and "
@@ -77,7 +79,7 @@ def print_report(report: dict[str, Any], out: TextIO) -> None:
         say(f"  {name}: " + ", ".join(extras))
 
     say()
-    roles = ["orchestrator", "worker1", "worker2", "redis", "bench"]
+    roles = list(dict.fromkeys(role for row in ok.values() for role in (*row["cpu_seconds"], "bench")))
     heading = " ".join(f"{role:>12}" for role in roles)
     say(f"{'peak RSS MiB':16} {heading}   | {'CPU s':16} {heading}   | load average")
     for name, row in ok.items():
