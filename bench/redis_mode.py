@@ -41,8 +41,8 @@ For W1 the end-to-end time divided by 200 is reported too. Memory is the peak re
 peaks are restarted through ``/proc/<pid>/clear_refs`` before each one. CPU seconds per process
 over each workload come from ``/proc/<pid>/stat`` (engine CPU per node: orchestrators + workers;
 Redis CPU per node apart); Redis's ``INFO commandstats`` is reset before each workload and its
-costliest commands are reported, with the requests Redis read (``total_reads_processed``, about one per round trip) and
-the commands it ran, per node.
+costliest commands are reported, with the requests Redis read (``total_reads_processed``, about one
+per round trip) and the commands it ran, per node.
 
 Where the time goes: ``--py-spy DIR`` samples the three engine processes with py-spy (run as
 ``uv run --with py-spy python -m bench.redis_mode --py-spy DIR --only W2``) and prints, per process,
