@@ -1,7 +1,8 @@
-"""Contract of ``TimerStore``: retries the run repository scheduled, fired onto the event bus when due.
+"""Contract of ``TimerStore``: timers the run repository set (retries, attempt deadlines), fired onto
+the event bus when due.
 
-``fire_due(now, max_count)`` moves what is due onto the event bus as ``RetryDue`` events and answers
-the earliest due time still waiting (None when nothing waits).
+``fire_due(now, max_count)`` moves what is due onto the event bus (``RetryDue``, ``AttemptTimedOut``)
+and answers the earliest due time still waiting (None when nothing waits).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from contract_support import (
     workflow,
 )
 
-from domain.events import NodeFailed, RetryDue
+from domain.events import AttemptTimedOut, NodeFailed, NodeStarted, RetryDue
 from domain.ports import StoredDefinition
+from domain.run import DEADLINE_GRACE_SECONDS
 
 
 async def failed_once(
@@ -93,3 +95,23 @@ async def test_timers_are_shared_by_every_process(backend: Backend) -> None:
     assert await other.timers.fire_due(T0 + 2.5, 10) is None
     assert await backend.timers.next_due_at() is None
     assert retry_due(await drain(other.events, 1)) == [(driver.run_id, "n", 2, T0 + 2)]
+
+
+async def test_a_deadline_fires_as_attempt_timed_out_and_fails_the_attempt(backend: Backend) -> None:
+    """The orchestrator's deadline of an attempt of a node with a timeout (set when it starts)."""
+    raw = workflow(node("n", retry_policy=retry(2, 1.0), timeout_seconds=10))
+    driver = Driver(backend, await add_run(backend, await store_definition(backend, raw)))
+    await driver.begin()
+    await driver.take_tasks(1)
+    await driver.deliver(NodeStarted(driver.run_id, "n", 1, "w1", T0 + 1))
+    deadline = T0 + 1 + 10 + DEADLINE_GRACE_SECONDS
+    assert await backend.timers.next_due_at() == pytest.approx(deadline)
+
+    assert await backend.timers.fire_due(deadline, 10) is None
+    [delivery] = await drain(backend.events, 1, consumer="orchestrator")
+    assert delivery.message == AttemptTimedOut(driver.run_id, "n", 1, pytest.approx(deadline))
+    await driver.apply_received([delivery])  # the Driver checks the store against the aggregate
+
+    node_state = (await driver.get()).node("n")
+    assert node_state.error is not None and node_state.error.type == "TimeoutError"
+    assert node_state.retry_at == pytest.approx(deadline + 1.0)

@@ -12,6 +12,8 @@ from distributed_support import node, results, status, workflow
 from fault_support import FaultCluster, fault_node, measure, worker_id_of
 from invariants import check_invariants
 
+from domain.run import DEADLINE_GRACE_SECONDS
+
 VISIBILITY = 2.0
 SETTINGS = {"VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY)}
 
@@ -269,3 +271,48 @@ async def test_sigterm_during_a_long_task_stops_taking_work_and_finishes_it(
     ]  # ... once: nothing was handed over or taken over
     assert {e.pid for e in engine.ledger.entries() if e.run == later_id} == {other.pid}
     check_invariants(engine, [long_id, later_id], expected={long_id: "COMPLETED", later_id: "COMPLETED"})
+
+
+@pytest.mark.timeout(60)
+async def test_hung_worker_attempt_times_out_by_the_orchestrators_deadline(
+    faults: Callable[..., FaultCluster],
+) -> None:
+    """A worker that hangs (SIGSTOP) cannot enforce its node's timeout; the orchestrator's deadline
+    for the attempt (its timeout plus a grace after it started) fails it, and the retry runs on
+    another worker long before the hung worker's lease (30 s) would have let anyone take it over."""
+    engine = faults(VISIBILITY_TIMEOUT_SECONDS="30")
+    timeout = 3.0
+    hung = fault_node("x", retry=2, gate={"1": "never"})
+    hung["timeout_seconds"] = timeout
+    definition = workflow("hung_worker", [hung, fault_node("after", ["x"])])
+    await engine.start_many(("api",), ("orchestrator",), ("worker",), ("worker",))
+    async with engine.client() as client:
+        run_id = await engine.start_run(client, definition)
+        first = await engine.ledger_entry(lambda e: e.node == "x" and e.event == "start", 20, "x started")
+        await engine.wait_until(lambda: engine.node_states(run_id)["x"].status == "RUNNING", 10, "x RUNNING")
+        paused = engine.by_pid(first.pid)
+        engine.pause(paused)
+        try:
+            second = await engine.ledger_entry(
+                lambda e: e.node == "x" and e.event == "start" and e.attempt == 2, 25, "attempt 2 started"
+            )
+            measure(
+                "worker SIGSTOP holding an attempt with a timeout: start -> retry running",
+                second.at - first.at,
+            )
+            assert second.pid != paused.pid
+            assert timeout + DEADLINE_GRACE_SECONDS <= second.at - first.at < 30
+            await engine.wait_final([run_id], within=20)
+        finally:
+            engine.resume(paused)
+        view = await status(client, run_id)
+        await engine.wait_drained()
+
+    assert view["state"] == "COMPLETED", view
+    assert view["nodes"]["x"]["attempts"] == 2
+    timed_out = [e for e in engine.history(run_id) if e.kind == "attempt_timed_out"]
+    assert [(e.node_id, e.attempt) for e in timed_out] == [("x", 1)], timed_out
+    assert timed_out[0].error is not None and timed_out[0].error.type == "TimeoutError"
+    assert timed_out[0].retry_at is not None
+    check_invariants(engine, [run_id], expected={run_id: "COMPLETED"})
+    engine.check_all_alive()

@@ -20,11 +20,12 @@ from domain.events import (
     NodeSucceeded,
     RetryDue,
     RunStarted,
+    ScheduleDeadline,
     ScheduleRetry,
 )
 from domain.plan import WorkflowPlan
 from domain.retry import RetryPolicy
-from domain.run import DEAD_LETTERED, UPSTREAM_FAILED, ErrorInfo, FailedAttempt, Run
+from domain.run import DEAD_LETTERED, DEADLINE_GRACE_SECONDS, UPSTREAM_FAILED, ErrorInfo, FailedAttempt, Run
 from domain.statuses import NodeStatus, RunStatus
 
 
@@ -380,6 +381,46 @@ def test_attempt_timed_out_is_a_retryable_failure() -> None:
     assert handle(run, AttemptTimedOut(RUN_ID, "a", 2, 70.0)) == [FinishRun(RUN_ID, RunStatus.FAILED)]
     assert run.node("a").status is NodeStatus.FAILED
     assert run.node("a").error == ErrorInfo("TimeoutError", "attempt 2 exceeded the timeout of 30.0s")
+
+
+def test_a_start_of_a_node_with_a_timeout_sets_the_orchestrators_deadline() -> None:
+    run = new_run(retry_plan(max_attempts=2))
+    started(run)
+    expected_due = 2.0 + 30 + DEADLINE_GRACE_SECONDS
+    assert handle(run, NodeStarted(RUN_ID, "a", 1, "w1", 2.0)) == [
+        ScheduleDeadline(RUN_ID, "a", 1, expected_due)
+    ]
+    # A node without a timeout has no deadline; nor has a repeated start report.
+    assert handle(run, NodeStarted(RUN_ID, "a", 1, "w1", 2.0)) == []
+    other = new_run(plan_of(node("a")))
+    started(other)
+    assert handle(other, NodeStarted(RUN_ID, "a", 1, "w1", 2.0)) == []
+
+
+def test_a_deadline_set_by_an_earlier_start_does_not_time_out_the_attempt_taken_over() -> None:
+    run = new_run(retry_plan(max_attempts=2))
+    started(run)
+    first = handle(run, NodeStarted(RUN_ID, "a", 1, "w1", 2.0))
+    # The task was taken over from a silent worker, which started it again 20 s later.
+    second = handle(run, NodeStarted(RUN_ID, "a", 1, "w2", 22.0))
+    [first_deadline], [second_deadline] = first, second
+    assert isinstance(first_deadline, ScheduleDeadline) and isinstance(second_deadline, ScheduleDeadline)
+
+    assert_ignored(run, AttemptTimedOut(RUN_ID, "a", 1, first_deadline.due_at))  # ran 15 s of its 30
+    outcome = run.apply(AttemptTimedOut(RUN_ID, "a", 1, second_deadline.due_at))
+    assert outcome is not None and outcome.commands == (
+        ScheduleRetry(RUN_ID, "a", 2, second_deadline.due_at + 1),
+    )
+    assert outcome.entry.error == ErrorInfo("TimeoutError", "attempt 1 exceeded the timeout of 30.0s")
+
+
+def test_a_deadline_after_the_attempt_ended_changes_nothing() -> None:
+    run = new_run(retry_plan(max_attempts=2))
+    started(run)
+    [deadline] = handle(run, NodeStarted(RUN_ID, "a", 1, "w1", 2.0))
+    succeed(run, "a", at=3.0)
+    assert isinstance(deadline, ScheduleDeadline)
+    assert_ignored(run, AttemptTimedOut(RUN_ID, "a", 1, deadline.due_at))
 
 
 def test_attempt_timed_out_on_a_queued_attempt_counts_too() -> None:
