@@ -133,4 +133,5 @@ async def open_backend(container: Container) -> None:
 
 async def close_backend(container: Container) -> None:
     if container.backend() == "redis":
+        await container.events().close()  # an orchestrator gives its shards back
         await container.redis_client().aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -11,11 +12,15 @@ from redis.asyncio.client import Pipeline
 from adapters.redis.codec import decode_event, decode_task, encode_event, encode_task, staged_field
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import KeySpace
+from adapters.redis.leases import ShardLeases
 from adapters.redis.scripts import Script, with_script
 from adapters.redis.streams import DeadLetter, RedisStreamQueue, StreamConfig
 from domain.dead_letters import settle_dead_event, settle_dead_task
+from domain.errors import BackendError
 from domain.events import Event, NodeSucceeded
 from domain.messages import Task
+
+log = logging.getLogger(__name__)
 
 EVENTS_GROUP, TASKS_GROUP = "orchestrators", "workers"
 INLINE_OUTPUT_BYTES = 1024
@@ -30,7 +35,8 @@ def _config(keys: KeySpace, kind: str, group: str, visibility: float, deliveries
 class RedisEventBus(RedisStreamQueue[Event]):
     """Events. A success's output travels in its entry when small; a larger one is staged in the
     run's state first and the entry refers to it (ARCHITECTURE.md: large outputs stay out of
-    streams)."""
+    streams). Orchestrators share the shards out through ``leases``: each reads (and reclaims from)
+    the event streams of the shards it holds."""
 
     def __init__(
         self,
@@ -52,6 +58,25 @@ class RedisEventBus(RedisStreamQueue[Event]):
         )
         self._keys = keys
         self._now = now
+        self.leases = ShardLeases(client, url, keys, visibility)
+
+    async def _streams_to_read(self, consumer: str) -> list[str]:
+        if await self.leases.renew(consumer):
+            # Shards just taken: what their last holder left pending has been idle since it
+            # stopped renewing (a lease lasts a visibility timeout), so reclaim it now.
+            self._next_reclaim = 0.0
+        return [self._config.streams[shard] for shard in self.leases.held]
+
+    def _longest_block(self) -> float:
+        return max(self.leases.seconds_to_renewal(), 0.01)
+
+    async def close(self) -> None:
+        """Give the leases back (a graceful stop): the other orchestrators take the shards at once.
+        Without Redis they lapse by themselves."""
+        try:
+            await self.leases.release()
+        except BackendError as error:
+            log.warning("leases not given back (they lapse by themselves): %s", error)
 
     async def _settle(self, dead: DeadLetter[Event]) -> None:
         """An event no orchestrator could apply is settled by the one the domain names, so its run

@@ -24,6 +24,8 @@ class ShardKeys:
     events: str
     timers: str
     dead: str
+    lease: str
+    """Who reads the shard's events (``leases``)."""
     run_prefix: str
     run_index_prefix: str
     """A run status appended: the shard's runs in that status, scored by creation time."""
@@ -45,6 +47,7 @@ class KeySpace:
             events=f"{base}:events",
             timers=f"{base}:timers",
             dead=f"{base}:dead",
+            lease=f"{base}:lease",
             run_prefix=f"{base}:run:",
             run_index_prefix=f"{base}:runs:",
         )
@@ -70,6 +73,11 @@ class KeySpace:
             staged=f"{base}:staged",
             history=f"{base}:history",
         )
+
+    @property
+    def orchestrators(self) -> str:
+        """Sorted set: live orchestrators, scored by when their membership lapses (ms since epoch)."""
+        return f"{self.prefix}:orchestrators"
 
     def definition(self, definition_id: str) -> str:
         return f"{self.prefix}:def:{definition_id}"

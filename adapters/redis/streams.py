@@ -119,13 +119,19 @@ class RedisStreamQueue[T]:
             return self._take(self._overflow, max_count)
         if not self._groups_ready:
             await self.ensure_groups()
+        streams = await self._streams_to_read(consumer)
+        if not streams:
+            await asyncio.sleep(min(block_seconds, self._longest_block()))  # nothing to read for now
+            return []
         if time.monotonic() >= self._next_reclaim:
             self._next_reclaim = time.monotonic() + self._config.visibility_timeout_seconds / 4
-            reclaimed = await self._reclaim(consumer, max_count)
+            reclaimed = await self._reclaim(consumer, max_count, streams)
             if reclaimed:
                 return self._take(reclaimed, max_count)
         try:
-            response = await self._read_group(consumer, max_count, block_seconds)
+            response = await self._read_group(
+                consumer, streams, max_count, min(block_seconds, self._longest_block())
+            )
         except AdapterError as error:
             if "NOGROUP" in str(error):
                 # The stream or group is gone (a Redis restarted without its data): recreate them.
@@ -136,12 +142,23 @@ class RedisStreamQueue[T]:
             await self._decode_entries(stream, entries, deliveries, 1)
         return self._take(deliveries, max_count)
 
-    async def _read_group(self, consumer: str, max_count: int, block_seconds: float) -> Any:
+    async def _streams_to_read(self, consumer: str) -> list[str]:
+        """The streams ``consumer`` reads and reclaims from: every one (a subclass may share them
+        out among consumers)."""
+        return list(self._config.streams)
+
+    def _longest_block(self) -> float:
+        """How long one read may wait (a subclass with leases to renew waits less)."""
+        return float("inf")
+
+    async def _read_group(
+        self, consumer: str, streams: list[str], max_count: int, block_seconds: float
+    ) -> Any:
         async with translated_errors(self._url):
             return await self._client.xreadgroup(
                 self._config.group,
                 consumer,
-                dict.fromkeys(self._config.streams, ">"),
+                dict.fromkeys(streams, ">"),
                 count=max_count,
                 block=max(1, int(block_seconds * 1000)),
             )
@@ -165,8 +182,9 @@ class RedisStreamQueue[T]:
                 continue
             into.append(Delivery(message, f"{self._index[stream]}|{entry_id}"))
 
-    async def _reclaim(self, consumer: str, max_count: int) -> list[Delivery[T]]:
-        """Take over entries idle longer than the visibility timeout; dead-letter the exhausted.
+    async def _reclaim(self, consumer: str, max_count: int, streams: list[str]) -> list[Delivery[T]]:
+        """Take over entries of ``streams`` idle longer than the visibility timeout; dead-letter the
+        exhausted.
 
         Entries taken back before (their consumers went quiet twice or more) are suspects: one of
         them is claimed alone, and only when nothing else is waiting to be reclaimed, so that a
@@ -175,7 +193,7 @@ class RedisStreamQueue[T]:
         reclaimed: list[Delivery[T]] = []
         suspects: list[tuple[str, dict[str, Any]]] = []
         async with translated_errors(self._url):
-            for stream in self._config.streams:
+            for stream in streams:
                 pending: list[dict[str, Any]] = await self._client.xpending_range(
                     stream, self._config.group, min="-", max="+", count=max_count, idle=idle_ms
                 )

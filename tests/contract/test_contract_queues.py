@@ -324,6 +324,11 @@ async def test_a_message_delivered_max_deliveries_times_is_dead_lettered(backend
 async def test_a_message_reclaimed_before_comes_back_alone_and_marked_suspect(
     backend: Backend, kind: str
 ) -> None:
+    if kind == "events" and backend.is_redis:
+        pytest.skip(
+            "events are shared out by shard leases, so five consumers cannot take turns on one shard "
+            "within a lease; a worker pool's tasks can (events' leases: test_contract_leases.py)"
+        )
     run_id = new_id("run")
     first, second, third = messages(kind, run_id, 3)
     await backend.queue(kind).send([first, second])
