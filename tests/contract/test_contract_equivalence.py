@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from contract_support import (
     T0,
     Backend,
@@ -198,6 +199,7 @@ async def _simulate(redis_url: str, raw: dict[str, Any], data: st.DataObject) ->
             await factory.close()
 
 
+@pytest.mark.timeout(max(120, 3 * EXAMPLES))
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(raw=definitions(), data=st.data())
 def test_memory_and_redis_agree_after_every_batch(redis_server: Any, raw: dict[str, Any], data: Any) -> None:
