@@ -125,7 +125,8 @@ class RedisRunRepository:
         return stored.run
 
     async def _load(self, run_ids: list[str]) -> list[StoredRun]:
-        """The runs (without outputs) that exist among ``run_ids``, each a consistent snapshot."""
+        """The runs (without input and outputs: what deciding needs) that exist among ``run_ids``, each
+        a consistent snapshot."""
         calls = []
         for run_id in run_ids:
             keys = self._keys.run(run_id)
@@ -137,7 +138,7 @@ class RedisRunRepository:
             if isinstance(reply, Exception):
                 raise AdapterError(f"reading run {run_id} failed: {reply}") from reply
             try:
-                stored = await self._decode(run_id, reply)
+                stored = await self._decode(run_id, reply, with_input=False)
             except NotFound as error:
                 # Lost with Redis's data: the run cannot go on until it is restored.
                 raise AdapterError(f"run {run_id} cannot be applied to: {error}") from error
@@ -145,12 +146,14 @@ class RedisRunRepository:
                 loaded.append(stored)
         return loaded
 
-    async def _decode(self, run_id: str, replies: list[list[str]]) -> StoredRun | None:
+    async def _decode(
+        self, run_id: str, replies: list[list[str]], *, with_input: bool = True
+    ) -> StoredRun | None:
         meta, nodes, *outputs = [_pairs(reply) for reply in replies]
         if not meta:
             return None
         plan = (await self._definitions.get(meta["definition_id"])).plan
-        return decode_run(run_id, meta, nodes, outputs[0] if outputs else {}, plan)
+        return decode_run(run_id, meta, nodes, outputs[0] if outputs else {}, plan, with_input=with_input)
 
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
         keys = self._keys.run(run_id)

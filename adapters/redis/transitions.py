@@ -40,8 +40,9 @@ from domain.statuses import RunStatus
 
 log = logging.getLogger(__name__)
 
-CACHE_MAX_NODES = 2_000_000
-"""Nodes of cached runs one orchestrator keeps at most (a few hundred MiB at worst)."""
+CACHE_MAX_NODES = 1_000_000
+"""Nodes of cached runs one orchestrator keeps at most (about 150 MiB at worst; inputs and outputs
+are not kept)."""
 MAX_ROUNDS = 20
 """Times a batch's runs are decided again after their checks failed, before giving up on the batch."""
 

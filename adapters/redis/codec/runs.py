@@ -78,12 +78,16 @@ def decode_run(
     nodes: Mapping[str, str],
     outputs: Mapping[str, str],
     plan: WorkflowPlan,
+    *,
+    with_input: bool = True,
 ) -> StoredRun:
+    """``with_input=False`` leaves the input out (``{}``): deciding transitions never reads it, and an
+    orchestrator keeps many runs."""
     run = Run(
         run_id=run_id,
         definition_id=meta["definition_id"],
         plan=plan,
-        input=json.loads(meta["input"]),
+        input=json.loads(meta["input"]) if with_input else {},
         created_at=float(meta["created_at"]),
         nodes=[
             NodeRun.initial(spec) if (raw := nodes.get(spec.id)) is None else decode_node(raw)
