@@ -15,6 +15,7 @@ import redis.asyncio
 
 from adapters.redis.codec import decode_task
 from adapters.redis.codec.definitions import decode_document
+from adapters.redis.codec.leases import lease_holder
 from adapters.redis.codec.runs import (
     STATUS,
     SUMMARY_FIELDS,
@@ -99,6 +100,14 @@ class RedisInspector:
             for shard in self._keys.all_shards()
             for _, fields in self._client.xrange(shard.tasks)
         ]
+
+    def lease_holders(self) -> dict[int, str]:
+        """Shard number -> the orchestrator (consumer name) holding its lease, for shards held."""
+        pipe = self._client.pipeline(transaction=False)
+        for shard in self._keys.all_shards():
+            pipe.get(shard.lease)
+        values = pipe.execute()
+        return {number: lease_holder(value) for number, value in enumerate(values) if value is not None}
 
     def _plan(self, definition_id: str) -> WorkflowPlan:
         plan = self._plans.get(definition_id)

@@ -18,6 +18,7 @@ import math
 import secrets
 import time
 
+from adapters.redis.codec.leases import encode_lease
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import KeySpace
 from adapters.redis.scripts import Script, run_scripts
@@ -107,7 +108,7 @@ class ShardLeases:
                 break
             if shard in self._held:
                 continue
-            value = f"{holder}|{secrets.token_hex(4)}"
+            value = encode_lease(holder)
             if (await self._call([("acquire", shard, value)]))[0]:
                 self._held[shard] = value
                 taken.append(shard)

@@ -27,6 +27,7 @@ from contract_support import (
     workflow,
 )
 
+from adapters.redis.codec import decode_task
 from domain.events import Command, Event, FinishRun, NodeSucceeded
 from domain.ports import RunRepository
 from domain.statuses import NodeStatus, RunStatus
@@ -39,7 +40,8 @@ PARENT_IDS = [f"p{i:02d}" for i in range(PARENTS)]
 async def queued_nodes(backend: Backend, run_id: str) -> Counter[str]:
     """How many tasks the run's shard task stream holds for each node of ``run_id``."""
     entries = await backend.client.xrange(backend.stream("tasks", run_id))
-    return Counter(fields["n"] for _, fields in entries if fields["r"] == run_id)
+    tasks = [decode_task(fields) for _, fields in entries]
+    return Counter(task.node_id for task in tasks if task.run_id == run_id)
 
 
 async def apply_in_small_batches(

@@ -30,6 +30,7 @@ from definitions import node_configured as node  # noqa: F401  (the distributed 
 from definitions import workflow_of as workflow  # noqa: F401
 from redis_support import RedisServer
 
+from adapters.redis.codec import decode_task
 from adapters.redis.inspection import RedisInspector
 from adapters.redis.keys import KeySpace
 from bench.processes import (
@@ -272,7 +273,8 @@ class Cluster:
 
     def task_counts(self) -> Counter[tuple[str, str]]:
         """How many task entries the orchestrators dispatched per (run id, node id)."""
-        return Counter((fields["r"], fields["n"]) for fields in self.stream_entries("tasks"))
+        tasks = [decode_task(fields) for fields in self.stream_entries("tasks")]
+        return Counter((task.run_id, task.node_id) for task in tasks)
 
     def pending_tasks(self) -> int:
         """Task entries delivered to a worker and not yet acknowledged."""

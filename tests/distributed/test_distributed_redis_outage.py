@@ -227,7 +227,7 @@ async def test_processes_recover_when_redis_comes_back_empty(
 
         restart_without_data(server, tmp_path / "empty-redis")
         assert server.port == port
-        assert not engine.redis.exists(engine.keys.run(before).meta)  # the data is gone
+        assert engine.inspect.run(before) is None  # the data is gone
         await stay_alive(engine, 1.0)
         await settle_api(client, f"/api/workflows/{before}")  # now a 404: the run is gone
 

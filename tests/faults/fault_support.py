@@ -31,6 +31,7 @@ from distributed_support import HANDLER_MODULE, Cluster, EngineProcess
 from http_support import submit, trigger
 from run_snapshots import snapshot
 
+from adapters.redis.codec import MalformedEntry, decode_task
 from domain.history import HistoryEntry
 from domain.run import Run
 
@@ -340,11 +341,11 @@ class FaultCluster(Cluster):
     def dispatches(self) -> Counter[tuple[str, str, int]]:
         """Task entries ever written, per (run, node, attempt) (needs the audit group); entries that
         are not tasks (a test wrote them) are left out."""
-        return Counter(
-            (f["r"], f["n"], int(f["a"]))
-            for f in self.stream_entries("tasks")
-            if {"r", "n", "a"} <= set(f) and f["a"].isdigit()
-        )
+        tasks = []
+        for fields in self.stream_entries("tasks"):
+            with contextlib.suppress(MalformedEntry):
+                tasks.append(decode_task(fields))
+        return Counter((task.run_id, task.node_id, task.attempt) for task in tasks)
 
     def results(self, run_id: str, node_id: str) -> list[tuple[str, dict[str, str]]]:
         """(entry id, fields) of the success events reported for a node."""

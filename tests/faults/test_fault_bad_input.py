@@ -125,5 +125,5 @@ async def test_oversized_output_fails_the_node_naming_the_limit(faults: Callable
     assert view["nodes"]["after_big"]["status"] == "SKIPPED", view
     assert len(outputs["medium"]["pad"]) == 1500
     assert view["nodes"]["after_medium"]["status"] == "COMPLETED", view
-    assert engine.redis.hlen(engine.keys.run(run_id).staged) == 0  # nothing staged left behind
+    assert engine.inspect.staged(run_id) == {}  # nothing staged left behind
     check_invariants(engine, [run_id], expected={run_id: "FAILED"})

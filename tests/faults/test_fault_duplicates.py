@@ -12,6 +12,8 @@ from distributed_support import results, workflow
 from fault_support import FaultCluster, fault_node
 from invariants import check_invariants
 
+from adapters.redis.codec import decode_event, decode_task
+
 
 @pytest.mark.timeout(60)
 async def test_duplicated_result_and_task_messages_are_ignored(faults: Callable[..., FaultCluster]) -> None:
@@ -39,8 +41,9 @@ async def test_duplicated_result_and_task_messages_are_ignored(faults: Callable[
         # start report.
         copies = {"events": 0, "tasks": 0}
         for kind in ("events", "tasks"):
+            decode = decode_event if kind == "events" else decode_task
             for stream, _, fields in engine.entries_with_ids(kind):
-                if fields["r"] == run_id:
+                if decode(fields).run_id == run_id:
                     engine.redis.xadd(stream, fields)
                     copies[kind] += 1
         assert copies["tasks"] == 2 and copies["events"] >= 3, copies

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from distributed_support import gather_limited, node, workflow
+from distributed_support import SHARDS, gather_limited, node, workflow
 from fault_support import FIGURES, FaultCluster, fault_node, measure, orchestrator_id_of
 from http_support import submit, trigger
 from invariants import check_invariants
 
-from adapters.redis.codec import encode_event
-from domain.events import NodeSucceeded
+from adapters.redis.codec import decode_event, encode_event
+from domain.events import NodeStarted, NodeSucceeded
 from domain.statuses import NodeStatus
 
 VISIBILITY = 2.0
@@ -34,13 +34,19 @@ def chain_with_fan_out() -> dict[str, Any]:
 
 async def crash_after_apply(engine: FaultCluster, *, replica: bool) -> None:
     """One orchestrator dies right after applying its 3rd batch, before acknowledging it; with
-    ``replica`` a second one runs all along, else a new one is started once the first is dead."""
+    ``replica`` a second one runs all along (holding the other half of the shards), else a new one
+    is started once the first is dead. The run is one on a shard the doomed one holds."""
     doomed = engine.start("orchestrator", DAG_FAULT_CRASH_AT=CRASH, DAG_FAULT_CRASH_AFTER="3")
     others = [engine.start("orchestrator")] if replica else []
     await engine.serving(doomed, *others, engine.start("api"), engine.start("worker"), engine.start("worker"))
+    holders = [orchestrator_id_of(p) for p in (doomed, *others)]
+    await engine.wait_until(lambda: shared_out(engine, holders), 20, "shards shared out")
     definition = chain_with_fan_out()
     async with engine.client() as client:
+        doomed_shards = held_by(engine, orchestrator_id_of(doomed))
         run_id = await engine.start_run(client, definition)
+        while engine.keys.shard_of(run_id) not in doomed_shards:
+            run_id = await engine.start_run(client, definition)  # until one the doomed one applies
         died_at = await engine.wait_dead(doomed, within=20)
         assert f"crash point {CRASH} (hit 3)" in doomed.log(), doomed.describe()
 
@@ -51,8 +57,9 @@ async def crash_after_apply(engine: FaultCluster, *, replica: bool) -> None:
             engine.redis.xrange(p["stream"], p["message_id"], p["message_id"])[0][1]
             for p in engine.pending_of("events", orchestrator_id_of(doomed))
         ]
-        assert held and {fields["k"] for fields in held} <= {"ok", "started"}, held
-        completed = [fields["n"] for fields in held if fields["k"] == "ok"]
+        held_events = [decode_event(fields) for fields in held]
+        assert held_events and {type(e) for e in held_events} <= {NodeSucceeded, NodeStarted}, held
+        completed = [e.node_id for e in held_events if isinstance(e, NodeSucceeded)]
         states = engine.node_states(run_id)
         assert all(states[node_id].status == "COMPLETED" for node_id in completed), states
         applied_children = [
@@ -90,6 +97,17 @@ async def crash_after_apply(engine: FaultCluster, *, replica: bool) -> None:
     assert figures.repeated_executions == 0  # no task was run twice either
 
 
+def held_by(engine: FaultCluster, holder: str) -> set[int]:
+    return {shard for shard, name in engine.inspect.lease_holders().items() if name == holder}
+
+
+def shared_out(engine: FaultCluster, holders: list[str]) -> bool:
+    """Every shard held, each holder with its fair share."""
+    held = engine.inspect.lease_holders()
+    share = -(-SHARDS // len(holders))
+    return len(held) == SHARDS and all(list(held.values()).count(h) == share for h in holders)
+
+
 @pytest.mark.timeout(60)
 async def test_orchestrator_killed_after_apply_with_a_second_replica(
     faults: Callable[..., FaultCluster],
@@ -125,8 +143,11 @@ async def test_two_last_parents_of_a_fan_in_applied_together_by_two_orchestrator
 ) -> None:
     """No worker runs here: the test reports the parents' successes itself, straight into the event
     streams. For each run the first 48 parents are reported and applied; then the last two are
-    written in one go while two orchestrators wait on the stream, each reading one entry at a time
-    (ORCHESTRATOR_BATCH_SIZE=1): one replica takes each, and both apply at once. The child must be
+    written in one go while two orchestrators wait on the streams, each reading one entry at a time
+    (ORCHESTRATOR_BATCH_SIZE=1). They share the shards out, so a run's two results go to the one
+    holding its shard (to both while a lease changes hands, as the racers join); the two applied by
+    two orchestrators at the same instant, on one run, is the contract test
+    ``test_contract_fan_in_concurrency`` (two repositories on a real Redis). The child must be
     dispatched exactly once, every time."""
     engine = faults()
     await engine.start_many(("api",), ("orchestrator",))

@@ -12,6 +12,8 @@ from distributed_support import results, status, workflow
 from fault_support import FaultCluster, Supervisor, fault_node, measure
 from invariants import check_invariants
 
+from adapters.redis.codec import decode_task
+
 MAX_DELIVERIES = 3
 OTHER_RUNS = 6
 
@@ -74,9 +76,9 @@ async def test_poison_task_is_dead_lettered_and_other_runs_go_on(faults: Callabl
         fields
         for shard in engine.keys.all_shards()
         for _, fields in engine.redis.xrange(shard.dead)
-        if fields.get("r") == poisoned_id
+        if decode_task(fields).run_id == poisoned_id
     ]
-    assert len(dead) == 1 and dead[0]["n"] == "poison", dead
+    assert len(dead) == 1 and decode_task(dead[0]).node_id == "poison", dead
     assert f"delivered {MAX_DELIVERIES} times" in dead[0]["dead.reason"], dead
     assert any("dead-lettering entry" in w.log() for w in engine.processes if w.args[0] == "worker")
 

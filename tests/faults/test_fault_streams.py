@@ -99,7 +99,7 @@ async def test_trimming_keeps_pending_tasks_and_pruning_bounds_consumers(
             undelivered = [
                 (stream, entry_id)
                 for stream, entry_id, fields in engine.entries_with_ids("tasks")
-                if fields["r"] == later_id
+                if decode_task(fields).run_id == later_id
             ]
             before = task_ids(engine)
             assert consumer_names(engine) == {worker_id_of(doomed): 1, **dict.fromkeys(churned_names, 0)}
