@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.errors import RunNotActive
 from domain.events import (
     OUTPUT_LOST,
     AttemptTimedOut,
@@ -56,8 +57,16 @@ __all__ = [
     "NodeRun",
     "Outcome",
     "Run",
+    "ensure_runnable",
     "timeout_message",
 ]
+
+
+def ensure_runnable(run_id: str, status: RunStatus) -> None:
+    """A task of a run that is no longer RUNNING (cancelled, or ended) must not start: raises
+    ``RunNotActive`` (the worker acknowledges the task without running it)."""
+    if status is not RunStatus.RUNNING:
+        raise RunNotActive(run_id, status.value)
 
 
 def timeout_message(attempt: int, timeout_seconds: float | None) -> str:

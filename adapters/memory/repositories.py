@@ -9,15 +9,14 @@ from typing import Any
 
 from adapters.memory.queue import InMemoryQueue
 from adapters.memory.timers import InMemoryTimerStore
-from domain.errors import NotFound, RunNotActive
+from domain.errors import NotFound
 from domain.events import Command, Event, RunStarted
 from domain.history import HistoryEntry
 from domain.messages import Task
 from domain.outbox import Timer, outbox
 from domain.paging import Page, Position, decode_cursor, encode_cursor
 from domain.ports import DefinitionSummary, RunQuery, RunSummary, StoredDefinition
-from domain.run import Run
-from domain.statuses import RunStatus
+from domain.run import Run, ensure_runnable
 from domain.templates import WORKFLOW_NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -124,8 +123,7 @@ class InMemoryRunRepository:
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
         """Copies, as the Redis store gives: a handler changing its inputs must change nothing."""
         run = await self.get(run_id)
-        if run.status is not RunStatus.RUNNING:
-            raise RunNotActive(run_id, run.status.value)
+        ensure_runnable(run_id, run.status)
         outputs = run.outputs
         data = {root: _copy_json(outputs[root]) for root in roots if root in outputs}
         if WORKFLOW_NAMESPACE in roots:

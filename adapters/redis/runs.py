@@ -29,12 +29,12 @@ from adapters.redis.keys import KeySpace
 from adapters.redis.pages import members_after
 from adapters.redis.scripts import Script, run_scripts
 from adapters.redis.transitions import RedisTransitions
-from domain.errors import NotFound, RunNotActive
+from domain.errors import NotFound
 from domain.events import Command, Event, RunStarted
 from domain.history import HistoryEntry
 from domain.paging import Page, Position, decode_cursor, encode_cursor
 from domain.ports import RunQuery, RunSummary
-from domain.run import Run
+from domain.run import Run, ensure_runnable
 from domain.statuses import RunStatus
 from domain.templates import WORKFLOW_NAMESPACE
 
@@ -171,8 +171,7 @@ class RedisRunRepository:
         status = results.pop(0)
         if status is None:
             raise NotFound("workflow run", run_id)
-        if status != RunStatus.RUNNING.value:
-            raise RunNotActive(run_id, status)
+        ensure_runnable(run_id, RunStatus(status))
         if run_input is None:
             run_input = results.pop(0)
             self._remember_input(run_id, run_input)
