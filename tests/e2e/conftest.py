@@ -17,7 +17,7 @@ def cli_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cli(cli_workdir: Path, pytestconfig: pytest.Config) -> Iterator[CliBatch]:
     """Every end-to-end command, started together once per session; results are read by key."""
     assert DAG_SERVICE.exists(), f"console script not installed at {DAG_SERVICE}"
-    pycache = pytestconfig.cache.mkdir("dag_service_pycache") if pytestconfig.cache else None
+    pycache = cache.mkdir("dag_service_pycache") if (cache := getattr(pytestconfig, "cache", None)) else None
     # One command first, alone, so that the others find the bytecode cache filled.
     warm_up = run_cli("validate", example("scenario_a_linear"), pycache_prefix=pycache)
     assert warm_up.returncode == 0, warm_up.describe()

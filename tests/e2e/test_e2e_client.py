@@ -46,7 +46,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def pycache(pytestconfig: pytest.Config) -> Path | None:
-    return pytestconfig.cache.mkdir("dag_service_pycache") if pytestconfig.cache else None
+    return cache.mkdir("dag_service_pycache") if (cache := getattr(pytestconfig, "cache", None)) else None
 
 
 def start_server(log_dir: Path, pycache: Path | None, **settings: str) -> Server:
