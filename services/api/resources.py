@@ -39,8 +39,8 @@ from services.api.resource_schemas import (
 )
 from services.api.routes import JSON_BODY, ServiceDependency
 from services.api.schemas import json_body
+from services.runtime.resilience import retrying
 from services.shared.errors import RunNotFinishedYet
-from services.shared.resilience import retrying
 from services.shared.workflows import WorkflowService
 
 EVENTS_PAGE = 500
