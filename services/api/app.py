@@ -12,8 +12,8 @@ from services.api.middleware import BearerAuth, BodySizeLimit, JsonCORSMiddlewar
 from services.api.resources import build_resource_router
 from services.api.routes import ReadinessProbe, build_router
 from services.api.schemas import request_body_schemas
+from services.application.workflows import WorkflowService
 from services.settings import Settings
-from services.shared.workflows import WorkflowService
 
 
 def api_prefix(api_str: str) -> str:

@@ -39,9 +39,9 @@ from services.api.resource_schemas import (
 )
 from services.api.routes import JSON_BODY, ServiceDependency
 from services.api.schemas import json_body
+from services.application.errors import RunNotFinishedYet
+from services.application.workflows import WorkflowService
 from services.runtime.resilience import retrying
-from services.shared.errors import RunNotFinishedYet
-from services.shared.workflows import WorkflowService
 
 EVENTS_PAGE = 500
 EVENTS_POLL_SECONDS = 0.1

@@ -23,8 +23,8 @@ from services.api.schemas import (
     results_of,
     status_of,
 )
-from services.shared.errors import RunNotFinished
-from services.shared.workflows import WorkflowService
+from services.application.errors import RunNotFinished
+from services.application.workflows import WorkflowService
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,13 @@ from rich.console import Console
 
 from domain.errors import InvalidDefinition, InvalidInput
 from domain.validation import build_plan
+from services.application.errors import (
+    EXIT_COMPLETED,
+    EXIT_FAILED,
+    EXIT_INVALID,
+    ApiError,
+    outcome_of,
+)
 from services.cli.client import (
     ApiClient,
     api_error_lines,
@@ -29,13 +36,6 @@ from services.cli.report import print_human, print_json
 from services.cli.run_command import run_workflow
 from services.cli.serve import Roles, event_loop_factory, serve
 from services.container import Container, close_backend, open_backend
-from services.shared.errors import (
-    EXIT_COMPLETED,
-    EXIT_FAILED,
-    EXIT_INVALID,
-    ApiError,
-    outcome_of,
-)
 from services.shared.views import run_view
 from services.worker.registry import import_handler_modules
 

@@ -20,8 +20,8 @@ from typing import Any
 import uvicorn
 
 from services.api import create_app
+from services.application.errors import UsageError
 from services.container import Container, close_backend, open_backend
-from services.shared.errors import UsageError
 
 log = logging.getLogger(__name__)
 
