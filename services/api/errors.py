@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import InvalidDefinition, InvalidInput, Problem
-from services.api.schemas import ErrorBody, ErrorDetail, ErrorResponse
+from services.api.common_schemas import ErrorBody, ErrorDetail, ErrorResponse
 from services.application.errors import ERROR_TABLE, outcome_of
 
 log = logging.getLogger(__name__)

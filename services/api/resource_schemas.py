@@ -1,29 +1,39 @@
-"""Response shapes of the resource API (definitions, runs, run events), built from domain objects.
+"""Request and response shapes of the resource API (definitions, runs, run events), the responses
+built from domain objects.
 
 Times are ISO 8601 (UTC), as in the seed's routes.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.history import EntryKind, HistoryEntry
 from domain.paging import Page
 from domain.ports import DefinitionSummary, RunSummary, StoredDefinition
-from domain.run import ErrorInfo, NodeRun, Run
+from domain.run import NodeRun, Run
 from domain.statuses import NodeStatus, RunStatus
-from services.api.schemas import NodeErrorView
+from services.api.common_schemas import (
+    NodeErrorView,
+    node_error,
+    node_error_or_none,
+    utc_time,
+    utc_time_or_none,
+)
 
 
-def _time(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+class StartRunRequest(BaseModel):
+    """Body of ``POST /runs``: exactly one of ``definition_id`` (that version) or ``workflow`` (the
+    newest version of that name)."""
 
+    model_config = ConfigDict(extra="forbid")
 
-def _error(error: ErrorInfo | None) -> NodeErrorView | None:
-    return None if error is None else NodeErrorView(type=error.type, message=error.message)
+    definition_id: str | None = Field(None, min_length=1, description="A definition id (one version).")
+    workflow: str | None = Field(None, min_length=1, description="A workflow name: its newest version.")
+    input: dict[str, Any] = Field(default_factory=dict, description="The run input, a JSON object.")
 
 
 class DefinitionView(BaseModel):
@@ -124,7 +134,7 @@ def definition_view(summary: DefinitionSummary) -> DefinitionView:
         definition_id=summary.definition_id,
         name=summary.name,
         version=summary.version,
-        created_at=datetime.fromtimestamp(summary.created_at, tz=UTC),
+        created_at=utc_time(summary.created_at),
         node_count=summary.node_count,
     )
 
@@ -144,9 +154,9 @@ def run_summary_view(summary: RunSummary) -> RunSummaryView:
         definition_id=summary.definition_id,
         workflow=summary.workflow,
         status=summary.status,
-        created_at=datetime.fromtimestamp(summary.created_at, tz=UTC),
-        started_at=_time(summary.started_at),
-        finished_at=_time(summary.finished_at),
+        created_at=utc_time(summary.created_at),
+        started_at=utc_time_or_none(summary.started_at),
+        finished_at=utc_time_or_none(summary.finished_at),
     )
 
 
@@ -158,17 +168,17 @@ def _node_detail(node: NodeRun) -> NodeDetail:
     return NodeDetail(
         status=node.status,
         attempts=node.attempt,
-        queued_at=_time(node.queued_at),
-        started_at=_time(node.started_at),
-        finished_at=_time(node.finished_at),
+        queued_at=utc_time_or_none(node.queued_at),
+        started_at=utc_time_or_none(node.started_at),
+        finished_at=utc_time_or_none(node.finished_at),
         worker_id=node.worker_id,
-        error=_error(node.error),
+        error=node_error_or_none(node.error),
         failed_attempts=[
             FailedAttemptView(
                 attempt=failed.attempt,
-                started_at=_time(failed.started_at),
-                finished_at=datetime.fromtimestamp(failed.finished_at, tz=UTC),
-                error=NodeErrorView(type=failed.error.type, message=failed.error.message),
+                started_at=utc_time_or_none(failed.started_at),
+                finished_at=utc_time(failed.finished_at),
+                error=node_error(failed.error),
             )
             for failed in node.failed_attempts or ()
         ],
@@ -182,9 +192,9 @@ def run_detail(run: Run) -> RunDetail:
         workflow=run.plan.name,
         status=run.status,
         input=run.input,
-        created_at=datetime.fromtimestamp(run.created_at, tz=UTC),
-        started_at=_time(run.started_at),
-        finished_at=_time(run.finished_at),
+        created_at=utc_time(run.created_at),
+        started_at=utc_time_or_none(run.started_at),
+        finished_at=utc_time_or_none(run.finished_at),
         nodes={spec.id: _node_detail(node) for spec, node in run.node_states()},
     )
 
@@ -199,12 +209,12 @@ def run_event(seq: int, entry: HistoryEntry) -> RunEventView:
     return RunEventView(
         seq=seq,
         kind=entry.kind,
-        at=datetime.fromtimestamp(entry.at, tz=UTC),
+        at=utc_time(entry.at),
         node_id=entry.node_id,
         attempt=entry.attempt,
         worker_id=entry.worker_id,
-        error=_error(entry.error),
-        retry_at=_time(entry.retry_at),
+        error=node_error_or_none(entry.error),
+        retry_at=utc_time_or_none(entry.retry_at),
         dispatched=list(entry.dispatched),
         skipped=list(entry.skipped),
         run_status=entry.run_status,

@@ -12,14 +12,14 @@ from pydantic import BaseModel
 from domain.errors import BackendError, BackendUnavailable, InvalidInput
 from services.api.bodies import check_json_content_type, parse_json, run_input_of, under_input
 from services.api.errors import error_responses
-from services.api.schemas import (
+from services.api.openapi import json_body
+from services.api.seed_schemas import (
     HealthStatus,
     ReadyStatus,
     RunTriggered,
     WorkflowCreated,
     WorkflowResults,
     WorkflowStatus,
-    json_body,
     results_of,
     status_of,
 )

@@ -18,6 +18,7 @@ from domain.ports import RunQuery, RunSummary
 from domain.statuses import RunStatus
 from services.api.bodies import parse_json, start_request_of, under_input
 from services.api.errors import error_responses
+from services.api.openapi import json_body
 from services.api.resource_schemas import (
     CancelAccepted,
     DefinitionDetail,
@@ -37,8 +38,7 @@ from services.api.resource_schemas import (
     run_results,
     run_summary_view,
 )
-from services.api.routes import JSON_BODY, ServiceDependency
-from services.api.schemas import json_body
+from services.api.seed_routes import JSON_BODY, ServiceDependency
 from services.application.errors import RunNotFinishedYet
 from services.application.workflows import WorkflowService
 from services.runtime.resilience import retrying

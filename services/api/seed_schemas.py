@@ -1,0 +1,95 @@
+"""Shapes of the seed's four routes (exact, as the seed answered them) and their construction from a
+``Run``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.run import Run
+from domain.statuses import NodeStatus, RunStatus
+from services.api.common_schemas import NodeErrorView, node_error_or_none, utc_time, utc_time_or_none
+
+
+class TriggerRequest(BaseModel):
+    """Body of a trigger; optional (an empty body starts the run with an empty input)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: dict[str, Any] = Field(default_factory=dict, description="The run input, a JSON object.")
+
+
+class WorkflowCreated(BaseModel):
+    execution_id: str = Field(description="Id of the stored workflow definition; trigger runs with it.")
+
+
+class RunTriggered(BaseModel):
+    instance_id: str = Field(description="Id of the new run.")
+
+
+class HealthStatus(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyStatus(BaseModel):
+    status: Literal["ready"] = "ready"
+
+
+class NodeStateView(BaseModel):
+    status: NodeStatus
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: NodeErrorView | None
+
+
+class WorkflowStatus(BaseModel):
+    workflow_id: str
+    instance_id: str
+    name: str
+    state: RunStatus
+    created_at: datetime
+    completed_at: datetime | None
+    nodes: dict[str, NodeStateView]
+
+
+class WorkflowResults(BaseModel):
+    workflow_id: str
+    instance_id: str
+    status: RunStatus
+    results: dict[str, Any] = Field(description="Output of every node that completed, by node id.")
+
+
+def status_of(run: Run) -> WorkflowStatus:
+    nodes = {
+        spec.id: NodeStateView(
+            status=node.status,
+            attempts=node.attempt,
+            started_at=utc_time_or_none(node.started_at),
+            finished_at=utc_time_or_none(node.finished_at),
+            error=node_error_or_none(node.error),
+        )
+        for spec, node in run.node_states()
+    }
+    return WorkflowStatus(
+        workflow_id=run.definition_id,
+        instance_id=run.run_id,
+        name=run.plan.name,
+        state=run.status,
+        created_at=utc_time(run.created_at),
+        completed_at=utc_time_or_none(run.finished_at),
+        nodes=nodes,
+    )
+
+
+def results_of(run: Run) -> WorkflowResults:
+    """The outputs of a finished run, in definition order; the caller checks that it is final."""
+    outputs = run.outputs
+    return WorkflowResults(
+        workflow_id=run.definition_id,
+        instance_id=run.run_id,
+        status=run.status,
+        results={spec.id: outputs[spec.id] for spec in run.plan.nodes if spec.id in outputs},
+    )
