@@ -40,6 +40,7 @@ from services.api.resource_schemas import (
 )
 from services.api.seed_routes import JSON_BODY, ServiceDependency
 from services.application.errors import RunNotFinishedYet
+from services.application.run_view import run_view
 from services.application.workflows import WorkflowService
 from services.runtime.resilience import retrying
 
@@ -137,7 +138,7 @@ def build_resource_router(workflows: ServiceDependency) -> APIRouter:
         responses=error_responses(404, 503),
     )
     async def get_run(run_id: str, service: Service) -> RunDetail:
-        return run_detail(await service.get_run(run_id, outputs=False))
+        return run_detail(run_view(await service.get_run(run_id, outputs=False)))
 
     @router.get(
         "/runs/{run_id}/results",

@@ -1,5 +1,5 @@
-"""Request and response shapes of the resource API (definitions, runs, run events), the responses
-built from domain objects.
+"""Request and response shapes of the resource API (definitions, runs, run events); a run is shown
+from its read model (``services.application.run_view``), the rest from domain objects.
 
 Times are ISO 8601 (UTC), as in the seed's routes.
 """
@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.history import EntryKind, HistoryEntry
 from domain.paging import Page
 from domain.ports import DefinitionSummary, RunSummary, StoredDefinition
-from domain.run import NodeRun, Run
+from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
 from services.api.common_schemas import (
     NodeErrorView,
@@ -23,6 +23,7 @@ from services.api.common_schemas import (
     utc_time,
     utc_time_or_none,
 )
+from services.application.run_view import NodeView, RunView, completed_outputs
 
 
 class StartRunRequest(BaseModel):
@@ -164,10 +165,10 @@ def run_page(page: Page[RunSummary]) -> RunPage:
     return RunPage(items=[run_summary_view(item) for item in page.items], next_cursor=page.next_cursor)
 
 
-def _node_detail(node: NodeRun) -> NodeDetail:
+def _node_detail(node: NodeView) -> NodeDetail:
     return NodeDetail(
         status=node.status,
-        attempts=node.attempt,
+        attempts=node.attempts,
         queued_at=utc_time_or_none(node.queued_at),
         started_at=utc_time_or_none(node.started_at),
         finished_at=utc_time_or_none(node.finished_at),
@@ -180,29 +181,28 @@ def _node_detail(node: NodeRun) -> NodeDetail:
                 finished_at=utc_time(failed.finished_at),
                 error=node_error(failed.error),
             )
-            for failed in node.failed_attempts or ()
+            for failed in node.failed_attempts
         ],
     )
 
 
-def run_detail(run: Run) -> RunDetail:
+def run_detail(view: RunView) -> RunDetail:
     return RunDetail(
-        run_id=run.run_id,
-        definition_id=run.definition_id,
-        workflow=run.plan.name,
-        status=run.status,
-        input=run.input,
-        created_at=utc_time(run.created_at),
-        started_at=utc_time_or_none(run.started_at),
-        finished_at=utc_time_or_none(run.finished_at),
-        nodes={spec.id: _node_detail(node) for spec, node in run.node_states()},
+        run_id=view.run_id,
+        definition_id=view.definition_id,
+        workflow=view.workflow,
+        status=view.status,
+        input=view.input,
+        created_at=utc_time(view.created_at),
+        started_at=utc_time_or_none(view.started_at),
+        finished_at=utc_time_or_none(view.finished_at),
+        nodes={node_id: _node_detail(node) for node_id, node in view.nodes.items()},
     )
 
 
 def run_results(run: Run) -> RunResultsView:
-    outputs = run.outputs
-    results = {spec.id: outputs[spec.id] for spec in run.plan.nodes if spec.id in outputs}
-    return RunResultsView(run_id=run.run_id, status=run.status, results=results)
+    """The outputs of a finished run; the caller checks that it is final."""
+    return RunResultsView(run_id=run.run_id, status=run.status, results=completed_outputs(run))
 
 
 def run_event(seq: int, entry: HistoryEntry) -> RunEventView:

@@ -24,6 +24,7 @@ from services.api.seed_schemas import (
     status_of,
 )
 from services.application.errors import RunNotFinished
+from services.application.run_view import run_view
 from services.application.workflows import WorkflowService
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def build_router(workflows: ServiceDependency, ready: ReadinessProbe | None = No
     )
     async def workflow_status(instance_id: str) -> Response:
         service = await workflows()
-        return _json(status_of(await service.get_run(instance_id, outputs=False)))
+        return _json(status_of(run_view(await service.get_run(instance_id, outputs=False))))
 
     @router.get(
         "/workflows/{instance_id}/results",

@@ -1,5 +1,5 @@
-"""Shapes of the seed's four routes (exact, as the seed answered them) and their construction from a
-``Run``."""
+"""Shapes of the seed's four routes (exact, as the seed answered them), built from the read model of
+a run (``services.application.run_view``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
 from services.api.common_schemas import NodeErrorView, node_error_or_none, utc_time, utc_time_or_none
+from services.application.run_view import RunView, completed_outputs
 
 
 class TriggerRequest(BaseModel):
@@ -62,34 +63,33 @@ class WorkflowResults(BaseModel):
     results: dict[str, Any] = Field(description="Output of every node that completed, by node id.")
 
 
-def status_of(run: Run) -> WorkflowStatus:
+def status_of(view: RunView) -> WorkflowStatus:
     nodes = {
-        spec.id: NodeStateView(
+        node_id: NodeStateView(
             status=node.status,
-            attempts=node.attempt,
+            attempts=node.attempts,
             started_at=utc_time_or_none(node.started_at),
             finished_at=utc_time_or_none(node.finished_at),
             error=node_error_or_none(node.error),
         )
-        for spec, node in run.node_states()
+        for node_id, node in view.nodes.items()
     }
     return WorkflowStatus(
-        workflow_id=run.definition_id,
-        instance_id=run.run_id,
-        name=run.plan.name,
-        state=run.status,
-        created_at=utc_time(run.created_at),
-        completed_at=utc_time_or_none(run.finished_at),
+        workflow_id=view.definition_id,
+        instance_id=view.run_id,
+        name=view.workflow,
+        state=view.status,
+        created_at=utc_time(view.created_at),
+        completed_at=utc_time_or_none(view.finished_at),
         nodes=nodes,
     )
 
 
 def results_of(run: Run) -> WorkflowResults:
     """The outputs of a finished run, in definition order; the caller checks that it is final."""
-    outputs = run.outputs
     return WorkflowResults(
         workflow_id=run.definition_id,
         instance_id=run.run_id,
         status=run.status,
-        results={spec.id: outputs[spec.id] for spec in run.plan.nodes if spec.id in outputs},
+        results=completed_outputs(run),
     )

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from domain.errors import InvalidDefinition, InvalidInput
+from domain.statuses import RunStatus
 from domain.validation import build_plan
 from services.application.errors import (
     EXIT_COMPLETED,
@@ -21,6 +22,7 @@ from services.application.errors import (
     ApiError,
     outcome_of,
 )
+from services.application.run_view import run_view
 from services.cli.client import (
     ApiClient,
     api_error_lines,
@@ -36,7 +38,6 @@ from services.cli.report import print_human, print_json
 from services.cli.run_command import run_workflow
 from services.cli.serve import Roles, event_loop_factory, serve
 from services.container import Container, close_backend, open_backend
-from services.shared.views import run_view
 from services.worker.registry import import_handler_modules
 
 app = typer.Typer(
@@ -132,7 +133,7 @@ def run(
         print_json(view)
     else:
         print_human(Console(), view)
-    raise typer.Exit(EXIT_COMPLETED if view["status"] == "COMPLETED" else EXIT_FAILED)
+    raise typer.Exit(EXIT_COMPLETED if view.status is RunStatus.COMPLETED else EXIT_FAILED)
 
 
 def _serve(roles: Roles, default_backend: Literal["memory", "redis"]) -> None:
