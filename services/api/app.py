@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from services.api import health_routes, resource_routes, seed_routes
+from services.api.dependencies import ApiServices, ReadinessProbe, install_services
 from services.api.errors import install_error_handlers
 from services.api.middleware import BearerAuth, BodySizeLimit, JsonCORSMiddleware
 from services.api.openapi import complete_openapi
-from services.api.resource_routes import build_resource_router
-from services.api.seed_routes import ReadinessProbe, build_router
 from services.application.workflows import WorkflowService
 from services.settings import Settings
 
@@ -35,8 +35,7 @@ def create_app(
     (API_TOKENS), the request body limit (MAX_REQUEST_BYTES).
     """
 
-    async def provide() -> WorkflowService:  # async: FastAPI runs a plain def in a thread
-        # A plain zero-argument callable: FastAPI would read a provider's (*args, **kwargs) as query.
+    def provide() -> WorkflowService:
         return workflows if isinstance(workflows, WorkflowService) else workflows()
 
     prefix = api_prefix(settings.api_str)
@@ -50,8 +49,9 @@ def create_app(
         redoc_url=f"{prefix}/redoc" if docs else None,
         swagger_ui_oauth2_redirect_url=None,
     )
-    app.include_router(build_router(provide, ready), prefix=prefix)
-    app.include_router(build_resource_router(provide), prefix=prefix)
+    install_services(app, ApiServices(workflows=provide, ready=ready))
+    for routes in (health_routes, seed_routes, resource_routes):
+        app.include_router(routes.router, prefix=prefix)
     install_error_handlers(app)
     tokens = [
         token for token in (secret.get_secret_value().strip() for secret in settings.api_tokens) if token

@@ -4,7 +4,7 @@ a run (``services.application.run_view``)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,14 +28,6 @@ class WorkflowCreated(BaseModel):
 
 class RunTriggered(BaseModel):
     instance_id: str = Field(description="Id of the new run.")
-
-
-class HealthStatus(BaseModel):
-    status: Literal["ok"] = "ok"
-
-
-class ReadyStatus(BaseModel):
-    status: Literal["ready"] = "ready"
 
 
 class NodeStateView(BaseModel):
