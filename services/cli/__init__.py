@@ -36,8 +36,9 @@ from services.cli.files import read_json_file, read_run_input
 from services.cli.progress import RunProgress
 from services.cli.report import print_human, print_json
 from services.cli.run_command import run_workflow
-from services.cli.serve import Roles, event_loop_factory, serve
+from services.cli.serve import Roles, serve
 from services.container import Container, close_backend, open_backend
+from services.runtime.serving import event_loop_factory
 from services.worker.registry import import_handler_modules
 
 app = typer.Typer(
