@@ -21,7 +21,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture(scope="session")
 def engine_pycache(pytestconfig: pytest.Config) -> Path | None:
     """Where the engine processes the tests start keep their bytecode."""
-    return pytestconfig.cache.mkdir("dag_service_pycache") if pytestconfig.cache else None
+    return cache.mkdir("dag_service_pycache") if (cache := getattr(pytestconfig, "cache", None)) else None
 
 
 @pytest.fixture(scope="session")
