@@ -27,8 +27,11 @@ LAYERS: tuple[tuple[str, Test], ...] = (
         lambda s: "WorkflowService.start" in s,
     ),
     ("status: RedisRunRepository.get (redis-py, socket, Run)", lambda s: "RedisRunRepository.get" in s),
-    ("status: status_of (pydantic views)", lambda s: "status_of" in s),
-    ("routes: the rest (body read and parse, ...)", lambda s: "services/api/routes.py" in s),
+    (
+        "status: run_view + status_of (read model, pydantic views)",
+        lambda s: "status_of" in s or "run_view (" in s,
+    ),
+    ("routes: the rest (body read and parse, ...)", lambda s: "services/api/seed_routes.py" in s),
     ("FastAPI: solve_dependencies (def dependencies -> thread pool)", lambda s: "solve_dependencies" in s),
     ("FastAPI: response validation and serialisation", lambda s: "serialize_response" in s),
     (

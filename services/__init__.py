@@ -1,1 +1,2 @@
-"""Drivers and deployables: orchestrator, worker, CLI, and the one composition root."""
+"""The application layer (``application``), the process runtime (``runtime``), the deployables (api,
+orchestrator, worker), the CLI, and the one composition root (``container``)."""

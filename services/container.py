@@ -21,10 +21,10 @@ from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
 from adapters.redis.runs import RedisRunRepository
 from adapters.system import SystemClock, UuidIds
+from services.application.completions import RunCompletions
+from services.application.workflows import WorkflowService
 from services.orchestrator import Orchestrator
 from services.settings import Settings
-from services.shared.completions import RunCompletions
-from services.shared.workflows import WorkflowService
 from services.worker import Worker, default_registry
 
 # Blocking reads wait at most this long, so the socket timeout must be longer.

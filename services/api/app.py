@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import FastAPI
 
-from services.api.errors import error_responses, install_error_handlers
+from services.api import health_routes, resource_routes, seed_routes
+from services.api.dependencies import ApiServices, ReadinessProbe, install_services
+from services.api.errors import install_error_handlers
 from services.api.middleware import BearerAuth, BodySizeLimit, JsonCORSMiddleware
-from services.api.resources import build_resource_router
-from services.api.routes import ReadinessProbe, build_router
-from services.api.schemas import request_body_schemas
+from services.api.openapi import complete_openapi
+from services.application.workflows import WorkflowService
 from services.settings import Settings
-from services.shared.workflows import WorkflowService
 
 
 def api_prefix(api_str: str) -> str:
@@ -36,8 +35,7 @@ def create_app(
     (API_TOKENS), the request body limit (MAX_REQUEST_BYTES).
     """
 
-    async def provide() -> WorkflowService:  # async: FastAPI runs a plain def in a thread
-        # A plain zero-argument callable: FastAPI would read a provider's (*args, **kwargs) as query.
+    def provide() -> WorkflowService:
         return workflows if isinstance(workflows, WorkflowService) else workflows()
 
     prefix = api_prefix(settings.api_str)
@@ -51,15 +49,16 @@ def create_app(
         redoc_url=f"{prefix}/redoc" if docs else None,
         swagger_ui_oauth2_redirect_url=None,
     )
-    app.include_router(build_router(provide, ready), prefix=prefix)
-    app.include_router(build_resource_router(provide), prefix=prefix)
+    install_services(app, ApiServices(workflows=provide, ready=ready))
+    for routes in (health_routes, seed_routes, resource_routes):
+        app.include_router(routes.router, prefix=prefix)
     install_error_handlers(app)
     tokens = [
         token for token in (secret.get_secret_value().strip() for secret in settings.api_tokens) if token
     ]
     open_paths = {f"{prefix}/health", f"{prefix}/ready"}
     open_paths.update(url for url in (app.openapi_url, app.docs_url, app.redoc_url) if url)
-    _complete_openapi(app, open_paths if tokens else None)
+    complete_openapi(app, open_paths if tokens else None)
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
     if tokens:
         app.add_middleware(BearerAuth, tokens=tokens, open_paths=open_paths)
@@ -73,40 +72,3 @@ def create_app(
             allow_headers=["*"],
         )
     return app
-
-
-_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-
-
-def _complete_openapi(app: FastAPI, open_paths: set[str] | None) -> None:
-    """Add the schemas of the raw JSON bodies (see ``schemas.json_body``) to the OpenAPI components,
-    and, when authentication is on (``open_paths`` given), the bearer scheme and its 401 on every
-    operation outside ``open_paths``."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            components = schema.setdefault("components", {})
-            components.setdefault("schemas", {}).update(request_body_schemas())
-            if open_paths is not None:
-                components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-                unauthorized = error_responses(401)[401]
-                for path, operations in schema.get("paths", {}).items():
-                    if path in open_paths:
-                        continue
-                    for method, operation in operations.items():
-                        if method in _HTTP_METHODS:
-                            operation["security"] = [{"bearer": []}]
-                            operation.setdefault("responses", {})["401"] = {
-                                "description": unauthorized["description"],
-                                "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
-                                "content": {
-                                    "application/json": {
-                                        "schema": {"$ref": "#/components/schemas/ErrorResponse"}
-                                    }
-                                },
-                            }
-        return app.openapi_schema or {}
-
-    app.openapi = openapi  # type: ignore[method-assign]

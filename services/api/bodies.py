@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from domain.errors import InvalidInput, Problem
-from services.shared.errors import UnsupportedMediaType, UsageError
+from services.application.errors import UnsupportedMediaType, UsageError
 
 _KINDS: dict[type, str] = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
 

@@ -1,4 +1,4 @@
-"""Every error leaves the API in one JSON shape; statuses come from ``services.shared.errors``.
+"""Every error leaves the API in one JSON shape; statuses come from ``services.application.errors``.
 
 ``{"error": {"code": str, "message": str, "details": [{"path": ..., "message": ...}]}}`` for expected
 errors (the shared table), FastAPI's request validation (422), Starlette's HTTP errors (unknown route,
@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import InvalidDefinition, InvalidInput, Problem
-from services.api.schemas import ErrorBody, ErrorDetail, ErrorResponse
-from services.shared.errors import ERROR_TABLE, outcome_of
+from services.api.common_schemas import ErrorBody, ErrorDetail, ErrorResponse
+from services.application.errors import ERROR_TABLE, outcome_of
 
 log = logging.getLogger(__name__)
 

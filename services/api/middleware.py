@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.errors import response_for
-from services.shared.errors import PayloadTooLarge, Unauthorized, UsageError
+from services.application.errors import PayloadTooLarge, Unauthorized, UsageError
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

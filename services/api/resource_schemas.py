@@ -1,29 +1,40 @@
-"""Response shapes of the resource API (definitions, runs, run events), built from domain objects.
+"""Request and response shapes of the resource API (definitions, runs, run events); a run is shown
+from its read model (``services.application.run_view``), the rest from domain objects.
 
 Times are ISO 8601 (UTC), as in the seed's routes.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.history import EntryKind, HistoryEntry
 from domain.paging import Page
 from domain.ports import DefinitionSummary, RunSummary, StoredDefinition
-from domain.run import ErrorInfo, NodeRun, Run
+from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
-from services.api.schemas import NodeErrorView
+from services.api.common_schemas import (
+    NodeErrorView,
+    node_error,
+    node_error_or_none,
+    utc_time,
+    utc_time_or_none,
+)
+from services.application.run_view import NodeView, RunView, completed_outputs
 
 
-def _time(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+class StartRunRequest(BaseModel):
+    """Body of ``POST /runs``: exactly one of ``definition_id`` (that version) or ``workflow`` (the
+    newest version of that name)."""
 
+    model_config = ConfigDict(extra="forbid")
 
-def _error(error: ErrorInfo | None) -> NodeErrorView | None:
-    return None if error is None else NodeErrorView(type=error.type, message=error.message)
+    definition_id: str | None = Field(None, min_length=1, description="A definition id (one version).")
+    workflow: str | None = Field(None, min_length=1, description="A workflow name: its newest version.")
+    input: dict[str, Any] = Field(default_factory=dict, description="The run input, a JSON object.")
 
 
 class DefinitionView(BaseModel):
@@ -124,7 +135,7 @@ def definition_view(summary: DefinitionSummary) -> DefinitionView:
         definition_id=summary.definition_id,
         name=summary.name,
         version=summary.version,
-        created_at=datetime.fromtimestamp(summary.created_at, tz=UTC),
+        created_at=utc_time(summary.created_at),
         node_count=summary.node_count,
     )
 
@@ -144,9 +155,9 @@ def run_summary_view(summary: RunSummary) -> RunSummaryView:
         definition_id=summary.definition_id,
         workflow=summary.workflow,
         status=summary.status,
-        created_at=datetime.fromtimestamp(summary.created_at, tz=UTC),
-        started_at=_time(summary.started_at),
-        finished_at=_time(summary.finished_at),
+        created_at=utc_time(summary.created_at),
+        started_at=utc_time_or_none(summary.started_at),
+        finished_at=utc_time_or_none(summary.finished_at),
     )
 
 
@@ -154,57 +165,56 @@ def run_page(page: Page[RunSummary]) -> RunPage:
     return RunPage(items=[run_summary_view(item) for item in page.items], next_cursor=page.next_cursor)
 
 
-def _node_detail(node: NodeRun) -> NodeDetail:
+def _node_detail(node: NodeView) -> NodeDetail:
     return NodeDetail(
         status=node.status,
-        attempts=node.attempt,
-        queued_at=_time(node.queued_at),
-        started_at=_time(node.started_at),
-        finished_at=_time(node.finished_at),
+        attempts=node.attempts,
+        queued_at=utc_time_or_none(node.queued_at),
+        started_at=utc_time_or_none(node.started_at),
+        finished_at=utc_time_or_none(node.finished_at),
         worker_id=node.worker_id,
-        error=_error(node.error),
+        error=node_error_or_none(node.error),
         failed_attempts=[
             FailedAttemptView(
                 attempt=failed.attempt,
-                started_at=_time(failed.started_at),
-                finished_at=datetime.fromtimestamp(failed.finished_at, tz=UTC),
-                error=NodeErrorView(type=failed.error.type, message=failed.error.message),
+                started_at=utc_time_or_none(failed.started_at),
+                finished_at=utc_time(failed.finished_at),
+                error=node_error(failed.error),
             )
-            for failed in node.failed_attempts or ()
+            for failed in node.failed_attempts
         ],
     )
 
 
-def run_detail(run: Run) -> RunDetail:
+def run_detail(view: RunView) -> RunDetail:
     return RunDetail(
-        run_id=run.run_id,
-        definition_id=run.definition_id,
-        workflow=run.plan.name,
-        status=run.status,
-        input=run.input,
-        created_at=datetime.fromtimestamp(run.created_at, tz=UTC),
-        started_at=_time(run.started_at),
-        finished_at=_time(run.finished_at),
-        nodes={spec.id: _node_detail(node) for spec, node in run.node_states()},
+        run_id=view.run_id,
+        definition_id=view.definition_id,
+        workflow=view.workflow,
+        status=view.status,
+        input=view.input,
+        created_at=utc_time(view.created_at),
+        started_at=utc_time_or_none(view.started_at),
+        finished_at=utc_time_or_none(view.finished_at),
+        nodes={node_id: _node_detail(node) for node_id, node in view.nodes.items()},
     )
 
 
 def run_results(run: Run) -> RunResultsView:
-    outputs = run.outputs
-    results = {spec.id: outputs[spec.id] for spec in run.plan.nodes if spec.id in outputs}
-    return RunResultsView(run_id=run.run_id, status=run.status, results=results)
+    """The outputs of a finished run; the caller checks that it is final."""
+    return RunResultsView(run_id=run.run_id, status=run.status, results=completed_outputs(run))
 
 
 def run_event(seq: int, entry: HistoryEntry) -> RunEventView:
     return RunEventView(
         seq=seq,
         kind=entry.kind,
-        at=datetime.fromtimestamp(entry.at, tz=UTC),
+        at=utc_time(entry.at),
         node_id=entry.node_id,
         attempt=entry.attempt,
         worker_id=entry.worker_id,
-        error=_error(entry.error),
-        retry_at=_time(entry.retry_at),
+        error=node_error_or_none(entry.error),
+        retry_at=utc_time_or_none(entry.retry_at),
         dispatched=list(entry.dispatched),
         skipped=list(entry.skipped),
         run_status=entry.run_status,

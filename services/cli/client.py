@@ -1,6 +1,6 @@
 """Client commands' HTTP side: calling a running ``dag-service`` API (``submit``, ``trigger`` ...).
 
-Every failure leaves as an error of the shared table (``services.shared.errors``): no answer at all
+Every failure leaves as an error of the shared table (``services.application.errors``): no answer at all
 is ``ApiUnreachable``; an error answer is ``ApiError.from_response`` with the server's code, message
 and details; a URL that cannot be used is a ``UsageError``. The token comes from ``DAG_API_TOKEN``
 only, never from a command-line flag, so it stays out of shell history.
@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from services.application.errors import ApiError, ApiErrorDetail, ApiUnreachable, UsageError
 from services.settings import Settings
-from services.shared.errors import ApiError, ApiErrorDetail, ApiUnreachable, UsageError
 
 API_URL_ENV = "DAG_API_URL"
 API_TOKEN_ENV = "DAG_API_TOKEN"

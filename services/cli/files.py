@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from services.shared.errors import UsageError
+from services.application.errors import UsageError
 
 
 def parse_json(text: str, source: str) -> Any:

@@ -1,4 +1,5 @@
-"""How a finished run is shown: a table for people, one JSON document for programs."""
+"""How ``dag-service run`` shows a finished run, from its read model: a table for people, one JSON
+document for programs (times in seconds since the epoch)."""
 
 from __future__ import annotations
 
@@ -9,41 +10,86 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from domain.run import ErrorInfo
+from services.application.run_view import NodeView, RunView
+
 _STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "SKIPPED": "yellow", "CANCELLED": "yellow"}
 
 
-def _seconds(node: dict[str, Any]) -> str:
-    if node["started_at"] is None or node["finished_at"] is None:
-        return "-"
-    return f"{node['finished_at'] - node['started_at']:.3f}"
+def _error_document(error: ErrorInfo | None) -> dict[str, str] | None:
+    return None if error is None else {"type": error.type, "message": error.message}
 
 
-def print_human(console: Console, view: dict[str, Any]) -> None:
-    status = view["status"]
-    done = sum(1 for node in view["nodes"].values() if node["status"] == "COMPLETED")
-    duration = view["duration_seconds"]
+def _node_document(node: NodeView) -> dict[str, Any]:
+    """A node's fields; ``failed_attempts`` only when there were some, ``output`` only when it has one."""
+    document: dict[str, Any] = {
+        "status": node.status.value,
+        "attempts": node.attempts,
+        "queued_at": node.queued_at,
+        "started_at": node.started_at,
+        "finished_at": node.finished_at,
+        "worker_id": node.worker_id,
+        "error": _error_document(node.error),
+    }
+    if node.failed_attempts:
+        document["failed_attempts"] = [
+            {
+                "attempt": failed.attempt,
+                "started_at": failed.started_at,
+                "finished_at": failed.finished_at,
+                "error": _error_document(failed.error),
+            }
+            for failed in node.failed_attempts
+        ]
+    if node.has_output:
+        document["output"] = node.output
+    return document
+
+
+def run_document(view: RunView) -> dict[str, Any]:
+    """The ``--json`` document of a run."""
+    return {
+        "run_id": view.run_id,
+        "definition_id": view.definition_id,
+        "workflow": view.workflow,
+        "status": view.status.value,
+        "created_at": view.created_at,
+        "started_at": view.started_at,
+        "finished_at": view.finished_at,
+        "duration_seconds": view.duration_seconds,
+        "nodes": {node_id: _node_document(node) for node_id, node in view.nodes.items()},
+    }
+
+
+def _seconds(node: NodeView) -> str:
+    duration = node.duration_seconds
+    return "-" if duration is None else f"{duration:.3f}"
+
+
+def print_human(console: Console, view: RunView) -> None:
+    status = view.status.value
+    duration = view.duration_seconds
     took = f" in {duration:.2f} s" if duration is not None else ""
-    style = _STATUS_STYLE.get(status, "")
-    headline = Text(f"Run {view['run_id']} of '{view['workflow']}': ")
-    headline.append(status, style=style)
-    headline.append(f"{took} ({done}/{len(view['nodes'])} nodes completed)")
+    headline = Text(f"Run {view.run_id} of '{view.workflow}': ")
+    headline.append(status, style=_STATUS_STYLE.get(status, ""))
+    headline.append(f"{took} ({view.completed_count}/{len(view.nodes)} nodes completed)")
     console.print(headline)
     table = Table("node", "status", "attempts", "seconds", "error")
-    for node_id, node in view["nodes"].items():
-        error = node["error"]
+    for node_id, node in view.nodes.items():
+        error = node.error
         table.add_row(
             Text(node_id),
-            Text(node["status"], style=_STATUS_STYLE.get(node["status"], "")),
-            str(node["attempts"]),
+            Text(node.status.value, style=_STATUS_STYLE.get(node.status.value, "")),
+            str(node.attempts),
             _seconds(node),
-            Text("" if error is None else f"{error['type']}: {error['message']}"),
+            Text("" if error is None else f"{error.type}: {error.message}"),
         )
     console.print(table)
-    for node_id, node in view["nodes"].items():
-        if "output" in node:
+    for node_id, node in view.nodes.items():
+        if node.has_output:
             console.print(Text(f"{node_id} output:", style="bold"))
-            console.print(Text(json.dumps(node["output"], indent=2, ensure_ascii=False)), soft_wrap=True)
+            console.print(Text(json.dumps(node.output, indent=2, ensure_ascii=False)), soft_wrap=True)
 
 
-def print_json(view: dict[str, Any]) -> None:
-    print(json.dumps(view, indent=2, ensure_ascii=False))  # noqa: T201 - the command's output
+def print_json(view: RunView) -> None:
+    print(json.dumps(run_document(view), indent=2, ensure_ascii=False))  # noqa: T201 - the command's output

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from domain.events import Event, FinishRun
 from domain.ports import Clock, Delivery, EventBus, RunRepository, TimerStore
 from domain.statuses import RunStatus
-from services.shared.faults import crash_point
-from services.shared.resilience import repeat_until, retrying
+from services.runtime.faults import crash_point
+from services.runtime.resilience import repeat_until, retrying
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from domain.ports import (
     TaskQueue,
 )
 from domain.run import TIMEOUT_ERROR, timeout_message
-from services.shared.faults import crash_point
-from services.shared.resilience import repeat_until, retrying
+from services.runtime.faults import crash_point
+from services.runtime.resilience import repeat_until, retrying
 from services.worker.registry import Handler, HandlerContext, HandlerRegistry, UnknownHandler
 
 log = logging.getLogger(__name__)

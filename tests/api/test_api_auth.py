@@ -133,7 +133,7 @@ async def test_not_ready_when_the_backend_is_unavailable(container: Container) -
 async def test_not_ready_when_the_backend_does_not_answer_in_time(
     container: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("services.api.routes.READY_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr("services.api.health_routes.READY_TIMEOUT_SECONDS", 0.05)
 
     async def probe() -> None:
         await asyncio.sleep(10)

@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from http_support import submit
 
 from services.api import create_app
+from services.application.workflows import WorkflowService
 from services.container import Container
-from services.shared.workflows import WorkflowService
 
 
 async def test_invalid_definition_lists_every_problem_with_its_path(client: httpx.AsyncClient) -> None:

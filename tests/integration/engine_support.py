@@ -11,10 +11,11 @@ from definitions import node_with as node  # noqa: F401  (the integration tests'
 from dependency_injector import providers
 
 from domain.run import Run
+from services.application.run_view import run_view
+from services.cli.report import run_document
 from services.container import Container
 from services.engine import EmbeddedEngine
 from services.settings import Settings
-from services.shared.views import run_view
 from services.worker.builtin import register_builtins
 from services.worker.registry import HandlerRegistry
 
@@ -58,4 +59,4 @@ async def run_workflow(
 
 
 def view(run: Run) -> dict[str, Any]:
-    return run_view(run)
+    return run_document(run_view(run))

@@ -9,8 +9,8 @@ import pytest
 from engine_support import fresh_registry, make_container, node, workflow
 
 from domain.statuses import NodeStatus, RunStatus
+from services.application.errors import RunAlreadyFinished
 from services.engine import EmbeddedEngine
-from services.shared.errors import RunAlreadyFinished
 from services.worker.registry import HandlerContext
 
 CHILDREN = [f"c{i}" for i in range(5)]

@@ -23,7 +23,7 @@ from domain.ports import (
 from domain.run import Run
 from domain.statuses import RunStatus
 from domain.validation import build_plan, validate_input
-from services.shared.errors import RunAlreadyFinished
+from services.application.errors import RunAlreadyFinished
 
 
 class WorkflowService:

@@ -1,0 +1,48 @@
+"""Shapes both APIs share: the one error body, a node's error, and times as ISO 8601 (UTC)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+
+from domain.run import ErrorInfo
+
+
+class ErrorDetail(BaseModel):
+    path: str | None = Field(description="JSON path of the problem, e.g. $.dag.nodes[2].dependencies[0]")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_definition, not_found")
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error the API returns."""
+
+    error: ErrorBody
+
+
+class NodeErrorView(BaseModel):
+    type: str
+    message: str
+
+
+def utc_time(seconds: float) -> datetime:
+    """Seconds since the epoch as an aware UTC time (pydantic writes it as ISO 8601)."""
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def utc_time_or_none(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def node_error(error: ErrorInfo) -> NodeErrorView:
+    return NodeErrorView(type=error.type, message=error.message)
+
+
+def node_error_or_none(error: ErrorInfo | None) -> NodeErrorView | None:
+    return None if error is None else NodeErrorView(type=error.type, message=error.message)

@@ -1,0 +1,230 @@
+"""The resource API beside the seed's routes: definitions (with versions), runs, cancel, run events.
+
+A run's events stream as Server-Sent Events: the history so far, then live entries until the one
+that ends the run. A client that reconnects sends ``Last-Event-ID`` (or ``?after=``) and resumes.
+"""
+
+# No "from __future__ import annotations": FastAPI reads the routes' annotations as objects.
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from domain.errors import InvalidInput, NotFound, Problem
+from domain.paging import MAX_PAGE_SIZE
+from domain.ports import RunQuery, RunSummary
+from domain.statuses import RunStatus
+from services.api.bodies import parse_json, start_request_of, under_input
+from services.api.dependencies import JSON_BODY, Service
+from services.api.errors import error_responses
+from services.api.openapi import json_body
+from services.api.resource_schemas import (
+    CancelAccepted,
+    DefinitionDetail,
+    DefinitionPage,
+    DefinitionView,
+    RunDetail,
+    RunEventView,
+    RunPage,
+    RunResultsView,
+    RunSummaryView,
+    definition_detail,
+    definition_page,
+    definition_view,
+    run_detail,
+    run_event,
+    run_page,
+    run_results,
+    run_summary_view,
+)
+from services.application.errors import RunNotFinishedYet
+from services.application.run_view import run_view
+from services.application.workflows import WorkflowService
+from services.runtime.resilience import retrying
+
+EVENTS_PAGE = 500
+EVENTS_POLL_SECONDS = 0.1
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page.")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
+
+router = APIRouter()
+
+
+@router.post(
+    "/definitions",
+    tags=["definitions"],
+    status_code=201,
+    summary="Register a definition (a new version of its name)",
+    responses=error_responses(400, 413, 415, 503),
+    openapi_extra=json_body("WorkflowDefinition", required=True),
+    dependencies=JSON_BODY,
+)
+async def create_definition(request: Request, service: Service) -> DefinitionView:
+    """Registering a name again makes its next version; runs pin the version they start with."""
+    stored = await service.register(parse_json(await request.body(), "a workflow definition"))
+    return definition_view(stored.summary())
+
+
+@router.get(
+    "/definitions",
+    tags=["definitions"],
+    summary="List definitions, newest first",
+    responses=error_responses(400, 422, 503),
+)
+async def list_definitions(
+    service: Service,
+    name: Annotated[str | None, Query(description="Only versions of this workflow name.")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> DefinitionPage:
+    return definition_page(await service.definitions(name, cursor, limit))
+
+
+@router.get(
+    "/definitions/{definition_id}",
+    tags=["definitions"],
+    summary="A definition as registered",
+    responses=error_responses(404, 503),
+)
+async def get_definition(definition_id: str, service: Service) -> DefinitionDetail:
+    return definition_detail(await service.get_definition(definition_id))
+
+
+@router.post(
+    "/runs",
+    tags=["runs"],
+    status_code=201,
+    summary="Start a run",
+    responses=error_responses(400, 404, 413, 415, 503),
+    openapi_extra=json_body("StartRunRequest", required=True),
+    dependencies=JSON_BODY,
+)
+async def start_run(request: Request, response: Response, service: Service) -> RunSummaryView:
+    """Body ``{"definition_id": ..., "input": {...}}`` (that version), or ``{"workflow": name,
+    "input": {...}}`` (its newest version)."""
+    definition_id, workflow, run_input = start_request_of(await request.body())
+    if definition_id is None:
+        assert workflow is not None
+        definition_id = await service.latest_definition(workflow)
+    try:
+        run = await service.start(definition_id, run_input)
+    except InvalidInput as error:
+        raise under_input(error) from None
+    response.headers["location"] = f"{request.url.path}/{run.run_id}"
+    return run_summary_view(RunSummary.of(run))
+
+
+@router.get(
+    "/runs",
+    tags=["runs"],
+    summary="List runs, newest first",
+    responses=error_responses(400, 422, 503),
+)
+async def list_runs(
+    service: Service,
+    workflow: Annotated[str | None, Query(description="Only runs of this workflow name.")] = None,
+    status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> RunPage:
+    query = RunQuery(workflow=workflow, status=status, cursor=cursor, limit=limit)
+    return run_page(await service.runs(query))
+
+
+@router.get(
+    "/runs/{run_id}",
+    tags=["runs"],
+    summary="A run and its nodes",
+    responses=error_responses(404, 503),
+)
+async def get_run(run_id: str, service: Service) -> RunDetail:
+    return run_detail(run_view(await service.get_run(run_id, outputs=False)))
+
+
+@router.get(
+    "/runs/{run_id}/results",
+    tags=["runs"],
+    summary="Outputs of a finished run",
+    responses=error_responses(404, 409, 503),
+)
+async def get_results(run_id: str, service: Service) -> RunResultsView:
+    """Once the run is COMPLETED, FAILED or CANCELLED: every completed node's output. 409 before."""
+    run = await service.get_run(run_id)
+    if not run.status.is_final:
+        raise RunNotFinishedYet(run.run_id, run.status)
+    return run_results(run)
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    tags=["runs"],
+    status_code=202,
+    summary="Cancel a run",
+    responses=error_responses(404, 409, 503),
+)
+async def cancel_run(run_id: str, service: Service) -> CancelAccepted:
+    """Nodes not yet started never start and the run ends CANCELLED (attempts already running
+    finish, their results ignored). 409 when the run has already ended."""
+    return CancelAccepted(run_id=run_id, status=await service.cancel(run_id))
+
+
+async def first_event_after(
+    run_id: str,
+    service: Service,
+    after: Annotated[int, Query(ge=0, description="Resume after this event number.")] = 0,
+    last_event_id: Annotated[str | None, Header(description="Resume after this event (SSE).")] = None,
+) -> int:
+    """Where the stream starts; checks the run exists before the stream begins (404)."""
+    if last_event_id is not None:
+        try:
+            after = max(after, int(last_event_id))
+        except ValueError:
+            raise InvalidInput([Problem("header.last-event-id", "must be an event number")]) from None
+    await service.history(run_id, 0, 1)
+    return after
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    tags=["runs"],
+    summary="A run's events as Server-Sent Events",
+    response_class=EventSourceResponse,
+    responses=error_responses(400, 404, 422, 503),
+)
+async def run_events(
+    run_id: str, service: Service, after: Annotated[int, Depends(first_event_after)]
+) -> AsyncIterator[ServerSentEvent]:
+    """Every event of the run in order (`id` = its number, `event` = its kind, `data` = a
+    RunEventView), live until the event that ends the run (it has `run_status`), then the
+    stream closes."""
+    async for number, view in _follow(service, run_id, after):
+        yield ServerSentEvent(id=str(number), event=view.kind.value, raw_data=view.model_dump_json())
+
+
+async def _follow(
+    service: WorkflowService, run_id: str, after: int
+) -> AsyncIterator[tuple[int, RunEventView]]:
+    if after > 0:
+        # The last entry the client saw may be the one that ended the run.
+        seen = await retrying(lambda: service.history(run_id, after - 1, 1), "reading a run's events")
+        if seen and seen[0][1].run_status is not None:
+            return
+    position = after
+    while True:
+        try:
+            entries = await retrying(
+                lambda start=position: service.history(run_id, start, EVENTS_PAGE),  # type: ignore[misc]
+                "reading a run's events",
+            )
+        except NotFound:
+            return  # expired after its retention
+        for number, entry in entries:
+            yield number, run_event(number, entry)
+            position = number
+            if entry.run_status is not None:
+                return
+        if len(entries) < EVENTS_PAGE:
+            await asyncio.sleep(EVENTS_POLL_SECONDS)

@@ -1,0 +1,85 @@
+"""The seed's four routes, with the exact shapes the seed answered."""
+
+# No "from __future__ import annotations": FastAPI reads the routes' annotations as objects.
+from fastapi import APIRouter, Request, Response
+
+from domain.errors import InvalidInput
+from services.api.bodies import check_json_content_type, parse_json, run_input_of, under_input
+from services.api.dependencies import JSON_BODY, Service, json_response, workflow_service
+from services.api.errors import error_responses
+from services.api.openapi import json_body
+from services.api.seed_schemas import (
+    RunTriggered,
+    WorkflowCreated,
+    WorkflowResults,
+    WorkflowStatus,
+    results_of,
+    status_of,
+)
+from services.application.errors import RunNotFinished
+from services.application.run_view import run_view
+
+router = APIRouter()
+
+
+@router.post(
+    "/workflow",
+    tags=["workflows"],
+    summary="Register a workflow definition",
+    responses=error_responses(400, 413, 415, 503),
+    openapi_extra=json_body("WorkflowDefinition", required=True),
+    dependencies=JSON_BODY,
+)
+async def submit_workflow(request: Request, service: Service) -> WorkflowCreated:
+    """Validate and store a definition; a 400 lists every problem with its JSON path."""
+    definition = parse_json(await request.body(), "a workflow definition")
+    stored = await service.register(definition)
+    return WorkflowCreated(execution_id=stored.definition_id)
+
+
+@router.post(
+    "/workflow/trigger/{execution_id}",
+    tags=["workflows"],
+    summary="Start a run of a registered workflow",
+    response_model=RunTriggered,
+    responses=error_responses(400, 404, 413, 415, 422, 503),
+    openapi_extra=json_body("TriggerRequest", required=False),
+)
+async def trigger_workflow(execution_id: str, request: Request) -> Response:
+    """Body ``{"input": {...}}`` (optional). The run proceeds in the background; poll its status."""
+    # A hot route: it checks the body and gets its use cases itself (see ``workflow_service``).
+    check_json_content_type(request.headers)
+    service = await workflow_service(request)
+    run_input = run_input_of(await request.body())
+    try:
+        run = await service.start(execution_id, run_input)
+    except InvalidInput as error:
+        raise under_input(error) from None
+    return json_response(RunTriggered(instance_id=run.run_id))
+
+
+@router.get(
+    "/workflows/{instance_id}",
+    tags=["runs"],
+    summary="Status of a run and of its nodes",
+    response_model=WorkflowStatus,
+    responses=error_responses(404, 422, 503),
+)
+async def workflow_status(instance_id: str, request: Request) -> Response:
+    service = await workflow_service(request)  # a hot route, as above
+    return json_response(status_of(run_view(await service.get_run(instance_id, outputs=False))))
+
+
+@router.get(
+    "/workflows/{instance_id}/results",
+    tags=["runs"],
+    summary="Outputs of a finished run",
+    responses=error_responses(400, 404, 422, 503),
+)
+async def workflow_results(instance_id: str, service: Service) -> WorkflowResults:
+    """Once the run is COMPLETED, FAILED or CANCELLED: the output of every node that completed.
+    While it runs: 400."""
+    run = await service.get_run(instance_id)
+    if not run.status.is_final:
+        raise RunNotFinished(run.run_id, run.status)
+    return results_of(run)

@@ -1,0 +1,111 @@
+"""The read model of a run: what the command line and both HTTP APIs show of a run and its nodes.
+
+``run_view`` builds it from a ``Run`` through the aggregate's public state only; every output is
+derived from it (``dag-service run``'s report and ``--json`` document, the seed's
+``GET /workflows/{id}``, the resource API's ``GET /runs/{id}``), each choosing the fields it shows
+and its time format. What a field means is decided here, once:
+
+- times are seconds since the epoch, ``None`` until the moment has come;
+- a node's ``attempts`` counts the attempts dispatched so far (0 for a node that never ran), its
+  ``error`` is the last error the run recorded for it (why its attempt failed, or why it was
+  skipped), and ``failed_attempts`` are the earlier attempts that failed and were retried, oldest
+  first;
+- a node's output is there only when the run was read with outputs and the node produced one.
+
+The views are read-only by convention, not frozen: the status routes build one per node on every
+read, and a frozen dataclass's constructor costs several times as much.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from domain.run import ErrorInfo, FailedAttempt, NodeRun, Run
+from domain.statuses import NodeStatus, RunStatus
+
+
+def _duration(started_at: float | None, finished_at: float | None) -> float | None:
+    if started_at is None or finished_at is None:
+        return None
+    return finished_at - started_at
+
+
+@dataclass(slots=True)
+class NodeView:
+    status: NodeStatus
+    attempts: int
+    queued_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    worker_id: str | None
+    error: ErrorInfo | None
+    failed_attempts: tuple[FailedAttempt, ...]
+    has_output: bool
+    output: Any
+    """The node's output when ``has_output`` (an output may itself be ``null``); None otherwise."""
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """From the start of the last attempt to the end; None unless both are known."""
+        return _duration(self.started_at, self.finished_at)
+
+
+@dataclass(slots=True)
+class RunView:
+    run_id: str
+    definition_id: str
+    workflow: str
+    status: RunStatus
+    input: dict[str, Any]
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    nodes: dict[str, NodeView]
+    """Every node by id, in definition order."""
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return _duration(self.started_at, self.finished_at)
+
+    @property
+    def completed_count(self) -> int:
+        return sum(1 for node in self.nodes.values() if node.status is NodeStatus.COMPLETED)
+
+
+def _node_view(node: NodeRun, outputs: dict[str, Any], node_id: str) -> NodeView:
+    has_output = node_id in outputs
+    return NodeView(
+        status=node.status,
+        attempts=node.attempt,
+        queued_at=node.queued_at,
+        started_at=node.started_at,
+        finished_at=node.finished_at,
+        worker_id=node.worker_id,
+        error=node.error,
+        failed_attempts=tuple(node.failed_attempts) if node.failed_attempts else (),
+        has_output=has_output,
+        output=outputs[node_id] if has_output else None,
+    )
+
+
+def run_view(run: Run) -> RunView:
+    outputs = run.outputs
+    return RunView(
+        run_id=run.run_id,
+        definition_id=run.definition_id,
+        workflow=run.plan.name,
+        status=run.status,
+        input=run.input,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        nodes={spec.id: _node_view(node, outputs, spec.id) for spec, node in run.node_states()},
+    )
+
+
+def completed_outputs(run: Run) -> dict[str, Any]:
+    """The output of every node that completed, by node id in definition order: what both results
+    routes answer (their callers check that the run is final)."""
+    outputs = run.outputs
+    return {spec.id: outputs[spec.id] for spec in run.plan.nodes if spec.id in outputs}

@@ -1,0 +1,159 @@
+"""Client commands: talk to a running API (``dag-service up``, ``web`` or ``api``) over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from services.application.errors import EXIT_COMPLETED, EXIT_FAILED, ApiError
+from services.cli.client import (
+    ApiClient,
+    default_api_url,
+    event_line,
+    print_document,
+    print_document_line,
+    print_status,
+)
+from services.cli.files import read_json_file, read_run_input
+from services.cli.options import FileArgument, InputFile, InputJson
+from services.cli.progress import RunProgress
+from services.cli.typer_app import guarded, print_line, stderr
+
+ApiUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--api-url",
+        help="The API, prefix included. Default: $DAG_API_URL, else http://localhost:8000 + API_STR. "
+        "A bearer token is read from $DAG_API_TOKEN.",
+        show_default=False,
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's answer as one JSON document.")]
+InstanceArgument = Annotated[str, typer.Argument(help="Id printed by `trigger`.", show_default=False)]
+
+
+def _client(api_url: str | None) -> ApiClient:
+    return ApiClient(api_url or default_api_url())
+
+
+def submit(file: FileArgument, api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:
+    """Register a workflow definition with the API; print its execution id.
+
+    Exit 0 when registered, 2 when refused (the server's problems are listed), 3 when the API is
+    unreachable or unavailable.
+    """
+    client = _client(api_url)
+    definition = guarded(lambda: read_json_file(file))
+    answer = guarded(lambda: client.submit(definition))
+    if as_json:
+        print_document(answer)
+    else:
+        typer.echo(answer["execution_id"])
+
+
+def trigger(
+    execution_id: Annotated[str, typer.Argument(help="Id printed by `submit`.", show_default=False)],
+    input_json: InputJson = None,
+    input_file: InputFile = None,
+    api_url: ApiUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Start a run of a registered workflow through the API; print its instance id.
+
+    Exit 0 when started, 2 for an unknown id or invalid input, 3 when the API is unreachable.
+    """
+    client = _client(api_url)
+    run_input: Any = guarded(lambda: read_run_input(input_json, input_file))
+    answer = guarded(lambda: client.trigger(execution_id, run_input))
+    if as_json:
+        print_document(answer)
+    else:
+        typer.echo(answer["instance_id"])
+
+
+def status(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:
+    """Show a run's state and a table of its nodes (status, attempts, error).
+
+    Exit 0 whatever the run's state, 2 for an unknown id, 3 when the API is unreachable.
+    """
+    client = _client(api_url)
+    answer = guarded(lambda: client.status(instance_id))
+    if as_json:
+        print_document(answer)
+    else:
+        print_status(Console(), answer)
+
+
+def results(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:
+    """Print the outputs of a finished run as JSON (``--json``: the API's whole answer).
+
+    Exit 0 when the run COMPLETED, 1 when it FAILED or was CANCELLED, 2 when it is not finished yet
+    or the id is unknown, 3 when the API is unreachable.
+    """
+    client = _client(api_url)
+    answer = guarded(lambda: client.results(instance_id))
+    run_status = answer.get("status")
+    print_document(answer if as_json else answer.get("results", {}))
+    if not as_json:
+        print_line(f"run {instance_id}: {run_status}")
+    raise typer.Exit(EXIT_COMPLETED if run_status == "COMPLETED" else EXIT_FAILED)
+
+
+def watch(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:
+    """Follow a run live (its event stream) until it ends: one line per event, progress on stderr.
+
+    ``--json``: each event as one JSON line. A run that has ended already is replayed from its
+    history. Exit 0 when the run COMPLETED, 1 when it FAILED or was CANCELLED, 2 for an unknown id,
+    3 when the API is unreachable.
+    """
+    client = _client(api_url)
+    run = guarded(lambda: client.run(instance_id))
+    total = len(run.get("nodes") or {})
+    final = guarded(lambda: _follow(client, instance_id, total, as_json))
+    if not as_json:
+        print_line(f"run {instance_id}: {final}")
+    raise typer.Exit(EXIT_COMPLETED if final == "COMPLETED" else EXIT_FAILED)
+
+
+def _follow(client: ApiClient, run_id: str, total: int, as_json: bool) -> str:
+    """Print the run's events as they come; returns the run's final status."""
+    finished: set[str] = set()
+    with RunProgress(stderr, enabled=not as_json and stderr.is_terminal) as progress:
+        progress.start_run(f"run {run_id}", total)
+        for event in client.events(run_id):
+            if as_json:
+                print_document_line(event)
+            else:
+                typer.echo(event_line(event))
+            node_id = event.get("node_id")
+            ended = event.get("kind") == "node_succeeded" or (
+                event.get("kind") in ("node_failed", "attempt_timed_out", "event_dead_lettered")
+                and not event.get("retry_at")
+            )
+            if node_id and ended:
+                finished.add(node_id)
+            finished.update(event.get("skipped") or ())
+            progress.advance_to(len(finished))
+            if event.get("run_status"):
+                return str(event["run_status"])
+    raise ApiError.from_response(502, "stream_ended", f"the event stream of run {run_id} ended early")
+
+
+def cancel(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:
+    """Cancel a run: nodes not yet started never start and the run ends CANCELLED.
+
+    Exit 0 when the cancel was accepted, 2 when the run has ended already or the id is unknown, 3
+    when the API is unreachable.
+    """
+    client = _client(api_url)
+    answer = guarded(lambda: client.cancel(instance_id))
+    if as_json:
+        print_document(answer)
+    else:
+        typer.echo(f"cancel requested for run {instance_id} (it was {answer.get('status')})")
+
+
+COMMANDS = (submit, trigger, status, results, watch, cancel)
+"""In the order ``dag-service --help`` lists them."""

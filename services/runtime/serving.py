@@ -1,0 +1,63 @@
+"""Serving in a long-running process: the event loop every deployable runs on, the name a process's
+role consumes under, and HTTP served until the process's stop event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Callable, Iterator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from services.application.errors import UsageError
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (it comes with uvicorn[standard]; not on Windows): the
+    deployables spend much of their time in the event loop and socket I/O."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def consumer_name(role: str) -> str:
+    """``host-pid-role``: unique per process and role, so consumer groups tell replicas apart."""
+    return f"{socket.gethostname()}-{os.getpid()}-{role}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: this process's stop event rules every role."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_http(app: ASGIApp, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve ``app`` until ``stop`` is set. If the server ends by itself (it could not listen),
+    set ``stop`` so that the process's other roles end too, and raise ``UsageError``."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,  # uvicorn formats every access line even when it is not shown
+        proxy_headers=False,  # nothing here reads the client's address
+    )
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    with contextlib.suppress(SystemExit):  # uvicorn's way of saying it could not start
+        await serving
+    if not stop.is_set():
+        stopping.cancel()
+        stop.set()  # the other roles of this process stop with the API
+        raise UsageError(f"the HTTP API could not listen on {host}:{port}")
