@@ -33,6 +33,15 @@ from domain.run import Run
 from domain.statuses import RunStatus
 
 
+def add_run_reads(pipe: Any, keys: KeySpace, run_ids: list[str]) -> None:
+    """What ``decode_runs`` decodes: meta, nodes and outputs of each run (a sync or async pipeline)."""
+    for run_id in run_ids:
+        run_keys = keys.run(run_id)
+        pipe.hgetall(run_keys.meta)
+        pipe.hgetall(run_keys.nodes)
+        pipe.hgetall(run_keys.out)
+
+
 class RedisInspector:
     """On a ``redis.Redis`` client created with ``decode_responses=True``."""
 
@@ -61,11 +70,7 @@ class RedisInspector:
         """Several runs in one round trip, each a consistent snapshot."""
         run_ids = list(run_ids)
         pipe = self._client.pipeline(transaction=True)
-        for run_id in run_ids:
-            keys = self._keys.run(run_id)
-            pipe.hgetall(keys.meta)
-            pipe.hgetall(keys.nodes)
-            pipe.hgetall(keys.out)
+        add_run_reads(pipe, self._keys, run_ids)
         return self.decode_runs(run_ids, pipe.execute())
 
     def decode_runs(self, run_ids: list[str], replies: list[Any]) -> list[Run | None]:
@@ -139,9 +144,5 @@ class AsyncRedisInspector:
     async def runs(self, run_ids: Iterable[str]) -> list[Run | None]:
         run_ids = list(run_ids)
         pipe = self._client.pipeline(transaction=True)
-        for run_id in run_ids:
-            keys = self._keys.run(run_id)
-            pipe.hgetall(keys.meta)
-            pipe.hgetall(keys.nodes)
-            pipe.hgetall(keys.out)
+        add_run_reads(pipe, self._keys, run_ids)
         return self._plans.decode_runs(run_ids, await pipe.execute())
