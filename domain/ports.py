@@ -112,12 +112,13 @@ class RunRepository(Protocol):
         ...
 
     async def apply(self, events: Sequence[Event]) -> list[Command]:
-        """Apply each event to its run atomically, one event at a time, in order.
+        """Apply each event to its run, in order, by ``Run.apply`` (the store decides nothing).
 
-        In the same atomic step as each transition, the store enqueues the tasks of the nodes it
-        dispatched and stores the retry timers it scheduled, so a crash can never keep a state change
-        and lose its consequences. Stale, duplicate and unknown-run events change nothing. Returns a
-        ``FinishRun`` for each run the batch ended (it may return the other commands too).
+        In the same atomic step as each run's state change, the store enqueues the tasks and stores
+        the timers of its outcome (``domain.outbox``), and appends its history entry, so a crash can
+        never keep a state change and lose its consequences. Stale, duplicate and unknown-run events
+        change nothing. Returns the commands of the outcomes (a ``FinishRun`` for each run the batch
+        ended among them).
         """
         ...
 
@@ -177,11 +178,13 @@ type EventBus = MessageQueue[Event]
 
 
 class TimerStore(Protocol):
-    """Retries waiting for their time; the run repository schedules them as part of a transition."""
+    """Timers waiting for their time (retries, attempt deadlines); the run repository sets them as
+    part of a transition (``domain.outbox.Timer``)."""
 
     async def fire_due(self, now: float, max_count: int) -> float | None:
-        """Move timers due by ``now`` onto the event bus as ``RetryDue`` events, atomically; at
-        most ``max_count`` per partition of the store (shard), so a call stays bounded.
+        """Move timers due by ``now`` onto the event bus as their events (``RetryDue``,
+        ``AttemptTimedOut``), atomically; at most ``max_count`` per partition of the store (shard),
+        so a call stays bounded.
 
         Returns the earliest due time still waiting (None when none is), to know when to call again.
         """
