@@ -49,8 +49,11 @@ KIND_OF_EVENT: dict[type, EntryKind] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HistoryEntry:
+    """Made once per applied event (not frozen: the hot path makes one per event; nobody changes
+    it afterwards)."""
+
     kind: EntryKind
     at: float
     node_id: str | None = None

@@ -75,14 +75,15 @@ def timeout_message(attempt: int, timeout_seconds: float | None) -> str:
     return f"attempt {attempt} exceeded {limit}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """What one applied event changed: everything a store needs to commit it."""
+    """What one applied event changed: everything a store needs to commit it. (Not frozen, like the
+    other objects of the hot path: it is made once per event; nobody changes it afterwards.)"""
 
-    commands: tuple[Command, ...]
+    commands: list[Command]
     entry: HistoryEntry
-    changed: tuple[int, ...]
-    """Indices (in the plan) of the nodes whose state changed, each once."""
+    changed: list[int]
+    """Indices (in the plan) of the nodes whose state changed; an index may appear more than once."""
     recorded_output: str | None = None
     """The node whose output the event recorded in ``Run.outputs``."""
 
@@ -94,42 +95,34 @@ class Outcome:
 
 @dataclass(slots=True)
 class _Step:
-    """What an event changes, gathered while it is applied."""
+    """What an event changes, gathered while it is applied (the parts of its ``Outcome``)."""
 
     at: float
     commands: list[Command] = field(default_factory=list)
-    changed: dict[int, None] = field(default_factory=dict)
-    """An ordered set of node indices."""
-    skipped: list[str] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
+    dispatched: list[str] | None = None
+    skipped: list[str] | None = None
     error: ErrorInfo | None = None
     worker_id: str | None = None
+    retry_at: float | None = None
+    run_status: RunStatus | None = None
     recorded_output: str | None = None
 
     def outcome(self, event: Event) -> Outcome:
-        dispatched: list[str] = []
-        retry_at = None
-        run_status = None
-        for command in self.commands:
-            if type(command) is DispatchNode:
-                dispatched.append(command.node_id)
-            elif type(command) is ScheduleRetry:
-                retry_at = command.due_at
-            elif type(command) is FinishRun:
-                run_status = command.status
         node_id: str | None = getattr(event, "node_id", None)
         entry = HistoryEntry(
-            kind=KIND_OF_EVENT[type(event)],
-            at=event.at,
-            node_id=node_id,
-            attempt=None if node_id is None else getattr(event, "attempt", None),
-            worker_id=self.worker_id,
-            error=self.error,
-            retry_at=retry_at,
-            dispatched=tuple(dispatched),
-            skipped=tuple(self.skipped),
-            run_status=run_status,
+            KIND_OF_EVENT[type(event)],
+            event.at,
+            node_id,
+            None if node_id is None else getattr(event, "attempt", None),
+            self.worker_id,
+            self.error,
+            self.retry_at,
+            () if self.dispatched is None else tuple(self.dispatched),
+            () if self.skipped is None else tuple(self.skipped),
+            self.run_status,
         )
-        return Outcome(tuple(self.commands), entry, tuple(self.changed), self.recorded_output)
+        return Outcome(self.commands, entry, self.changed, self.recorded_output)
 
 
 @dataclass(slots=True)
@@ -201,7 +194,7 @@ class Run:
         node.status = NodeStatus.RUNNING
         node.started_at = event.at
         node.worker_id = event.worker_id
-        step.changed[index] = None
+        step.changed.append(index)
         step.worker_id = node.worker_id
         timeout = self.plan.nodes[index].timeout_seconds
         if timeout is not None:
@@ -229,7 +222,7 @@ class Run:
         for child_index in spec.children:
             child = nodes[child_index]
             child.waiting_on -= 1
-            step.changed[child_index] = None
+            step.changed.append(child_index)
             if child.waiting_on == 0 and child.status is NodeStatus.PENDING:
                 self._dispatch(child_index, step)
         self._finish_if_done(step)
@@ -298,7 +291,7 @@ class Run:
         node.status = NodeStatus.FAILED
         node.error = error
         node.finished_at = step.at
-        step.changed[index] = None
+        step.changed.append(index)
         self.unfinished -= 1
         self.failed_nodes += 1
         self._skip_descendants(self.plan.nodes[index], step)
@@ -319,11 +312,12 @@ class Run:
                 node.retry_at = None
                 if error is not None:
                     node.error = error
-                step.changed[index] = None
+                step.changed.append(index)
         self.unfinished = 0
         self.in_flight = 0
         self.status = status
         self.finished_at = step.at
+        step.run_status = status
         step.commands.append(FinishRun(self.run_id, status))
 
     def _index_while_running(self, node_id: str) -> int | None:
@@ -361,8 +355,13 @@ class Run:
         node.started_at = None
         node.worker_id = None
         self.in_flight += 1
-        step.changed[index] = None
-        step.commands.append(DispatchNode(self.run_id, self.plan.nodes[index].id, node.attempt))
+        step.changed.append(index)
+        node_id = self.plan.nodes[index].id
+        step.commands.append(DispatchNode(self.run_id, node_id, node.attempt))
+        if step.dispatched is None:
+            step.dispatched = [node_id]
+        else:
+            step.dispatched.append(node_id)
 
     def _close(self, index: int, status: NodeStatus, step: _Step) -> None:
         node = self.nodes[index]
@@ -370,7 +369,7 @@ class Run:
         node.finished_at = step.at
         self.unfinished -= 1
         self.in_flight -= 1
-        step.changed[index] = None
+        step.changed.append(index)
 
     def _fail_attempt(self, index: int, error: ErrorInfo, retryable: bool, step: _Step) -> None:
         """The attempt in flight of node ``index`` (checked by the caller) failed with ``error``."""
@@ -378,7 +377,7 @@ class Run:
         node = self.nodes[index]
         node.error = error
         step.error = error
-        step.changed[index] = None
+        step.changed.append(index)
         if retryable and node.attempt < spec.retry.max_attempts:
             self._schedule_retry(spec, node, error, step)
             return
@@ -394,6 +393,7 @@ class Run:
         node.status = NodeStatus.PENDING
         node.retry_at = step.at + spec.retry.delay_before(node.attempt + 1)
         self.in_flight -= 1
+        step.retry_at = node.retry_at
         step.commands.append(ScheduleRetry(self.run_id, spec.id, node.attempt + 1, node.retry_at))
 
     def _skip_descendants(self, failed: NodeSpec, step: _Step) -> None:
@@ -407,7 +407,9 @@ class Run:
                 node.error = error
                 node.finished_at = step.at
                 self.unfinished -= 1
-                step.changed[index] = None
+                step.changed.append(index)
+                if step.skipped is None:
+                    step.skipped = []
                 step.skipped.append(self.plan.nodes[index].id)
                 queue.extend(self.plan.nodes[index].children)
 
@@ -415,6 +417,7 @@ class Run:
         if self.unfinished == 0:
             self.status = RunStatus.FAILED if self.failed_nodes else RunStatus.COMPLETED
             self.finished_at = step.at
+            step.run_status = self.status
             step.commands.append(FinishRun(self.run_id, self.status))
 
 

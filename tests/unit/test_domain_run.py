@@ -408,9 +408,9 @@ def test_a_deadline_set_by_an_earlier_start_does_not_time_out_the_attempt_taken_
 
     assert_ignored(run, AttemptTimedOut(RUN_ID, "a", 1, first_deadline.due_at))  # ran 15 s of its 30
     outcome = run.apply(AttemptTimedOut(RUN_ID, "a", 1, second_deadline.due_at))
-    assert outcome is not None and outcome.commands == (
-        ScheduleRetry(RUN_ID, "a", 2, second_deadline.due_at + 1),
-    )
+    assert outcome is not None and outcome.commands == [
+        ScheduleRetry(RUN_ID, "a", 2, second_deadline.due_at + 1)
+    ]
     assert outcome.entry.error == ErrorInfo("TimeoutError", "attempt 1 exceeded the timeout of 30.0s")
 
 
@@ -611,7 +611,7 @@ def test_a_dead_lettered_retry_fails_its_node_for_good_and_the_run_goes_on() -> 
     assert_ignored(run, EventDeadLettered(RUN_ID, "a", 1, reason, 3.0))
     assert_ignored(run, EventDeadLettered(RUN_ID, "nope", 2, reason, 3.0))
     outcome = run.apply(EventDeadLettered(RUN_ID, "a", 2, reason, 3.0))
-    assert outcome is not None and outcome.commands == ()
+    assert outcome is not None and outcome.commands == []
 
     a = run.node("a")
     assert (a.status, a.attempt, a.retry_at, a.finished_at) == (NodeStatus.FAILED, 1, None, 3.0)
