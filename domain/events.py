@@ -14,8 +14,12 @@ from domain.statuses import RunStatus
 
 @dataclass(frozen=True, slots=True)
 class RunStarted:
+    """``definition_id``: the definition the run was created from, when its sender knows it (a store
+    can then make the run's initial state without reading it)."""
+
     run_id: str
     at: float
+    definition_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,7 +92,7 @@ class InMemoryRunRepository:
     async def add(self, run: Run) -> None:
         self._runs[run.run_id] = run
         self._history[run.run_id] = []
-        await self._events.send([RunStarted(run.run_id, run.created_at)])
+        await self._events.send([RunStarted(run.run_id, run.created_at, run.definition_id)])
 
     async def get(self, run_id: str, *, outputs: bool = True) -> Run:
         try:

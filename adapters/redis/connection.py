@@ -26,6 +26,10 @@ class _HiredisPackingConnection(aioredis.Connection):
 
     def pack_command(self, *args: Any) -> list[bytes]:
         command = args[0]
+        if command == "EVALSHA":
+            # The engine's scripts take only str (and the key count, an int), which hiredis packs as
+            # they are: no per-argument check for the thousands of arguments of a commit.
+            return [hiredis.pack_command(args)]
         if isinstance(command, str) and " " in command:  # e.g. "XGROUP CREATE": separate words
             args = (*command.split(), *args[1:])
         encode = self.encoder.encode

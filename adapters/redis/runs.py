@@ -33,6 +33,7 @@ from domain.errors import NotFound
 from domain.events import Command, Event, RunStarted
 from domain.history import HistoryEntry
 from domain.paging import Page, Position, decode_cursor, encode_cursor
+from domain.plan import WorkflowPlan
 from domain.ports import RunQuery, RunSummary
 from domain.run import Run, ensure_runnable
 from domain.statuses import RunStatus
@@ -64,7 +65,7 @@ class RedisRunRepository:
         self._commit = CommitScript(client)
         self._read_script = Script("read_run")
         self._inputs: dict[str, str] = {}
-        self._transitions = RedisTransitions(self._load, keys, self._commit, retention_seconds)
+        self._transitions = RedisTransitions(self._load, self._plan_of, keys, self._commit, retention_seconds)
 
     async def add(self, run: Run) -> None:
         """One commit: the run's meta, its index entry and its ``RunStarted`` event. Its nodes are not
@@ -75,7 +76,7 @@ class RedisRunRepository:
         group = commit.group()
         group.hset(self._keys.run(run.run_id).meta, new_run_meta(run))
         group.zadd(shard.run_index(RunStatus.PENDING.value), run.created_at, run.run_id)
-        group.xadd(shard.events, encode_event(RunStarted(run.run_id, run.created_at)))
+        group.xadd(shard.events, encode_event(RunStarted(run.run_id, run.created_at, run.definition_id)))
         keys, args = commit.call()
         definition_key = self._keys.definition(run.definition_id)
         async with translated_errors(self._url):
@@ -145,6 +146,12 @@ class RedisRunRepository:
             if stored is not None:
                 loaded.append(stored)
         return loaded
+
+    async def _plan_of(self, definition_id: str) -> WorkflowPlan | None:
+        try:
+            return (await self._definitions.get(definition_id)).plan
+        except NotFound:
+            return None  # the run is read instead (and its definition looked for again)
 
     async def _decode(
         self, run_id: str, replies: list[list[str]], *, with_input: bool = True

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from adapters.errors import AdapterError
@@ -32,9 +32,10 @@ from adapters.redis.codec.runs import (
 )
 from adapters.redis.commit import Commit, CommitScript, Group
 from adapters.redis.keys import KeySpace, RunKeys
-from domain.events import OUTPUT_LOST, Command, Event, NodeSucceeded
+from domain.events import OUTPUT_LOST, Command, Event, NodeSucceeded, RunStarted
 from domain.messages import Task
 from domain.outbox import Timer, outbox
+from domain.plan import WorkflowPlan
 from domain.run import Outcome, Run
 from domain.statuses import RunStatus
 
@@ -89,6 +90,7 @@ class _RunBatch:
     """Check number -> batch position of the success whose staged output the check needs."""
     applied: bool = False
     """Whether any of its events changed the run (the commit then makes the next version)."""
+    reloaded: bool = False
 
 
 class RedisTransitions:
@@ -97,11 +99,13 @@ class RedisTransitions:
     def __init__(
         self,
         load: Callable[[list[str]], Awaitable[list[StoredRun]]],
+        plan_of: Callable[[str], Awaitable[WorkflowPlan | None]],
         keys: KeySpace,
         script: CommitScript,
         retention_seconds: int,
     ) -> None:
         self._load_runs = load
+        self._plan_of = plan_of
         self._keys = keys
         self._script = script
         self._retention = retention_seconds
@@ -116,7 +120,7 @@ class RedisTransitions:
         commands: list[Command] = []
         pending = list(batches.values())
         for _ in range(MAX_ROUNDS):
-            await self._load(batch.run_id for batch in pending)
+            await self._load(pending, events)
             commits: dict[int, Commit] = {}
             for batch in pending:
                 shard = self._keys.shard_of(batch.run_id)
@@ -127,9 +131,22 @@ class RedisTransitions:
                 return commands
         raise AdapterError(f"gave up committing {len(pending)} runs after {MAX_ROUNDS} rounds of conflicts")
 
-    async def _load(self, run_ids: Iterable[str]) -> None:
-        """Read the runs not cached (unknown runs stay out of the cache)."""
-        missing = [run_id for run_id in run_ids if self.cache.get(run_id) is None]
+    async def _load(self, batches: list[_RunBatch], events: Sequence[Event]) -> None:
+        """Read the runs not cached (unknown runs stay out of the cache). A run whose first event
+        here is its start, naming its definition, is not read: it is made in its initial state, as
+        the API stored it (version 0), and the commit's version check says whether it still is."""
+        missing = []
+        for batch in batches:
+            if self.cache.get(batch.run_id) is not None:
+                continue
+            first = events[batch.positions[0]]
+            if type(first) is RunStarted and first.definition_id is not None and not batch.reloaded:
+                plan = await self._plan_of(first.definition_id)
+                if plan is not None:
+                    run = Run.create(first.run_id, first.definition_id, plan, {}, first.at)
+                    self.cache.put(StoredRun(run, 0))
+                    continue
+            missing.append(batch.run_id)
         if missing:
             for stored in await self._load_runs(missing):
                 self.cache.put(stored)
@@ -235,6 +252,7 @@ class RedisTransitions:
                     commands.extend(batch.commands)
                     continue
                 self.cache.drop(batch.run_id)
+                batch.reloaded = True  # decided again on what is stored
                 if failed_check in batch.staged_checks:
                     lost.add(batch.staged_checks[failed_check])
                 again.append(batch)

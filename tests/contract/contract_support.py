@@ -295,7 +295,7 @@ class Driver:
     async def begin(self) -> list[Command]:
         """Receive the ``RunStarted`` the add queued, and apply it."""
         received = await drain(self.backend.events, 1, consumer="orchestrator")
-        assert [d.message for d in received] == [RunStarted(self.run_id, T0)]
+        assert [d.message for d in received] == [RunStarted(self.run_id, T0, self.run.definition_id)]
         return await self.apply_received(received)
 
     async def deliver(self, *events: Event) -> list[Command]:

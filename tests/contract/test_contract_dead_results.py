@@ -116,7 +116,7 @@ async def test_a_dead_lettered_event_that_settles_no_attempt_turns_into_nothing(
 async def test_a_dead_lettered_run_start_fails_the_run(backend: Backend) -> None:
     driver = Driver(backend, await add_run(backend, workflow(node("a"), node("b", ["a"]))))
     [start] = await drain(backend.events, 1, consumer="orchestrator")  # taken, never acknowledged
-    assert start.message == RunStarted(driver.run_id, T0)
+    assert start.message == RunStarted(driver.run_id, T0, driver.run.definition_id)
     await backend.events.ack([start])  # so that only the copy below is in play
 
     received = await settlement(backend, start.message)

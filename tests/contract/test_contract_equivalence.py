@@ -105,7 +105,7 @@ async def _started(
         await backend.runs.add(Run.create(sides.run_id, stored.definition_id, stored.plan, {"k": 1}, T0))
     for backend in (memory, first):
         received = await drain(backend.events, 1, consumer="fuzz")
-        assert [d.message for d in received] == [RunStarted(sides.run_id, T0)]
+        assert [d.message for d in received] == [RunStarted(sides.run_id, T0, "def-fuzz")]
         await backend.runs.apply([d.message for d in received])
         await backend.events.ack(received)
     return sides

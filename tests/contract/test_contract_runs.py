@@ -97,7 +97,7 @@ async def test_add_then_get_is_pending_and_queues_run_started(backend: Backend) 
     ]
 
     received = await drain(backend.events, 1)
-    assert [d.message for d in received] == [RunStarted(run.run_id, T0)]
+    assert [d.message for d in received] == [RunStarted(run.run_id, T0, run.definition_id)]
     assert await nothing_waiting(backend.tasks)
 
 
@@ -213,7 +213,7 @@ async def test_another_process_continues_the_run_from_the_store(backend: Backend
     driver = Driver(backend, await add_run(backend, diamond(), RUN_INPUT))
     other = await backend.connect()  # another orchestrator and worker: own client, empty caches
     received = await drain(other.events, 1, consumer="orchestrator-2")
-    assert [d.message for d in received] == [RunStarted(driver.run_id, T0)]
+    assert [d.message for d in received] == [RunStarted(driver.run_id, T0, driver.run.definition_id)]
 
     await other.runs.apply([d.message for d in received])
     await other.events.ack(received)

@@ -55,7 +55,10 @@ def encode_timer(event: Event) -> str:
 def encode_event(event: Event) -> Fields:
     match event:
         case RunStarted():
-            return {"k": "start", "r": event.run_id, "t": repr(event.at)}
+            started = {"k": "start", "r": event.run_id, "t": repr(event.at)}
+            if event.definition_id is not None:
+                started["d"] = event.definition_id
+            return started
         case NodeStarted():
             return {
                 "k": "started",
@@ -113,7 +116,7 @@ def decode_event(fields: Mapping[str, str]) -> Event:
     try:
         kind, run_id, at = fields["k"], fields["r"], _time(fields["t"])
         if kind == "start":
-            return RunStarted(run_id, at)
+            return RunStarted(run_id, at, fields.get("d"))
         if kind == "cancel":
             return CancelRequested(run_id, at)
         if kind == "dead" and "n" not in fields:
