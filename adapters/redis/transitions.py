@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from adapters.errors import AdapterError
 from adapters.redis.codec import STAGED, encode_task, encode_timer, staged_field
 from adapters.redis.codec.runs import (
+    STATUS,
     VERSION,
     StoredRun,
     encode_entry,
@@ -37,7 +38,6 @@ from domain.messages import Task
 from domain.outbox import Timer, outbox
 from domain.plan import WorkflowPlan
 from domain.run import Outcome, Run
-from domain.statuses import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class RedisTransitions:
             return
         run = stored.run
         group.require_equal(keys.meta, VERSION, str(stored.version))
-        status_before = run.status
+        before = progress_fields(run, stored.version)
         outcomes: list[Outcome] = []
         unapplied_staged: list[str] = []
         for position in batch.positions:
@@ -182,7 +182,7 @@ class RedisTransitions:
         group.hdel(keys.staged, unapplied_staged)
         batch.applied = bool(outcomes)
         if outcomes:
-            self._write_outcomes(stored, status_before, outcomes, keys, group)
+            self._write_outcomes(stored, before, outcomes, keys, group)
 
     def _write_output(
         self, run: Run, event: Event, keys: RunKeys, group: Group, batch: _RunBatch, position: int
@@ -199,7 +199,7 @@ class RedisTransitions:
     def _write_outcomes(
         self,
         stored: StoredRun,
-        status_before: RunStatus,
+        before: dict[str, str],
         outcomes: list[Outcome],
         keys: RunKeys,
         group: Group,
@@ -214,14 +214,16 @@ class RedisTransitions:
             changed.update(dict.fromkeys(outcome.changed))
         nodes = run.nodes
         group.hset(keys.nodes, {run.plan.nodes[i].id: encode_node(nodes[i]) for i in changed})
-        group.hset(keys.meta, progress_fields(run, stored.version + 1))
+        after = progress_fields(run, stored.version + 1)
+        group.hset(keys.meta, {name: value for name, value in after.items() if before[name] != value})
         group.rpush(keys.history, [encode_entry(outcome.entry) for outcome in outcomes])
         for task in tasks:
             group.xadd(shard.tasks, encode_task(task))
         for timer in timers:
             group.zadd(shard.timers, timer.due_at, encode_timer(timer.event))
-        if run.status is not status_before:
-            group.zrem(shard.run_index(status_before.value), run.run_id)
+        status_before = before[STATUS]
+        if run.status != status_before:
+            group.zrem(shard.run_index(status_before), run.run_id)
             group.zadd(shard.run_index(run.status.value), run.created_at, run.run_id)
         if run.status.is_final:
             for key in keys.all():
