@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 
 from adapters.redis.codec import decode_event, decode_task, encode_event, encode_task, staged_field
+from adapters.redis.codec.messages import encode_compact
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import KeySpace
 from adapters.redis.leases import ShardLeases
@@ -91,7 +91,7 @@ class RedisEventBus(RedisStreamQueue[Event]):
         if type(message) is not NodeSucceeded:
             super()._add_send(pipe, message)
             return
-        text = json.dumps(message.output, separators=(",", ":"))
+        text = encode_compact(message.output)
         fields = encode_event(message)
         if len(text) <= INLINE_OUTPUT_BYTES:
             fields["o"] = text  # small: travels in the entry, no extra write and read

@@ -34,11 +34,16 @@ class ShardKeys:
         return self.run_index_prefix + status
 
 
+RUN_KEYS_CACHED = 50_000
+
+
 class KeySpace:
     def __init__(self, prefix: str, shards: int) -> None:
         self.prefix = prefix
         self.shards = shards
         self._shards = [self._shard_keys(number) for number in range(shards)]
+        self._run_keys: dict[str, RunKeys] = {}
+        """Key names of recent runs: every event of a run needs them, each time built of 5 strings."""
 
     def _shard_keys(self, number: int) -> ShardKeys:
         base = f"{self.prefix}:{{s{number}}}"
@@ -65,14 +70,19 @@ class KeySpace:
         return list(self._shards)
 
     def run(self, run_id: str) -> RunKeys:
-        base = self._shards[self.shard_of(run_id)].run_prefix + run_id
-        return RunKeys(
-            meta=base,
-            nodes=f"{base}:nodes",
-            out=f"{base}:out",
-            staged=f"{base}:staged",
-            history=f"{base}:history",
-        )
+        keys = self._run_keys.get(run_id)
+        if keys is None:
+            if len(self._run_keys) >= RUN_KEYS_CACHED:
+                self._run_keys.clear()  # runs come and go: a bound, not an LRU
+            base = self._shards[self.shard_of(run_id)].run_prefix + run_id
+            keys = self._run_keys[run_id] = RunKeys(
+                meta=base,
+                nodes=f"{base}:nodes",
+                out=f"{base}:out",
+                staged=f"{base}:staged",
+                history=f"{base}:history",
+            )
+        return keys
 
     @property
     def orchestrators(self) -> str:

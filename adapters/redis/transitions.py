@@ -114,7 +114,10 @@ class RedisTransitions:
     async def apply(self, events: Sequence[Event]) -> list[Command]:
         batches: dict[str, _RunBatch] = {}
         for position, event in enumerate(events):
-            batches.setdefault(event.run_id, _RunBatch(event.run_id, [])).positions.append(position)
+            batch = batches.get(event.run_id)
+            if batch is None:
+                batch = batches[event.run_id] = _RunBatch(event.run_id, [])
+            batch.positions.append(position)
         lost: set[int] = set()
         """Positions of successes whose staged output is gone."""
         commands: list[Command] = []

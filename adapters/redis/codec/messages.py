@@ -42,6 +42,10 @@ class MalformedEntry(ValueError):
     """A stream entry that is not a message this engine wrote."""
 
 
+encode_compact = json.JSONEncoder(separators=(",", ":")).encode
+"""Compact JSON (``json.dumps`` with arguments would make a new encoder per call)."""
+
+
 def staged_field(node_id: str, attempt: int) -> str:
     """The field of the run's ``staged`` hash that holds a large output of (node, attempt)."""
     return f"{node_id}\n{attempt}"
@@ -49,7 +53,7 @@ def staged_field(node_id: str, attempt: int) -> str:
 
 def encode_timer(event: Event) -> str:
     """A timer's member: the event's fields, flat, as a JSON array."""
-    return json.dumps([part for pair in encode_event(event).items() for part in pair], separators=(",", ":"))
+    return encode_compact([part for pair in encode_event(event).items() for part in pair])
 
 
 def encode_event(event: Event) -> Fields:
