@@ -111,14 +111,18 @@ class RunRepository(Protocol):
         ``outputs=False`` the store may leave ``Run.outputs`` empty (cheaper for status reads)."""
         ...
 
-    async def apply(self, events: Sequence[Event]) -> list[Command]:
+    async def apply(
+        self, events: Sequence[Event], delivered: Sequence[Delivery[Event]] = ()
+    ) -> list[Command]:
         """Apply each event to its run, in order, by ``Run.apply`` (the store decides nothing).
 
         In the same atomic step as each run's state change, the store enqueues the tasks and stores
         the timers of its outcome (``domain.outbox``), and appends its history entry, so a crash can
         never keep a state change and lose its consequences. Stale, duplicate and unknown-run events
-        change nothing. Returns the commands of the outcomes (a ``FinishRun`` for each run the batch
-        ended among them).
+        change nothing. ``delivered``: the deliveries the events came in (same order), acknowledged
+        on the event bus in the same step as their effect (the caller does not acknowledge them).
+        Returns the commands of the outcomes (a ``FinishRun`` for each run the batch ended among
+        them).
         """
         ...
 

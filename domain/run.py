@@ -48,19 +48,6 @@ the timeout itself and reports first; the deadline catches a worker that died or
 
 _IN_FLIGHT = (NodeStatus.QUEUED, NodeStatus.RUNNING)
 
-__all__ = [
-    "DEAD_LETTERED",
-    "TIMEOUT_ERROR",
-    "UPSTREAM_FAILED",
-    "ErrorInfo",
-    "FailedAttempt",
-    "NodeRun",
-    "Outcome",
-    "Run",
-    "ensure_runnable",
-    "timeout_message",
-]
-
 
 def ensure_runnable(run_id: str, status: RunStatus) -> None:
     """A task of a run that is no longer RUNNING (cancelled, or ended) must not start: raises

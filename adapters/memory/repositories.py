@@ -15,7 +15,7 @@ from domain.history import HistoryEntry
 from domain.messages import Task
 from domain.outbox import Timer, outbox
 from domain.paging import Page, Position, decode_cursor, encode_cursor
-from domain.ports import DefinitionSummary, RunQuery, RunSummary, StoredDefinition
+from domain.ports import DefinitionSummary, Delivery, RunQuery, RunSummary, StoredDefinition
 from domain.run import Run, ensure_runnable
 from domain.templates import WORKFLOW_NAMESPACE
 
@@ -100,7 +100,9 @@ class InMemoryRunRepository:
         except KeyError:
             raise NotFound("workflow run", run_id) from None
 
-    async def apply(self, events: Sequence[Event]) -> list[Command]:
+    async def apply(
+        self, events: Sequence[Event], delivered: Sequence[Delivery[Event]] = ()
+    ) -> list[Command]:
         produced: list[Command] = []
         tasks: list[Task] = []
         timers: list[Timer] = []
@@ -118,6 +120,7 @@ class InMemoryRunRepository:
         for timer in timers:
             self._timers.schedule(timer)
         await self._tasks.send(tasks)
+        await self._events.ack(delivered)
         return produced
 
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from redis.asyncio.client import Pipeline
 from adapters.redis.codec import decode_event, decode_task, encode_event, encode_task, staged_field
 from adapters.redis.codec.messages import encode_compact
 from adapters.redis.connection import Redis, translated_errors
-from adapters.redis.keys import KeySpace
+from adapters.redis.keys import EVENTS_GROUP, TASKS_GROUP, KeySpace
 from adapters.redis.leases import ShardLeases
 from adapters.redis.scripts import Script, with_script
 from adapters.redis.streams import DeadLetter, RedisStreamQueue, StreamConfig
@@ -22,7 +22,6 @@ from domain.messages import Task
 
 log = logging.getLogger(__name__)
 
-EVENTS_GROUP, TASKS_GROUP = "orchestrators", "workers"
 INLINE_OUTPUT_BYTES = 1024
 
 

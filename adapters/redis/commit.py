@@ -65,6 +65,10 @@ class Group:
     def xadd(self, key: str, fields: Mapping[str, str]) -> None:
         self._op("XADD", key, [part for pair in fields.items() for part in pair])
 
+    def xack(self, key: str, group: str, entry_ids: Sequence[str]) -> None:
+        if entry_ids:
+            self._op("XACK", key, [group, *entry_ids])
+
     def expire(self, key: str, seconds: int) -> None:
         self._op("EXPIRE", key, [str(seconds)])
 

@@ -34,6 +34,8 @@ class ShardKeys:
         return self.run_index_prefix + status
 
 
+EVENTS_GROUP, TASKS_GROUP = "orchestrators", "workers"
+"""The consumer groups of the event streams and of the task streams."""
 RUN_KEYS_CACHED = 50_000
 
 

@@ -34,7 +34,7 @@ from domain.events import Command, Event, RunStarted
 from domain.history import HistoryEntry
 from domain.paging import Page, Position, decode_cursor, encode_cursor
 from domain.plan import WorkflowPlan
-from domain.ports import RunQuery, RunSummary
+from domain.ports import Delivery, RunQuery, RunSummary
 from domain.run import Run, ensure_runnable
 from domain.statuses import RunStatus
 from domain.templates import WORKFLOW_NAMESPACE
@@ -195,11 +195,14 @@ class RedisRunRepository:
             del self._inputs[next(iter(self._inputs))]
         self._inputs[run_id] = text
 
-    async def apply(self, events: Sequence[Event]) -> list[Command]:
+    async def apply(
+        self, events: Sequence[Event], delivered: Sequence[Delivery[Event]] = ()
+    ) -> list[Command]:
+        """Each run's events are acknowledged by the commit of their effect (``delivered``)."""
         if not events:
             return []
         async with translated_errors(self._url):
-            return await self._transitions.apply(events)
+            return await self._transitions.apply(events, delivered)
 
     async def history(self, run_id: str, after: int, limit: int) -> list[tuple[int, HistoryEntry]]:
         keys = self._keys.run(run_id)

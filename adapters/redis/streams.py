@@ -180,7 +180,7 @@ class RedisStreamQueue[T]:
                 log.error("dead-lettering malformed entry %s of %s: %s", entry_id, stream, error)
                 await self._dead_letter(stream, entry_id, fields, None, deliveries, str(error))
                 continue
-            into.append(Delivery(message, f"{self._index[stream]}|{entry_id}"))
+            into.append(Delivery(message, receipt_of(self._index[stream], entry_id)))
 
     async def _reclaim(self, consumer: str, max_count: int, streams: list[str]) -> list[Delivery[T]]:
         """Take over entries of ``streams`` idle longer than the visibility timeout; dead-letter the
@@ -293,8 +293,8 @@ class RedisStreamQueue[T]:
     def _by_stream(self, deliveries: Sequence[Delivery[T]]) -> dict[str, list[str]]:
         grouped: dict[str, list[str]] = {}
         for delivery in deliveries:
-            number, entry_id = delivery.receipt.split("|", 1)
-            grouped.setdefault(self._config.streams[int(number)], []).append(entry_id)
+            number, entry_id = entry_of(delivery.receipt)
+            grouped.setdefault(self._config.streams[number], []).append(entry_id)
         return grouped
 
     async def ack(self, deliveries: Sequence[Delivery[T]]) -> None:
@@ -369,6 +369,17 @@ class RedisStreamQueue[T]:
             self._prune,
             lambda sha: self._client.evalsha(sha, 1, stream, self._config.group, idle_ms),
         )
+
+
+def receipt_of(stream_number: int, entry_id: str) -> str:
+    """A delivery's receipt: which of the queue's streams (its shard) and which entry."""
+    return f"{stream_number}|{entry_id}"
+
+
+def entry_of(receipt: str) -> tuple[int, str]:
+    """The stream number (the shard) and entry id of a receipt (``receipt_of``)."""
+    number, entry_id = receipt.split("|", 1)
+    return int(number), entry_id
 
 
 def _entry_order(entry_id: str) -> tuple[int, int]:

@@ -4,8 +4,8 @@ The run aggregate (``domain.run.Run``) decides every transition, exactly as on t
 This module only keeps the runs it works on, turns each ``Outcome`` into writes, and commits them with
 ``lua/commit.lua``: per run, the commit checks that the run's version is still the one the decision
 was based on, and writes its state, indexes, history, tasks and timers in the same atomic step (the
-outbox). A run whose check fails (another orchestrator committed first) is read again and its events
-decided again.
+outbox), acknowledging the events it applied in that step too. A run whose check fails (another
+orchestrator committed first) is read again and its events decided again.
 
 Runs stay cached between batches with their version, so an orchestrator that is the only one applying
 a run's events reads it once; a run leaves the cache when it ends, when a check finds it stale, and
@@ -32,11 +32,13 @@ from adapters.redis.codec.runs import (
     progress_fields,
 )
 from adapters.redis.commit import Commit, CommitScript, Group
-from adapters.redis.keys import KeySpace, RunKeys
+from adapters.redis.keys import EVENTS_GROUP, KeySpace, RunKeys
+from adapters.redis.streams import entry_of
 from domain.events import OUTPUT_LOST, Command, Event, NodeSucceeded, RunStarted
 from domain.messages import Task
 from domain.outbox import Timer, outbox
 from domain.plan import WorkflowPlan
+from domain.ports import Delivery
 from domain.run import Outcome, Run
 
 log = logging.getLogger(__name__)
@@ -111,7 +113,10 @@ class RedisTransitions:
         self._retention = retention_seconds
         self.cache = RunCache()
 
-    async def apply(self, events: Sequence[Event]) -> list[Command]:
+    async def apply(
+        self, events: Sequence[Event], delivered: Sequence[Delivery[Event]] = ()
+    ) -> list[Command]:
+        """``delivered``: the events' deliveries, each acknowledged by the commit of its run."""
         batches: dict[str, _RunBatch] = {}
         for position, event in enumerate(events):
             batch = batches.get(event.run_id)
@@ -128,7 +133,9 @@ class RedisTransitions:
             for batch in pending:
                 shard = self._keys.shard_of(batch.run_id)
                 commit = commits.get(shard) or commits.setdefault(shard, Commit())
-                self._decide(batch, events, lost, commit.group(batch))
+                group = commit.group(batch)
+                self._acknowledge(batch, delivered, group)
+                self._decide(batch, events, lost, group)
             pending = await self._commit(list(commits.values()), commands, lost)
             if not pending:
                 return commands
@@ -153,6 +160,12 @@ class RedisTransitions:
         if missing:
             for stored in await self._load_runs(missing):
                 self.cache.put(stored)
+
+    def _acknowledge(self, batch: _RunBatch, delivered: Sequence[Delivery[Event]], group: Group) -> None:
+        """The deliveries of the run's events are acknowledged by the commit of their effect."""
+        if delivered:
+            entries = [entry_of(delivered[position].receipt)[1] for position in batch.positions]
+            group.xack(self._keys.shard_for_run(batch.run_id).events, EVENTS_GROUP, entries)
 
     def _decide(self, batch: _RunBatch, events: Sequence[Event], lost: set[int], group: Group) -> None:
         batch.commands.clear()

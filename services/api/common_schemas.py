@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from domain.run import ErrorInfo
+from domain.node_state import ErrorInfo
 
 
 class ErrorDetail(BaseModel):

@@ -21,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from domain.run import ErrorInfo, FailedAttempt, NodeRun, Run
+from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
+from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
 
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from domain.run import ErrorInfo
+from domain.node_state import ErrorInfo
 from services.application.run_view import NodeView, RunView
 
 _STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "SKIPPED": "yellow", "CANCELLED": "yellow"}

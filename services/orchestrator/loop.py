@@ -80,12 +80,12 @@ class Orchestrator:
             await retrying(self._events.maintain, "event stream housekeeping")
 
     async def apply(self, deliveries: Sequence[Delivery[Event]]) -> None:
-        """Apply a batch, then acknowledge it: a crash in between only causes harmless repeats."""
-        commands = await self._runs.apply([delivery.message for delivery in deliveries])
-        crash_point("orchestrator.after_apply_before_ack")
+        """Apply a batch; the store acknowledges each event in the same step as its effect, so a
+        crash leaves what was not applied pending (another orchestrator takes it over)."""
+        crash_point("orchestrator.after_receive_before_apply")
+        commands = await self._runs.apply([delivery.message for delivery in deliveries], deliveries)
         for command in commands:
             if type(command) is FinishRun:
                 log.info("run %s finished %s", command.run_id, command.status)
                 if self._on_run_finished is not None:
                     self._on_run_finished(command.run_id, command.status)
-        await self._events.ack(deliveries)

@@ -155,8 +155,7 @@ async def _apply(sides: Sides, batch: list[Event], data: st.DataObject) -> None:
     await bus.send(batch)
     received = await drain(bus, len(batch), consumer="fuzz")
     orchestrator = sides.redis[data.draw(st.integers(0, 1), label="orchestrator")]
-    await orchestrator.runs.apply([d.message for d in received])
-    await bus.ack(received)
+    await orchestrator.runs.apply([d.message for d in received], received)
     sides.applied += batch
 
 

@@ -20,8 +20,9 @@ from contract_support import (
 from domain.errors import InvalidInput, NotFound
 from domain.events import CancelRequested, NodeFailed, NodeStarted, NodeSucceeded
 from domain.history import EntryKind
+from domain.node_state import ErrorInfo
 from domain.ports import RunQuery, StoredDefinition
-from domain.run import ErrorInfo, Run
+from domain.run import Run
 from domain.statuses import RunStatus
 from domain.validation import build_plan
 

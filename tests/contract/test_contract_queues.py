@@ -32,8 +32,8 @@ from contract_support import (
     workflow,
 )
 
-from adapters.redis.bus import EVENTS_GROUP, TASKS_GROUP
 from adapters.redis.codec import decode_event, decode_task, encode_event, encode_task
+from adapters.redis.keys import EVENTS_GROUP, TASKS_GROUP
 from adapters.redis.streams import RedisStreamQueue, StreamConfig
 from domain.events import (
     AttemptTimedOut,

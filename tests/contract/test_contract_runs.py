@@ -41,7 +41,8 @@ from domain.events import (
     RunStarted,
 )
 from domain.messages import Task
-from domain.run import DEAD_LETTERED, UPSTREAM_FAILED, ErrorInfo
+from domain.node_state import ErrorInfo
+from domain.run import DEAD_LETTERED, UPSTREAM_FAILED
 from domain.statuses import NodeStatus, RunStatus
 
 RUN_INPUT = {"user": "ada", "n": 3, "tags": ["x"], "nested": {"ok": True}}

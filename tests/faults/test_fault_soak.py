@@ -88,7 +88,7 @@ SHAPES: dict[str, tuple[dict[str, Any], str]] = {
 # moment (after reporting a result / applying an event, before acknowledging it), some hits later.
 CRASH_POINTS = {
     "worker": "worker.after_result_before_ack",
-    "orchestrator": "orchestrator.after_apply_before_ack",
+    "orchestrator": "orchestrator.after_receive_before_apply",
 }
 ROLES = {"worker": 3, "orchestrator": 2}
 

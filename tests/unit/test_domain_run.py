@@ -23,9 +23,10 @@ from domain.events import (
     ScheduleDeadline,
     ScheduleRetry,
 )
+from domain.node_state import ErrorInfo, FailedAttempt
 from domain.plan import WorkflowPlan
 from domain.retry import RetryPolicy
-from domain.run import DEAD_LETTERED, DEADLINE_GRACE_SECONDS, UPSTREAM_FAILED, ErrorInfo, FailedAttempt, Run
+from domain.run import DEAD_LETTERED, DEADLINE_GRACE_SECONDS, UPSTREAM_FAILED, Run
 from domain.statuses import NodeStatus, RunStatus
 
 

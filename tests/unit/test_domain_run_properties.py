@@ -27,7 +27,8 @@ from domain.events import (
     RunStarted,
     ScheduleRetry,
 )
-from domain.run import UPSTREAM_FAILED, ErrorInfo, Run
+from domain.node_state import ErrorInfo
+from domain.run import UPSTREAM_FAILED, Run
 from domain.statuses import NodeStatus, RunStatus
 from domain.validation import build_plan
 

@@ -7,8 +7,9 @@
 --   check: kind, key, field, expected; kind 'eq': HGET key field == expected ('' = no such field),
 --          kind 'has': HEXISTS key field (expected unused).
 --   op:    name, key, argument count, arguments. HSET, HDEL, RPUSH, ZADD, ZREM and XADD take their
---          usual arguments (XADD: field/value pairs, the id is '*'); EXPIRE seconds; HMOVE source
---          field, destination key, destination field (moves a hash field between keys).
+--          usual arguments (XADD: field/value pairs, the id is '*'); XACK group, entry ids;
+--          EXPIRE seconds; HMOVE source field, destination key, destination field (moves a hash
+--          field between keys).
 --   Keys are 1-based positions in KEYS.
 -- A group is written only when all its checks hold (checked before anything is written: a script
 -- never rolls back). Returns per group 0 when written, else the position of the failed check.
@@ -24,6 +25,10 @@ end
 local function write(name, key, first, last)
   if name == 'XADD' then
     redis.call('XADD', key, '*', unpack(ARGV, first, last))
+  elseif name == 'XACK' then
+    for from = first + 1, last, CHUNK do
+      redis.call('XACK', key, ARGV[first], unpack(ARGV, from, math.min(from + CHUNK - 1, last)))
+    end
   elseif name == 'EXPIRE' then
     redis.call('EXPIRE', key, ARGV[first])
   elseif name == 'HMOVE' then
