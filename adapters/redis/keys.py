@@ -36,7 +36,7 @@ class ShardKeys:
 
 EVENTS_GROUP, TASKS_GROUP = "orchestrators", "workers"
 """The consumer groups of the event streams and of the task streams."""
-RUN_KEYS_CACHED = 50_000
+RUN_KEYS_CACHED = 10_000
 
 
 class KeySpace:
