@@ -132,7 +132,9 @@ class RedisTransitions:
             commits: dict[int, Commit] = {}
             for batch in pending:
                 shard = self._keys.shard_of(batch.run_id)
-                commit = commits.get(shard) or commits.setdefault(shard, Commit())
+                commit = commits.get(shard)
+                if commit is None:
+                    commit = commits[shard] = Commit()
                 group = commit.group(batch)
                 self._acknowledge(batch, delivered, group)
                 self._decide(batch, events, lost, group)
@@ -258,11 +260,13 @@ class RedisTransitions:
                     self.cache.drop(group.tag.run_id)
             raise
         again: list[_RunBatch] = []
+        failure: Exception | None = None
         for commit, reply in zip(commits, replies, strict=True):
             if isinstance(reply, Exception):
+                failure = reply  # the other shards' commits stand: take them in first
                 for group in commit.groups:
                     self.cache.drop(group.tag.run_id)
-                raise AdapterError(f"commit of {len(commit.groups)} runs failed: {reply}") from reply
+                continue
             for group, failed_check in zip(commit.groups, reply, strict=True):
                 batch: _RunBatch = group.tag
                 if failed_check == 0:
@@ -274,6 +278,8 @@ class RedisTransitions:
                 if failed_check in batch.staged_checks:
                     lost.add(batch.staged_checks[failed_check])
                 again.append(batch)
+        if failure is not None:
+            raise AdapterError(f"a commit failed: {failure}") from failure
         return again
 
     def _committed(self, batch: _RunBatch) -> None:
