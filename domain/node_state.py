@@ -40,6 +40,3 @@ class NodeRun:
     def initial(cls, spec: NodeSpec) -> NodeRun:
         """A node of a run that has not started: waiting on all its parents."""
         return cls(waiting_on=len(spec.parents))
-
-    def is_initial(self, spec: NodeSpec) -> bool:
-        return self == NodeRun.initial(spec)

@@ -13,7 +13,6 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from adapters.redis.codec import decode_task
 from adapters.redis.codec.definitions import decode_document
 from adapters.redis.codec.leases import lease_holder
 from adapters.redis.codec.runs import (
@@ -26,7 +25,6 @@ from adapters.redis.codec.runs import (
 )
 from adapters.redis.keys import KeySpace
 from domain.history import HistoryEntry
-from domain.messages import Task
 from domain.plan import WorkflowPlan
 from domain.ports import RunSummary
 from domain.run import Run
@@ -85,11 +83,6 @@ class RedisInspector:
             runs.append(decode_run(run_id, meta, nodes, outputs, plan).run)
         return runs
 
-    def version(self, run_id: str) -> int | None:
-        """How many commits changed the run (None when it is not stored)."""
-        value = self._client.hget(self._keys.run(run_id).meta, "v")
-        return None if value is None else int(str(value))
-
     def history(self, run_id: str) -> list[HistoryEntry]:
         return [decode_entry(raw) for raw in self._client.lrange(self._keys.run(run_id).history, 0, -1)]
 
@@ -97,14 +90,6 @@ class RedisInspector:
         """Large outputs workers reported that no transition has accepted yet, by (node, attempt)."""
         raw: dict[str, str] = self._client.hgetall(self._keys.run(run_id).staged)
         return {field: decode_output(value) for field, value in raw.items()}
-
-    def tasks(self) -> list[Task]:
-        """Every task entry still in the task streams, shard by shard, oldest first."""
-        return [
-            decode_task(fields)
-            for shard in self._keys.all_shards()
-            for _, fields in self._client.xrange(shard.tasks)
-        ]
 
     def lease_holders(self) -> dict[int, str]:
         """Shard number -> the orchestrator (consumer name) holding its lease, for shards held."""

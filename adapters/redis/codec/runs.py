@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.redis.codec.messages import encode_compact
 from domain.history import HistoryEntry
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
 from domain.plan import WorkflowPlan
@@ -24,9 +25,6 @@ from domain.statuses import NodeStatus, RunStatus
 VERSION = "v"
 STATUS = "status"
 SUMMARY_FIELDS = ("status", "definition_id", "workflow", "created_at", "started_at", "finished_at")
-_COMPACT = (",", ":")
-_encode_json = json.JSONEncoder(separators=_COMPACT).encode
-"""``json.dumps`` with arguments makes a new encoder per call: the hot path keeps one."""
 
 
 def _time(value: float | None) -> str:
@@ -47,7 +45,7 @@ def new_run_meta(run: Run) -> dict[str, str]:
         "definition_id": run.definition_id,
         "workflow": run.plan.name,
         "created_at": repr(run.created_at),
-        "input": json.dumps(run.input, separators=_COMPACT),
+        "input": encode_compact(run.input),
         **progress_fields(run, 0),
     }
 
@@ -136,9 +134,9 @@ def encode_node(node: NodeRun) -> str:
     if node.finished_at is not None:
         parts += (',"f":', repr(node.finished_at))
     if node.worker_id is not None:
-        parts += (',"wk":', _encode_json(node.worker_id))
+        parts += (',"wk":', encode_compact(node.worker_id))
     if node.error is not None:
-        parts += (',"e":', _encode_json([node.error.type, node.error.message]))
+        parts += (',"e":', encode_compact([node.error.type, node.error.message]))
     if node.retry_at is not None:
         parts += (',"r":', repr(node.retry_at))
     if node.failed_attempts:
@@ -146,7 +144,7 @@ def encode_node(node: NodeRun) -> str:
             [f.attempt, f.started_at, f.finished_at, f.error.type, f.error.message]
             for f in node.failed_attempts
         ]
-        parts += (',"fa":', _encode_json(failed))
+        parts += (',"fa":', encode_compact(failed))
     parts.append("}")
     return "".join(parts)
 
@@ -176,7 +174,7 @@ def decode_node(raw: str) -> NodeRun:
 
 
 def encode_output(value: Any) -> str:
-    return _encode_json(value)
+    return encode_compact(value)
 
 
 def decode_output(raw: str) -> Any:
@@ -191,10 +189,10 @@ def encode_entry(entry: HistoryEntry) -> str:
         attempt = "null" if entry.attempt is None else str(entry.attempt)
         parts += (',"node_id":"', entry.node_id, '","attempt":', attempt)
     if entry.worker_id:
-        parts += (',"worker_id":', _encode_json(entry.worker_id))
+        parts += (',"worker_id":', encode_compact(entry.worker_id))
     if entry.error is not None:
         error = {"type": entry.error.type, "message": entry.error.message}
-        parts += (',"error":', _encode_json(error))
+        parts += (',"error":', encode_compact(error))
     if entry.retry_at is not None:
         parts += (',"retry_at":', repr(entry.retry_at))
     if entry.dispatched:
