@@ -6,13 +6,27 @@ Pydantic stays at this edge; everything past validation works on the compiled pl
 from __future__ import annotations
 
 import re
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.retry import RetryPolicy
+from domain.trigger_rules import TriggerRule
 
 NODE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+type ErrorType = Annotated[str, Field(min_length=1, max_length=200)]
+"""The type of an error as a worker reports it: the exception's class name (``ValueError``), or one
+of the engine's (``TimeoutError``, ``TemplateError``)."""
+
+
+class FailurePolicy(StrEnum):
+    CONTINUE = "continue"
+    """Independent branches finish; the run ends FAILED when they have."""
+    FAIL_FAST = "fail_fast"
+    """The first node that fails for good cancels every node not finished (except ``always`` ones)."""
 
 
 class RetryPolicySchema(BaseModel):
@@ -24,10 +38,19 @@ class RetryPolicySchema(BaseModel):
     initial_backoff_seconds: float = Field(default=1.0, ge=0, le=86_400)
     backoff_multiplier: float = Field(default=2.0, ge=1, le=100)
     max_backoff_seconds: float = Field(default=60.0, ge=0, le=86_400)
+    jitter: bool = False
+    retry_on: list[ErrorType] | None = Field(default=None, max_length=100)
+    no_retry_on: list[ErrorType] = Field(default_factory=list, max_length=100)
 
     def compiled(self) -> RetryPolicy:
         return RetryPolicy(
-            self.max_attempts, self.initial_backoff_seconds, self.backoff_multiplier, self.max_backoff_seconds
+            self.max_attempts,
+            self.initial_backoff_seconds,
+            self.backoff_multiplier,
+            self.max_backoff_seconds,
+            self.jitter,
+            None if self.retry_on is None else frozenset(self.retry_on),
+            frozenset(self.no_retry_on),
         )
 
 
@@ -40,6 +63,11 @@ class NodeDefinition(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     retry_policy: RetryPolicySchema | None = None
     timeout_seconds: float | None = Field(default=None, gt=0, le=86_400)
+    when: str | None = Field(default=None, min_length=1, max_length=4096)
+    """A condition (``domain.conditions``): the node runs only when it holds, else ends SKIPPED."""
+    trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
+    optional: bool = False
+    """The node may fail without failing the run (its dependents still see it as failed)."""
 
     @field_validator("id")
     @classmethod
@@ -71,3 +99,8 @@ class WorkflowDefinition(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = None
     dag: DagDefinition
+    on_failure: FailurePolicy = FailurePolicy.CONTINUE
+    timeout_seconds: float | None = Field(default=None, gt=0, le=30 * 86_400)
+    """The run ends FAILED (``RunTimedOut``) when it has not finished this long after it started."""
+    output: dict[str, Any] | None = None
+    """The run's output: templates over nodes and input, rendered when the run completes."""

@@ -68,3 +68,7 @@ class RunNotActive(DomainError):
         self.run_id = run_id
         self.status = status
         super().__init__(f"workflow run '{run_id}' is {status}")
+
+
+class ConditionError(DomainError):
+    """A node's ``when`` condition could not be parsed or evaluated."""

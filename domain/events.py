@@ -91,6 +91,14 @@ class RetryDue:
 
 
 @dataclass(frozen=True, slots=True)
+class RunTimedOut:
+    """The run's own deadline (its definition's ``timeout_seconds`` after it started) has come."""
+
+    run_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class CancelRequested:
     run_id: str
     at: float
@@ -117,6 +125,7 @@ type Event = (
     | NodeFailed
     | AttemptTimedOut
     | RetryDue
+    | RunTimedOut
     | CancelRequested
     | EventDeadLettered
 )
@@ -148,9 +157,17 @@ class ScheduleDeadline:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleRunDeadline:
+    """End the run at ``due_at`` unless it has ended (``RunTimedOut``)."""
+
+    run_id: str
+    due_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class FinishRun:
     run_id: str
     status: RunStatus
 
 
-type Command = DispatchNode | ScheduleRetry | ScheduleDeadline | FinishRun
+type Command = DispatchNode | ScheduleRetry | ScheduleDeadline | ScheduleRunDeadline | FinishRun

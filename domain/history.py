@@ -21,6 +21,7 @@ from domain.events import (
     NodeSucceeded,
     RetryDue,
     RunStarted,
+    RunTimedOut,
 )
 from domain.node_state import ErrorInfo
 from domain.statuses import RunStatus
@@ -33,6 +34,7 @@ class EntryKind(StrEnum):
     NODE_FAILED = "node_failed"
     ATTEMPT_TIMED_OUT = "attempt_timed_out"
     RETRY_DUE = "retry_due"
+    RUN_TIMED_OUT = "run_timed_out"
     CANCEL_REQUESTED = "cancel_requested"
     EVENT_DEAD_LETTERED = "event_dead_lettered"
 
@@ -44,6 +46,7 @@ KIND_OF_EVENT: dict[type, EntryKind] = {
     NodeFailed: EntryKind.NODE_FAILED,
     AttemptTimedOut: EntryKind.ATTEMPT_TIMED_OUT,
     RetryDue: EntryKind.RETRY_DUE,
+    RunTimedOut: EntryKind.RUN_TIMED_OUT,
     CancelRequested: EntryKind.CANCEL_REQUESTED,
     EventDeadLettered: EntryKind.EVENT_DEAD_LETTERED,
 }

@@ -25,7 +25,7 @@ class FailedAttempt:
 @dataclass(slots=True)
 class NodeRun:
     waiting_on: int
-    """Parents not completed yet: the node is ready when this reaches 0."""
+    """Parents not finished yet."""
     status: NodeStatus = NodeStatus.PENDING
     attempt: int = 0
     queued_at: float | None = None
@@ -35,6 +35,14 @@ class NodeRun:
     error: ErrorInfo | None = None
     retry_at: float | None = None
     failed_attempts: list[FailedAttempt] | None = None
+    failed_parents: int = 0
+    """Parents that ended FAILED or CANCELLED (counted until the node's trigger rule decided)."""
+    skipped_parents: int = 0
+
+    @property
+    def undecided(self) -> bool:
+        """Whether the node's trigger rule and condition have not decided yet."""
+        return self.attempt == 0 and self.status is NodeStatus.PENDING
 
     @classmethod
     def initial(cls, spec: NodeSpec) -> NodeRun:

@@ -13,9 +13,12 @@ from domain.events import (
     AttemptTimedOut,
     Command,
     DispatchNode,
+    FinishRun,
     RetryDue,
+    RunTimedOut,
     ScheduleDeadline,
     ScheduleRetry,
+    ScheduleRunDeadline,
 )
 from domain.messages import Task
 from domain.run import Run
@@ -25,7 +28,7 @@ from domain.run import Run
 class Timer:
     """An event to deliver at ``due_at`` (its own ``at``)."""
 
-    event: RetryDue | AttemptTimedOut
+    event: RetryDue | AttemptTimedOut | RunTimedOut
 
     @property
     def due_at(self) -> float:
@@ -37,8 +40,10 @@ def task_of(run: Run, command: DispatchNode) -> Task:
     return Task(run.run_id, run.definition_id, command.node_id, command.attempt, spec.handler)
 
 
-def timer_of(command: ScheduleRetry | ScheduleDeadline) -> Timer:
-    if type(command) is ScheduleRetry:
+def timer_of(command: ScheduleRetry | ScheduleDeadline | ScheduleRunDeadline) -> Timer:
+    if isinstance(command, ScheduleRunDeadline):
+        return Timer(RunTimedOut(command.run_id, command.due_at))
+    if isinstance(command, ScheduleRetry):
         return Timer(RetryDue(command.run_id, command.node_id, command.attempt, command.due_at))
     return Timer(AttemptTimedOut(command.run_id, command.node_id, command.attempt, command.due_at))
 
@@ -46,7 +51,7 @@ def timer_of(command: ScheduleRetry | ScheduleDeadline) -> Timer:
 def outbox(run: Run, commands: Iterable[Command], tasks: list[Task], timers: list[Timer]) -> None:
     """Append to ``tasks`` and ``timers`` what ``commands`` (of ``run``) send out."""
     for command in commands:
-        if type(command) is DispatchNode:
+        if isinstance(command, DispatchNode):
             tasks.append(task_of(run, command))
-        elif type(command) is ScheduleRetry or type(command) is ScheduleDeadline:
+        elif not isinstance(command, FinishRun):
             timers.append(timer_of(command))

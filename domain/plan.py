@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from domain.conditions import Condition
 from domain.rendering import CompiledConfig
 from domain.retry import RetryPolicy
+from domain.trigger_rules import TriggerRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,9 @@ class NodeSpec:
     timeout_seconds: float | None
     reads: frozenset[str]
     """Roots whose data an attempt needs: parents, template roots and the workflow namespace."""
+    trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
+    condition: Condition | None = None
+    optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,14 @@ class WorkflowPlan:
     index: Mapping[str, int]
     roots: tuple[int, ...]
     source: Mapping[str, Any]
+    fail_fast: bool = False
+    timeout_seconds: float | None = None
+    output: CompiledConfig | None = None
+    """The run's output mapping, rendered when the run completes."""
+    decision_reads: frozenset[str] = frozenset()
+    """Roots whose data the run's own decisions read (conditions, the output mapping): node ids,
+    and the workflow namespace when they read the run's input. A store keeps these at hand for the
+    aggregate; other outputs only workers read."""
 
     def node(self, node_id: str) -> NodeSpec:
         return self.nodes[self.index[node_id]]

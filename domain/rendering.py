@@ -74,6 +74,7 @@ class CompiledConfig:
 @dataclass(slots=True)
 class _Compiler:
     root_path: str
+    label: str
     problems: list[Problem] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
 
@@ -95,7 +96,7 @@ class _Compiler:
         if template is None:
             return None
         self.references.extend(template.references)
-        return _StringRenderer(template, "config" + path.removeprefix(self.root_path))
+        return _StringRenderer(template, self.label + path.removeprefix(self.root_path))
 
     def _dict(self, value: dict[str, Any], path: str) -> _Renderer | None:
         dynamic = []
@@ -114,9 +115,12 @@ class _Compiler:
         return _ListRenderer(tuple(value), tuple(dynamic)) if dynamic else None
 
 
-def compile_config(config: dict[str, Any], path: str) -> tuple[CompiledConfig, list[Problem]]:
-    """Compile ``config`` found at JSON path ``path``; problems name each bad template's path."""
-    compiler = _Compiler(path)
+def compile_config(
+    config: dict[str, Any], path: str, label: str = "config"
+) -> tuple[CompiledConfig, list[Problem]]:
+    """Compile ``config`` found at JSON path ``path``; problems name each bad template's path.
+    ``label`` begins the location a rendering error names (``config.url``)."""
+    compiler = _Compiler(path, label)
     renderer = compiler.compile(config, path)
     references = tuple(compiler.references)
     compiled = CompiledConfig(config, renderer, references, frozenset(ref.root for ref in references))

@@ -4,8 +4,11 @@
 history entry, and which nodes changed (what a store must write). An event that is stale (an old
 attempt), repeated, or arrives after the run ended changes nothing and returns None. Every backend
 runs this code: it is the only place the rules of a run are written (ARCHITECTURE.md, "Written once").
-Work per event is O(out-degree) of the node concerned, plus O(descendants) once when a node fails for
-good (they are skipped), and O(nodes) when the run ends at once (cancel).
+
+When a node ends, each child's counters by parent outcome move and its trigger rule decides whether
+it waits, runs (its condition checked first) or is skipped; a skip ends the child too, and its own
+children are told in turn. Work per event is O(out-degree) of the nodes that end, O(nodes) once when
+the run ends at once (cancel, timeout, fail-fast).
 """
 
 from __future__ import annotations
@@ -15,12 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.errors import RunNotActive
+from domain.errors import ConditionError, RunNotActive, TemplateError
 from domain.events import (
     OUTPUT_LOST,
     AttemptTimedOut,
     CancelRequested,
-    Command,
     DispatchNode,
     Event,
     EventDeadLettered,
@@ -30,15 +32,28 @@ from domain.events import (
     NodeSucceeded,
     RetryDue,
     RunStarted,
+    RunTimedOut,
     ScheduleDeadline,
     ScheduleRetry,
+    ScheduleRunDeadline,
 )
-from domain.history import KIND_OF_EVENT, HistoryEntry
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
+from domain.outcome import Outcome, Step
 from domain.plan import NodeSpec, WorkflowPlan
+from domain.run_data import render_output, run_data
 from domain.statuses import NodeStatus, RunStatus
+from domain.trigger_rules import ParentOutcome, Readiness, TriggerRule, readiness, skip_reason
+
+__all__ = ["Outcome", "Run", "ensure_runnable", "timeout_message"]
 
 UPSTREAM_FAILED = "UpstreamFailed"
+UPSTREAM_SKIPPED = "UpstreamSkipped"
+TRIGGER_RULE_UNMET = "TriggerRuleUnmet"
+CONDITION_FALSE = "ConditionFalse"
+CONDITION_ERROR = "ConditionError"
+FAIL_FAST = "FailFast"
+RUN_TIMED_OUT = "RunTimedOut"
+OUTPUT_ERROR = "OutputError"
 DEAD_LETTERED = "DeadLettered"
 OUTPUT_LOST_ERROR = "OutputLost"
 TIMEOUT_ERROR = "TimeoutError"
@@ -47,6 +62,13 @@ DEADLINE_GRACE_SECONDS = 5.0
 the timeout itself and reports first; the deadline catches a worker that died or hangs."""
 
 _IN_FLIGHT = (NodeStatus.QUEUED, NodeStatus.RUNNING)
+_OUTCOME_OF = {
+    NodeStatus.COMPLETED: ParentOutcome.SUCCEEDED,
+    NodeStatus.FAILED: ParentOutcome.FAILED,
+    NodeStatus.CANCELLED: ParentOutcome.FAILED,
+    NodeStatus.SKIPPED: ParentOutcome.SKIPPED,
+}
+"""How a node's end counts for its children's trigger rules (a cancelled parent counts as failed)."""
 
 
 def ensure_runnable(run_id: str, status: RunStatus) -> None:
@@ -60,56 +82,6 @@ def timeout_message(attempt: int, timeout_seconds: float | None) -> str:
     """The error message of an attempt that ran past its node's timeout (worker or deadline)."""
     limit = "its timeout" if timeout_seconds is None else f"the timeout of {timeout_seconds}s"
     return f"attempt {attempt} exceeded {limit}"
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one applied event changed: everything a store needs to commit it. (Not frozen, like the
-    other objects of the hot path: it is made once per event; nobody changes it afterwards.)"""
-
-    commands: list[Command]
-    entry: HistoryEntry
-    changed: list[int]
-    """Indices (in the plan) of the nodes whose state changed; an index may appear more than once."""
-    recorded_output: str | None = None
-    """The node whose output the event recorded in ``Run.outputs``."""
-
-    @property
-    def run_status(self) -> RunStatus | None:
-        """The run's final status when the event ended it."""
-        return self.entry.run_status
-
-
-@dataclass(slots=True)
-class _Step:
-    """What an event changes, gathered while it is applied (the parts of its ``Outcome``)."""
-
-    at: float
-    commands: list[Command] = field(default_factory=list)
-    changed: list[int] = field(default_factory=list)
-    dispatched: list[str] | None = None
-    skipped: list[str] | None = None
-    error: ErrorInfo | None = None
-    worker_id: str | None = None
-    retry_at: float | None = None
-    run_status: RunStatus | None = None
-    recorded_output: str | None = None
-
-    def outcome(self, event: Event) -> Outcome:
-        node_id: str | None = getattr(event, "node_id", None)
-        entry = HistoryEntry(
-            KIND_OF_EVENT[type(event)],
-            event.at,
-            node_id,
-            None if node_id is None else getattr(event, "attempt", None),
-            self.worker_id,
-            self.error,
-            self.retry_at,
-            () if self.dispatched is None else tuple(self.dispatched),
-            () if self.skipped is None else tuple(self.skipped),
-            self.run_status,
-        )
-        return Outcome(self.commands, entry, self.changed, self.recorded_output)
 
 
 @dataclass(slots=True)
@@ -127,6 +99,11 @@ class Run:
     unfinished: int = 0
     in_flight: int = 0
     failed_nodes: int = 0
+    """Nodes that failed for good and are not optional: the run fails when it ends with any."""
+    error: ErrorInfo | None = None
+    """Why the run failed when no node's error says it (its timeout, its output mapping)."""
+    output: Any = None
+    """The run's output (the definition's ``output`` rendered when the run completed)."""
 
     @classmethod
     def create(
@@ -156,21 +133,26 @@ class Run:
 
     def apply(self, event: Event) -> Outcome | None:
         """Apply ``event``; None when it changed nothing (stale, repeated, late)."""
-        step = _Step(event.at)
+        step = Step(event.at)
         if not _HANDLERS[type(event)](self, event, step):
             return None
         return step.outcome(event)
 
-    def _on_run_started(self, event: RunStarted, step: _Step) -> bool:
+    def _on_run_started(self, event: RunStarted, step: Step) -> bool:
         if self.status is not RunStatus.PENDING:
             return False
         self.status = RunStatus.RUNNING
         self.started_at = event.at
+        if self.plan.timeout_seconds is not None:
+            step.commands.append(ScheduleRunDeadline(self.run_id, event.at + self.plan.timeout_seconds))
+        ended: deque[int] = deque()
         for index in self.plan.roots:
-            self._dispatch(index, step)
+            self._start_if_condition_holds(index, step, ended)
+        self._tell_children(ended, step)
+        self._finish_if_done(step)
         return True
 
-    def _on_node_started(self, event: NodeStarted, step: _Step) -> bool:
+    def _on_node_started(self, event: NodeStarted, step: Step) -> bool:
         index = self._current(event.node_id, event.attempt)
         if index is None:
             return False
@@ -189,7 +171,7 @@ class Run:
             step.commands.append(ScheduleDeadline(self.run_id, event.node_id, event.attempt, due_at))
         return True
 
-    def _on_node_succeeded(self, event: NodeSucceeded, step: _Step) -> bool:
+    def _on_node_succeeded(self, event: NodeSucceeded, step: Step) -> bool:
         index = self._current(event.node_id, event.attempt)
         if index is None:
             return False
@@ -205,17 +187,11 @@ class Run:
         node.error = None
         self.outputs[spec.id] = event.output
         step.recorded_output = spec.id
-        nodes = self.nodes
-        for child_index in spec.children:
-            child = nodes[child_index]
-            child.waiting_on -= 1
-            step.changed.append(child_index)
-            if child.waiting_on == 0 and child.status is NodeStatus.PENDING:
-                self._dispatch(child_index, step)
+        self._tell_children(deque([index]), step)
         self._finish_if_done(step)
         return True
 
-    def _on_node_failed(self, event: NodeFailed, step: _Step) -> bool:
+    def _on_node_failed(self, event: NodeFailed, step: Step) -> bool:
         index = self._current(event.node_id, event.attempt)
         if index is None:
             return False
@@ -225,7 +201,7 @@ class Run:
         self._fail_attempt(index, ErrorInfo(event.error_type, event.message), event.retryable, step)
         return True
 
-    def _on_attempt_timed_out(self, event: AttemptTimedOut, step: _Step) -> bool:
+    def _on_attempt_timed_out(self, event: AttemptTimedOut, step: Step) -> bool:
         index = self._current(event.node_id, event.attempt)
         if index is None:
             return False
@@ -237,7 +213,7 @@ class Run:
         self._fail_attempt(index, error, True, step)
         return True
 
-    def _on_retry_due(self, event: RetryDue, step: _Step) -> bool:
+    def _on_retry_due(self, event: RetryDue, step: Step) -> bool:
         index = self._awaiting_retry(event.node_id, event.attempt)
         if index is None:
             return False
@@ -245,13 +221,21 @@ class Run:
         self._dispatch(index, step)
         return True
 
-    def _on_cancel_requested(self, event: CancelRequested, step: _Step) -> bool:
+    def _on_run_timed_out(self, event: RunTimedOut, step: Step) -> bool:
+        if self.status is not RunStatus.RUNNING:
+            return False
+        error = ErrorInfo(RUN_TIMED_OUT, f"the run did not finish within {self.plan.timeout_seconds}s")
+        self.error = step.error = error
+        self._end(RunStatus.FAILED, NodeStatus.CANCELLED, error, step)
+        return True
+
+    def _on_cancel_requested(self, event: CancelRequested, step: Step) -> bool:
         if self.status.is_final:
             return False
         self._end(RunStatus.CANCELLED, NodeStatus.CANCELLED, None, step)
         return True
 
-    def _on_event_dead_lettered(self, event: EventDeadLettered, step: _Step) -> bool:
+    def _on_event_dead_lettered(self, event: EventDeadLettered, step: Step) -> bool:
         error = ErrorInfo(DEAD_LETTERED, event.message)
         if event.node_id is None:
             applied = self._fail_unstarted(error, step)
@@ -261,35 +245,28 @@ class Run:
             step.error = error
         return applied
 
-    def _fail_unstarted(self, error: ErrorInfo, step: _Step) -> bool:
+    def _fail_unstarted(self, error: ErrorInfo, step: Step) -> bool:
         """The run could not start: it fails, every node skipped with the reason."""
         if self.status is not RunStatus.PENDING:
             return False
         self._end(RunStatus.FAILED, NodeStatus.SKIPPED, error, step)
         return True
 
-    def _fail_awaiting_retry(self, node_id: str, attempt: int, error: ErrorInfo, step: _Step) -> bool:
+    def _fail_awaiting_retry(self, node_id: str, attempt: int, error: ErrorInfo, step: Step) -> bool:
         """The retry ``attempt`` of ``node_id`` could not be dispatched: the node fails for good."""
         index = self._awaiting_retry(node_id, attempt)
         if index is None:
             return False
         node = self.nodes[index]
         node.retry_at = None
-        node.status = NodeStatus.FAILED
         node.error = error
-        node.finished_at = step.at
-        step.changed.append(index)
-        self.unfinished -= 1
-        self.failed_nodes += 1
-        self._skip_descendants(self.plan.nodes[index], step)
-        self._finish_if_done(step)
+        self._settle(index, NodeStatus.FAILED, step)
+        self._failed_for_good(index, step)
         return True
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _end(
-        self, status: RunStatus, unfinished_as: NodeStatus, error: ErrorInfo | None, step: _Step
-    ) -> None:
+    def _end(self, status: RunStatus, unfinished_as: NodeStatus, error: ErrorInfo | None, step: Step) -> None:
         """End the run at once: every node not finished yet ends ``unfinished_as`` (with ``error``
         when given); touches every node once (bounded by MAX_NODES)."""
         for index, node in enumerate(self.nodes):
@@ -302,6 +279,9 @@ class Run:
                 step.changed.append(index)
         self.unfinished = 0
         self.in_flight = 0
+        self._finish(status, step)
+
+    def _finish(self, status: RunStatus, step: Step) -> None:
         self.status = status
         self.finished_at = step.at
         step.run_status = status
@@ -330,11 +310,11 @@ class Run:
         if index is None:
             return None
         node = self.nodes[index]
-        if node.retry_at is None or attempt != node.attempt + 1:
+        if node.retry_at is None or attempt != node.attempt + 1 or node.status is not NodeStatus.PENDING:
             return None
         return index
 
-    def _dispatch(self, index: int, step: _Step) -> None:
+    def _dispatch(self, index: int, step: Step) -> None:
         node = self.nodes[index]
         node.status = NodeStatus.QUEUED
         node.attempt += 1
@@ -350,62 +330,176 @@ class Run:
         else:
             step.dispatched.append(node_id)
 
-    def _close(self, index: int, status: NodeStatus, step: _Step) -> None:
+    def _close(self, index: int, status: NodeStatus, step: Step) -> None:
+        """The attempt in flight of node ``index`` ended the node with ``status``."""
+        self.in_flight -= 1
+        self._settle(index, status, step)
+
+    def _settle(self, index: int, status: NodeStatus, step: Step) -> None:
+        """Node ``index`` (not in flight) ends with ``status``."""
         node = self.nodes[index]
         node.status = status
         node.finished_at = step.at
         self.unfinished -= 1
-        self.in_flight -= 1
         step.changed.append(index)
 
-    def _fail_attempt(self, index: int, error: ErrorInfo, retryable: bool, step: _Step) -> None:
+    def _fail_attempt(self, index: int, error: ErrorInfo, retryable: bool, step: Step) -> None:
         """The attempt in flight of node ``index`` (checked by the caller) failed with ``error``."""
         spec = self.plan.nodes[index]
         node = self.nodes[index]
         node.error = error
         step.error = error
         step.changed.append(index)
-        if retryable and node.attempt < spec.retry.max_attempts:
+        if retryable and node.attempt < spec.retry.max_attempts and spec.retry.retries(error.type):
             self._schedule_retry(spec, node, error, step)
             return
         self._close(index, NodeStatus.FAILED, step)
-        self.failed_nodes += 1
-        self._skip_descendants(spec, step)
+        self._failed_for_good(index, step)
+
+    def _failed_for_good(self, index: int, step: Step) -> None:
+        """Node ``index`` has just ended FAILED: it counts against the run unless it is optional;
+        the workflow may fail fast; its children are told."""
+        ended = deque([index])
+        self._count_failure(index, step, ended)
+        self._tell_children(ended, step)
         self._finish_if_done(step)
 
-    def _schedule_retry(self, spec: NodeSpec, node: NodeRun, error: ErrorInfo, step: _Step) -> None:
+    def _count_failure(self, index: int, step: Step, ended: deque[int]) -> None:
+        """Node ``index`` has just ended FAILED: it counts against the run unless it is optional,
+        and the workflow may fail fast (the nodes that cancels join ``ended``)."""
+        spec = self.plan.nodes[index]
+        if spec.optional:
+            return
+        self.failed_nodes += 1
+        if self.plan.fail_fast:
+            ended.extend(self._cancel_for_fail_fast(spec, step))
+
+    def _cancel_for_fail_fast(self, failed: NodeSpec, step: Step) -> list[int]:
+        """Every node not finished ends CANCELLED, except ``always`` nodes not started yet (clean-up
+        steps, which still run when their parents have ended). Returns the nodes cancelled."""
+        error = ErrorInfo(
+            FAIL_FAST, f"cancelled because node '{failed.id}' failed and the workflow fails fast"
+        )
+        cancelled = []
+        for index, node in enumerate(self.nodes):
+            if node.status.is_final:
+                continue
+            if node.undecided and self.plan.nodes[index].trigger_rule is TriggerRule.ALWAYS:
+                continue
+            if node.status in _IN_FLIGHT:
+                self.in_flight -= 1
+            node.retry_at = None
+            node.error = error
+            self._settle(index, NodeStatus.CANCELLED, step)
+            cancelled.append(index)
+        return cancelled
+
+    def _schedule_retry(self, spec: NodeSpec, node: NodeRun, error: ErrorInfo, step: Step) -> None:
         if node.failed_attempts is None:
             node.failed_attempts = []
         node.failed_attempts.append(FailedAttempt(node.attempt, node.started_at, step.at, error))
         node.status = NodeStatus.PENDING
-        node.retry_at = step.at + spec.retry.delay_before(node.attempt + 1)
+        delay = spec.retry.delay_before(node.attempt + 1, f"{self.run_id}/{spec.id}")
+        node.retry_at = step.at + delay
         self.in_flight -= 1
         step.retry_at = node.retry_at
         step.commands.append(ScheduleRetry(self.run_id, spec.id, node.attempt + 1, node.retry_at))
 
-    def _skip_descendants(self, failed: NodeSpec, step: _Step) -> None:
-        error = ErrorInfo(UPSTREAM_FAILED, f"skipped because upstream node '{failed.id}' failed")
-        queue = deque(failed.children)
-        while queue:
-            index = queue.popleft()
-            node = self.nodes[index]
-            if node.status is NodeStatus.PENDING:
-                node.status = NodeStatus.SKIPPED
-                node.error = error
-                node.finished_at = step.at
-                self.unfinished -= 1
-                step.changed.append(index)
-                if step.skipped is None:
-                    step.skipped = []
-                step.skipped.append(self.plan.nodes[index].id)
-                queue.extend(self.plan.nodes[index].children)
+    def _tell_children(self, ended: deque[int], step: Step) -> None:
+        """The nodes ``ended`` have just ended: each child not decided yet counts how its parent
+        ended, and its trigger rule decides. A child that ends here (skipped, or its condition
+        false or broken) is told to its own children in turn: a work list, not recursion, as a
+        chain of skips can be as long as the DAG."""
+        nodes = self.nodes
+        specs = self.plan.nodes
+        while ended:
+            parent_index = ended.popleft()
+            parent = nodes[parent_index]
+            outcome = _OUTCOME_OF[parent.status]
+            for child_index in specs[parent_index].children:
+                child = nodes[child_index]
+                if not child.undecided:
+                    continue  # decided early (one_success, one_failed), or ended with the run
+                child.waiting_on -= 1
+                if outcome is ParentOutcome.FAILED:
+                    child.failed_parents += 1
+                elif outcome is ParentOutcome.SKIPPED:
+                    child.skipped_parents += 1
+                step.changed.append(child_index)
+                spec = specs[child_index]
+                decided = readiness(
+                    spec.trigger_rule,
+                    len(spec.parents) - child.waiting_on - child.failed_parents - child.skipped_parents,
+                    child.failed_parents,
+                    child.skipped_parents,
+                    child.waiting_on,
+                )
+                if decided is Readiness.RUN:
+                    self._start_if_condition_holds(child_index, step, ended)
+                elif decided is Readiness.SKIP:
+                    self._skip(child_index, _skip_error(spec, specs[parent_index].id, parent, outcome), step)
+                    ended.append(child_index)
 
-    def _finish_if_done(self, step: _Step) -> None:
-        if self.unfinished == 0:
-            self.status = RunStatus.FAILED if self.failed_nodes else RunStatus.COMPLETED
-            self.finished_at = step.at
-            step.run_status = self.status
-            step.commands.append(FinishRun(self.run_id, self.status))
+    def _start_if_condition_holds(self, index: int, step: Step, ended: deque[int]) -> None:
+        """Node ``index`` may run: dispatch it if it has no condition or its condition holds; else
+        it ends (SKIPPED when false, FAILED when it cannot be evaluated) and joins ``ended``."""
+        condition = self.plan.nodes[index].condition
+        if condition is None:
+            self._dispatch(index, step)
+            return
+        data = run_data(self.outputs, self.input)
+        try:
+            result = condition.evaluate(lambda ref: ref.resolve_in(data))
+        except (ConditionError, TemplateError) as error:
+            message = f"condition '{condition.text}' cannot be evaluated: {error}"
+            self.nodes[index].error = step.error = ErrorInfo(CONDITION_ERROR, message)
+            self._settle(index, NodeStatus.FAILED, step)
+            ended.append(index)
+            self._count_failure(index, step, ended)
+            return
+        if result.value:
+            self._dispatch(index, step)
+            return
+        self._skip(index, ErrorInfo(CONDITION_FALSE, result.describe()), step)
+        ended.append(index)
+
+    def _skip(self, index: int, reason: ErrorInfo, step: Step) -> None:
+        self.nodes[index].error = reason
+        self._settle(index, NodeStatus.SKIPPED, step)
+        node_id = self.plan.nodes[index].id
+        if step.skipped is None:
+            step.skipped = [node_id]
+        else:
+            step.skipped.append(node_id)
+
+    def _finish_if_done(self, step: Step) -> None:
+        if self.unfinished != 0 or self.status is not RunStatus.RUNNING:
+            return
+        if self.failed_nodes:
+            self._finish(RunStatus.FAILED, step)
+            return
+        if self.plan.output is not None:
+            try:
+                self.output = render_output(self.plan, self.outputs, self.input)
+            except TemplateError as error:
+                self.error = step.error = ErrorInfo(
+                    OUTPUT_ERROR, f"the run's output cannot be rendered: {error}"
+                )
+                self._finish(RunStatus.FAILED, step)
+                return
+        self._finish(RunStatus.COMPLETED, step)
+
+
+def _skip_error(child: NodeSpec, parent_id: str, parent: NodeRun, outcome: ParentOutcome) -> ErrorInfo:
+    """Why ``child`` is skipped. Under the default rule a chain of skips keeps naming the node whose
+    failure began it (as it always has)."""
+    if child.trigger_rule is not TriggerRule.ALL_SUCCESS:
+        return ErrorInfo(TRIGGER_RULE_UNMET, skip_reason(child.trigger_rule, parent_id, outcome))
+    if outcome is ParentOutcome.FAILED:
+        return ErrorInfo(UPSTREAM_FAILED, skip_reason(child.trigger_rule, parent_id, outcome))
+    if parent.error is not None and parent.error.type == UPSTREAM_FAILED:
+        return parent.error
+    return ErrorInfo(UPSTREAM_SKIPPED, skip_reason(child.trigger_rule, parent_id, outcome))
 
 
 def _record_worker(node: NodeRun, worker_id: str, started_at: float | None) -> None:
@@ -416,13 +510,14 @@ def _record_worker(node: NodeRun, worker_id: str, started_at: float | None) -> N
         node.started_at = started_at
 
 
-_HANDLERS: dict[type, Callable[[Run, Any, _Step], bool]] = {
+_HANDLERS: dict[type, Callable[[Run, Any, Step], bool]] = {
     RunStarted: Run._on_run_started,
     NodeStarted: Run._on_node_started,
     NodeSucceeded: Run._on_node_succeeded,
     NodeFailed: Run._on_node_failed,
     AttemptTimedOut: Run._on_attempt_timed_out,
     RetryDue: Run._on_retry_due,
+    RunTimedOut: Run._on_run_timed_out,
     CancelRequested: Run._on_cancel_requested,
     EventDeadLettered: Run._on_event_dead_lettered,
 }

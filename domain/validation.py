@@ -12,12 +12,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from domain.conditions import Condition, ConditionError, parse_condition
 from domain.definition import NodeDefinition, WorkflowDefinition
-from domain.errors import InvalidDefinition, InvalidInput, Problem
+from domain.errors import InvalidDefinition, InvalidInput, Problem, TemplateError
 from domain.limits import DEFAULT_LIMITS, Limits, json_size, nesting_depth
 from domain.plan import NodeSpec, WorkflowPlan
 from domain.rendering import CompiledConfig, compile_config
 from domain.retry import NO_RETRY
+from domain.run_policy import compile_output, with_run_policy
 from domain.templates import WORKFLOW_NAMESPACE
 
 RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE})
@@ -44,9 +46,12 @@ def build_plan(
     nodes = definition.dag.nodes
     checker = _GraphChecker(nodes, list(range(len(nodes))), limits, handlers)
     checker.check()
-    if checker.problems:
-        raise InvalidDefinition(checker.problems)
-    return checker.plan(definition.name, definition.model_dump(mode="json", exclude_none=True))
+    output, output_problems = compile_output(definition.output, checker.index)
+    problems = checker.problems + output_problems
+    if problems:
+        raise InvalidDefinition(problems)
+    plan = checker.plan(definition.name, definition.model_dump(mode="json", exclude_none=True))
+    return with_run_policy(plan, definition, output)
 
 
 def _check_shape(raw: Any, limits: Limits) -> list[Any]:
@@ -149,6 +154,7 @@ class _GraphChecker:
         self.index: dict[str, int] = {}
         self.parents: list[list[int]] = [[] for _ in self.nodes]
         self.configs: list[CompiledConfig] = []
+        self.conditions: list[Condition | None] = []
 
     def _path(self, index: int) -> str:
         return _node_path(self.positions[index])
@@ -204,6 +210,16 @@ class _GraphChecker:
                 f"node '{node.id}' uses unknown handler '{node.handler}' (known: {known})",
             )
         self._check_config(path, node)
+        self._check_condition(path, node)
+
+    def _check_condition(self, path: str, node: NodeDefinition) -> None:
+        condition = None
+        if node.when is not None:
+            try:
+                condition = parse_condition(node.when)
+            except (ConditionError, TemplateError) as error:
+                self._add(f"{path}.when", f"{error} (node '{node.id}')")
+        self.conditions.append(condition)
 
     def _check_config(self, path: str, node: NodeDefinition) -> None:
         depth = nesting_depth(node.config)
@@ -263,9 +279,13 @@ class _GraphChecker:
 
     def _check_template_roots(self) -> None:
         for position, (node, config) in enumerate(zip(self.nodes, self.configs, strict=True)):
+            condition = self.conditions[position]
             direct = {self.nodes[p].id for p in self.parents[position]}
             ancestors: set[str] | None = None
-            for ref in config.references:
+            located = [(ref, ".config") for ref in config.references]
+            if condition is not None:
+                located.extend((ref, ".when") for ref in condition.references)
+            for ref, where in located:
                 if ref.root in self.known_elsewhere:
                     continue  # a malformed node, reported on its own
                 problem = self._reference_problem(node.id, ref.root, ref.path, direct)
@@ -278,7 +298,7 @@ class _GraphChecker:
                             f"'{node.id}'; add '{ref.root}' to its dependencies"
                         )
                 if problem is not None:
-                    self._add(f"{self._path(position)}.config", problem)
+                    self._add(f"{self._path(position)}{where}", problem)
 
     def _reference_problem(
         self, node_id: str, root: str, path: tuple[str | int, ...], direct: set[str]
@@ -317,6 +337,9 @@ class _GraphChecker:
                 retry=NO_RETRY if node.retry_policy is None else node.retry_policy.compiled(),
                 timeout_seconds=node.timeout_seconds,
                 reads=frozenset(node.dependencies) | self.configs[position].roots | {WORKFLOW_NAMESPACE},
+                trigger_rule=node.trigger_rule,
+                condition=self.conditions[position],
+                optional=node.optional,
             )
             for position, node in enumerate(self.nodes)
         )

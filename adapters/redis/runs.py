@@ -18,6 +18,7 @@ from adapters.redis.codec.runs import (
     SUMMARY_FIELDS,
     StoredRun,
     decode_entry,
+    decode_output,
     decode_run,
     decode_summary,
     new_run_meta,
@@ -65,7 +66,9 @@ class RedisRunRepository:
         self._commit = CommitScript(client)
         self._read_script = Script("read_run")
         self._inputs: dict[str, str] = {}
-        self._transitions = RedisTransitions(self._load, self._plan_of, keys, self._commit, retention_seconds)
+        self._transitions = RedisTransitions(
+            self._load, self._plan_of, self._read_staged, keys, self._commit, retention_seconds
+        )
 
     async def add(self, run: Run) -> None:
         """One commit: the run's meta, its index entry and its ``RunStarted`` event. Its nodes are not
@@ -145,7 +148,41 @@ class RedisRunRepository:
                 raise AdapterError(f"run {run_id} cannot be applied to: {error}") from error
             if stored is not None:
                 loaded.append(stored)
+        await self._read_decision_data([stored.run for stored in loaded if stored.run.plan.decision_reads])
         return loaded
+
+    async def _read_decision_data(self, runs: list[Run]) -> None:
+        """Give each run the outputs (and input) its own decisions read: its conditions and output
+        mapping (``WorkflowPlan.decision_reads``). One round trip for all of them."""
+        if not runs:
+            return
+        wanted = [sorted(run.plan.decision_reads - {WORKFLOW_NAMESPACE}) for run in runs]
+
+        def add(pipe: Pipeline) -> None:
+            for run, names in zip(runs, wanted, strict=True):
+                keys = self._keys.run(run.run_id)
+                pipe.hget(keys.meta, "input")
+                if names:
+                    pipe.hmget(keys.out, names)
+
+        async with translated_errors(self._url):
+            results = iter(await self._coalescer.run(add))
+        for run, names in zip(runs, wanted, strict=True):
+            raw_input = next(results)
+            run.input = json.loads(raw_input) if raw_input else {}
+            if names:
+                found = zip(names, next(results), strict=True)
+                run.outputs.update((name, decode_output(raw)) for name, raw in found if raw is not None)
+
+    async def _read_staged(self, fields: list[tuple[str, str]]) -> list[str | None]:
+        """The staged outputs (run id, staged field) a decision needs before it is made."""
+
+        def add(pipe: Pipeline) -> None:
+            for run_id, field_name in fields:
+                pipe.hget(self._keys.run(run_id).staged, field_name)
+
+        async with translated_errors(self._url):
+            return list(await self._coalescer.run(add))
 
     async def _plan_of(self, definition_id: str) -> WorkflowPlan | None:
         try:

@@ -26,10 +26,12 @@ from adapters.redis.codec.runs import (
     STATUS,
     VERSION,
     StoredRun,
+    decode_output,
     encode_entry,
     encode_node,
     encode_output,
     progress_fields,
+    run_output_field,
 )
 from adapters.redis.commit import Commit, CommitScript, Group
 from adapters.redis.keys import EVENTS_GROUP, KeySpace, RunKeys
@@ -40,6 +42,8 @@ from domain.outbox import Timer, outbox
 from domain.plan import WorkflowPlan
 from domain.ports import Delivery
 from domain.run import Outcome, Run
+from domain.statuses import RunStatus
+from domain.templates import WORKFLOW_NAMESPACE
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +106,14 @@ class RedisTransitions:
         self,
         load: Callable[[list[str]], Awaitable[list[StoredRun]]],
         plan_of: Callable[[str], Awaitable[WorkflowPlan | None]],
+        read_staged: Callable[[list[tuple[str, str]]], Awaitable[list[str | None]]],
         keys: KeySpace,
         script: CommitScript,
         retention_seconds: int,
     ) -> None:
         self._load_runs = load
         self._plan_of = plan_of
+        self._read_staged = read_staged
         self._keys = keys
         self._script = script
         self._retention = retention_seconds
@@ -117,6 +123,7 @@ class RedisTransitions:
         self, events: Sequence[Event], delivered: Sequence[Delivery[Event]] = ()
     ) -> list[Command]:
         """``delivered``: the events' deliveries, each acknowledged by the commit of its run."""
+        events = list(events)
         batches: dict[str, _RunBatch] = {}
         for position, event in enumerate(events):
             batch = batches.get(event.run_id)
@@ -125,10 +132,13 @@ class RedisTransitions:
             batch.positions.append(position)
         lost: set[int] = set()
         """Positions of successes whose staged output is gone."""
+        resolved: set[int] = set()
+        """Positions of successes whose staged output was read for a decision (``_resolve_staged``)."""
         commands: list[Command] = []
         pending = list(batches.values())
         for _ in range(MAX_ROUNDS):
             await self._load(pending, events)
+            await self._resolve_staged(pending, events, lost, resolved)
             commits: dict[int, Commit] = {}
             for batch in pending:
                 shard = self._keys.shard_of(batch.run_id)
@@ -137,7 +147,7 @@ class RedisTransitions:
                     commit = commits[shard] = Commit()
                 group = commit.group(batch)
                 self._acknowledge(batch, delivered, group)
-                self._decide(batch, events, lost, group)
+                self._decide(batch, events, lost, resolved, group)
             pending = await self._commit(list(commits.values()), commands, lost)
             if not pending:
                 return commands
@@ -154,7 +164,8 @@ class RedisTransitions:
             first = events[batch.positions[0]]
             if type(first) is RunStarted and first.definition_id is not None and not batch.reloaded:
                 plan = await self._plan_of(first.definition_id)
-                if plan is not None:
+                # A run whose decisions read its input (a condition on a root) is read for it.
+                if plan is not None and WORKFLOW_NAMESPACE not in plan.decision_reads:
                     run = Run.create(first.run_id, first.definition_id, plan, {}, first.at)
                     self.cache.put(StoredRun(run, 0))
                     continue
@@ -163,13 +174,41 @@ class RedisTransitions:
             for stored in await self._load_runs(missing):
                 self.cache.put(stored)
 
+    async def _resolve_staged(
+        self, batches: list[_RunBatch], events: list[Event], lost: set[int], resolved: set[int]
+    ) -> None:
+        """A staged output that a run's own decisions read (a condition, the output mapping) is read
+        before deciding: the event then carries the value (or counts as lost when it is gone)."""
+        wanted: list[int] = []
+        for batch in batches:
+            stored = self.cache.get(batch.run_id)
+            if stored is None or not stored.run.plan.decision_reads:
+                continue
+            reads = stored.run.plan.decision_reads
+            wanted.extend(
+                p for p in batch.positions if _is_staged(events[p]) and _node_of(events[p]) in reads
+            )
+        if not wanted:
+            return
+        values = await self._read_staged([(events[p].run_id, _staged(events[p])) for p in wanted])
+        for position, raw in zip(wanted, values, strict=True):
+            if raw is None:
+                lost.add(position)
+            else:
+                success = events[position]
+                assert isinstance(success, NodeSucceeded)
+                events[position] = dataclasses.replace(success, output=decode_output(raw))
+                resolved.add(position)
+
     def _acknowledge(self, batch: _RunBatch, delivered: Sequence[Delivery[Event]], group: Group) -> None:
         """The deliveries of the run's events are acknowledged by the commit of their effect."""
         if delivered:
             entries = [entry_of(delivered[position].receipt)[1] for position in batch.positions]
             group.xack(self._keys.shard_for_run(batch.run_id).events, EVENTS_GROUP, entries)
 
-    def _decide(self, batch: _RunBatch, events: Sequence[Event], lost: set[int], group: Group) -> None:
+    def _decide(
+        self, batch: _RunBatch, events: Sequence[Event], lost: set[int], resolved: set[int], group: Group
+    ) -> None:
         batch.commands.clear()
         batch.staged_checks.clear()
         batch.applied = False
@@ -197,6 +236,8 @@ class RedisTransitions:
             batch.commands.extend(outcome.commands)
             if outcome.recorded_output is not None:
                 self._write_output(run, event, keys, group, batch, position)
+                if position in resolved:
+                    group.hdel(keys.staged, [_staged(event)])
         group.hdel(keys.staged, unapplied_staged)
         batch.applied = bool(outcomes)
         if outcomes:
@@ -206,7 +247,10 @@ class RedisTransitions:
         self, run: Run, event: Event, keys: RunKeys, group: Group, batch: _RunBatch, position: int
     ) -> None:
         assert isinstance(event, NodeSucceeded)
-        output = run.outputs.pop(event.node_id)  # kept in Redis, not in this process
+        if event.node_id in run.plan.decision_reads:
+            output = run.outputs[event.node_id]  # the run's conditions or output mapping read it
+        else:
+            output = run.outputs.pop(event.node_id)  # kept in Redis, not in this process
         if output is STAGED:
             field_name = staged_field(event.node_id, event.attempt)
             batch.staged_checks[group.require_field(keys.staged, field_name)] = position
@@ -243,6 +287,8 @@ class RedisTransitions:
         if run.status != status_before:
             group.zrem(shard.run_index(status_before), run.run_id)
             group.zadd(shard.run_index(run.status.value), run.created_at, run.run_id)
+        if run.status is RunStatus.COMPLETED and run.plan.output is not None:
+            group.hset(keys.meta, run_output_field(run))
         if run.status.is_final:
             for key in keys.all():
                 group.expire(key, self._retention)
@@ -294,6 +340,10 @@ class RedisTransitions:
 
 def _is_staged(event: Event) -> bool:
     return type(event) is NodeSucceeded and event.output is STAGED
+
+
+def _node_of(event: Event) -> str | None:
+    return getattr(event, "node_id", None)
 
 
 def _staged(event: Event) -> str:

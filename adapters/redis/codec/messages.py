@@ -22,6 +22,7 @@ from domain.events import (
     NodeSucceeded,
     RetryDue,
     RunStarted,
+    RunTimedOut,
 )
 from domain.messages import Task
 
@@ -109,6 +110,8 @@ def encode_event(event: Event) -> Fields:
                 "a": str(event.attempt),
                 "t": repr(event.at),
             }
+        case RunTimedOut():
+            return {"k": "run_timeout", "r": event.run_id, "t": repr(event.at)}
         case CancelRequested():
             return {"k": "cancel", "r": event.run_id, "t": repr(event.at)}
         case EventDeadLettered():
@@ -123,6 +126,8 @@ def decode_event(fields: Mapping[str, str]) -> Event:
             return RunStarted(run_id, at, fields.get("d"))
         if kind == "cancel":
             return CancelRequested(run_id, at)
+        if kind == "run_timeout":
+            return RunTimedOut(run_id, at)
         if kind == "dead" and "n" not in fields:
             return EventDeadLettered(run_id, None, 0, fields["em"], at)
         node_id, attempt = fields["n"], int(fields["a"])

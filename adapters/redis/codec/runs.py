@@ -35,6 +35,13 @@ def _optional_float(value: Any) -> float | None:
     return None if value in (None, "") else float(value)
 
 
+def _error(raw: str | None) -> ErrorInfo | None:
+    if not raw:
+        return None
+    kind, message = json.loads(raw)
+    return ErrorInfo(kind, message)
+
+
 # -- meta ------------------------------------------------------------------------------------------
 
 
@@ -59,8 +66,14 @@ def progress_fields(run: Run, version: int) -> dict[str, str]:
         "unfinished": str(run.unfinished),
         "in_flight": str(run.in_flight),
         "failed": str(run.failed_nodes),
+        "error": "" if run.error is None else encode_compact([run.error.type, run.error.message]),
         VERSION: str(version),
     }
+
+
+def run_output_field(run: Run) -> dict[str, str]:
+    """The meta field of a run's rendered output (written once, when the run completes with one)."""
+    return {"output": encode_compact(run.output)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +112,8 @@ def decode_run(
         unfinished=int(meta["unfinished"]),
         in_flight=int(meta["in_flight"]),
         failed_nodes=int(meta["failed"]),
+        error=_error(meta.get("error")),
+        output=json.loads(raw_output) if (raw_output := meta.get("output")) else None,
     )
     return StoredRun(run, int(meta.get(VERSION) or 0))
 
@@ -139,6 +154,10 @@ def encode_node(node: NodeRun) -> str:
         parts += (',"e":', encode_compact([node.error.type, node.error.message]))
     if node.retry_at is not None:
         parts += (',"r":', repr(node.retry_at))
+    if node.failed_parents:
+        parts += (',"pf":', str(node.failed_parents))
+    if node.skipped_parents:
+        parts += (',"ps":', str(node.skipped_parents))
     if node.failed_attempts:
         failed = [
             [f.attempt, f.started_at, f.finished_at, f.error.type, f.error.message]
@@ -167,6 +186,8 @@ def decode_node(raw: str) -> NodeRun:
         error=None if error is None else ErrorInfo(error[0], error[1]),
         retry_at=_optional_float(state.get("r")),
         failed_attempts=failed or None,
+        failed_parents=int(state.get("pf", 0)),
+        skipped_parents=int(state.get("ps", 0)),
     )
 
 

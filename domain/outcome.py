@@ -1,0 +1,60 @@
+"""What applying one event changed (``Outcome``), and the accumulator that gathers it (``Step``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from domain.events import Command, Event
+from domain.history import KIND_OF_EVENT, HistoryEntry
+from domain.node_state import ErrorInfo
+from domain.statuses import RunStatus
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one applied event changed: everything a store needs to commit it. (Not frozen, like the
+    other objects of the hot path: it is made once per event; nobody changes it afterwards.)"""
+
+    commands: list[Command]
+    entry: HistoryEntry
+    changed: list[int]
+    """Indices (in the plan) of the nodes whose state changed; an index may appear more than once."""
+    recorded_output: str | None = None
+    """The node whose output the event recorded in ``Run.outputs``."""
+
+    @property
+    def run_status(self) -> RunStatus | None:
+        """The run's final status when the event ended it."""
+        return self.entry.run_status
+
+
+@dataclass(slots=True)
+class Step:
+    """What an event changes, gathered while it is applied (the parts of its ``Outcome``)."""
+
+    at: float
+    commands: list[Command] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
+    dispatched: list[str] | None = None
+    skipped: list[str] | None = None
+    error: ErrorInfo | None = None
+    worker_id: str | None = None
+    retry_at: float | None = None
+    run_status: RunStatus | None = None
+    recorded_output: str | None = None
+
+    def outcome(self, event: Event) -> Outcome:
+        node_id: str | None = getattr(event, "node_id", None)
+        entry = HistoryEntry(
+            KIND_OF_EVENT[type(event)],
+            event.at,
+            node_id,
+            None if node_id is None else getattr(event, "attempt", None),
+            self.worker_id,
+            self.error,
+            self.retry_at,
+            () if self.dispatched is None else tuple(self.dispatched),
+            () if self.skipped is None else tuple(self.skipped),
+            self.run_status,
+        )
+        return Outcome(self.commands, entry, self.changed, self.recorded_output)
