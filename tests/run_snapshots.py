@@ -22,6 +22,8 @@ def snapshot(run: Run) -> tuple[Any, ...]:
             state.error,
             state.retry_at,
             tuple(state.failed_attempts or ()),
+            state.failed_parents,
+            state.skipped_parents,
         )
         for spec, state in run.node_states()
     )
@@ -37,5 +39,7 @@ def snapshot(run: Run) -> tuple[Any, ...]:
         run.unfinished,
         run.in_flight,
         run.failed_nodes,
+        run.error,
+        run.output,
         nodes,
     )
