@@ -88,6 +88,10 @@ class NodeDetail(BaseModel):
     worker_id: str | None
     error: NodeErrorView | None
     failed_attempts: list[FailedAttemptView]
+    reason: str | None = Field(
+        description="Why the node is where it is: the parents it waits on, the retry it waits for, how "
+        "long it has been queued, what skipped or cancelled it."
+    )
 
 
 class RunDetail(BaseModel):
@@ -100,12 +104,17 @@ class RunDetail(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     nodes: dict[str, NodeDetail]
+    error: NodeErrorView | None = Field(
+        description="Why the run failed when no node's error says it (RunTimedOut, OutputError)."
+    )
+    output: Any = Field(description="The run's output (the definition's `output` mapping) once it completed.")
 
 
 class RunResultsView(BaseModel):
     run_id: str
     status: RunStatus
     results: dict[str, Any] = Field(description="Output of every node that completed, by node id.")
+    output: Any = Field(description="The run's output (the definition's `output` mapping); null without one.")
 
 
 class CancelAccepted(BaseModel):
@@ -183,6 +192,7 @@ def _node_detail(node: NodeView) -> NodeDetail:
             )
             for failed in node.failed_attempts
         ],
+        reason=node.reason,
     )
 
 
@@ -197,12 +207,16 @@ def run_detail(view: RunView) -> RunDetail:
         started_at=utc_time_or_none(view.started_at),
         finished_at=utc_time_or_none(view.finished_at),
         nodes={node_id: _node_detail(node) for node_id, node in view.nodes.items()},
+        error=node_error_or_none(view.error),
+        output=view.output,
     )
 
 
 def run_results(run: Run) -> RunResultsView:
     """The outputs of a finished run; the caller checks that it is final."""
-    return RunResultsView(run_id=run.run_id, status=run.status, results=completed_outputs(run))
+    return RunResultsView(
+        run_id=run.run_id, status=run.status, results=completed_outputs(run), output=run.output
+    )
 
 
 def run_event(seq: int, entry: HistoryEntry) -> RunEventView:

@@ -36,6 +36,11 @@ class NodeStateView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: NodeErrorView | None
+    reason: str | None = Field(
+        None,
+        description="Why the node is where it is (added to the seed's shape: what it waits on, "
+        "what skipped or cancelled it).",
+    )
 
 
 class WorkflowStatus(BaseModel):
@@ -53,6 +58,7 @@ class WorkflowResults(BaseModel):
     instance_id: str
     status: RunStatus
     results: dict[str, Any] = Field(description="Output of every node that completed, by node id.")
+    output: Any = Field(None, description="The run's output (the definition's `output` mapping), if any.")
 
 
 def status_of(view: RunView) -> WorkflowStatus:
@@ -63,6 +69,7 @@ def status_of(view: RunView) -> WorkflowStatus:
             started_at=utc_time_or_none(node.started_at),
             finished_at=utc_time_or_none(node.finished_at),
             error=node_error_or_none(node.error),
+            reason=node.reason,
         )
         for node_id, node in view.nodes.items()
     }
@@ -84,4 +91,5 @@ def results_of(run: Run) -> WorkflowResults:
         instance_id=run.run_id,
         status=run.status,
         results=completed_outputs(run),
+        output=run.output,
     )

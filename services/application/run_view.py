@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
+from domain.plan import NodeSpec
 from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
+from services.application.explain import reason_of
 
 
 def _duration(started_at: float | None, finished_at: float | None) -> float | None:
@@ -45,6 +47,8 @@ class NodeView:
     has_output: bool
     output: Any
     """The node's output when ``has_output`` (an output may itself be ``null``); None otherwise."""
+    reason: str | None
+    """Why the node is where it is (``services.application.explain``)."""
 
     @property
     def duration_seconds(self) -> float | None:
@@ -64,6 +68,10 @@ class RunView:
     finished_at: float | None
     nodes: dict[str, NodeView]
     """Every node by id, in definition order."""
+    error: ErrorInfo | None
+    """Why the run failed when no node says it (its timeout, its output mapping)."""
+    output: Any
+    """The run's output (its definition's ``output`` mapping), once the run has completed."""
 
     @property
     def duration_seconds(self) -> float | None:
@@ -74,7 +82,8 @@ class RunView:
         return sum(1 for node in self.nodes.values() if node.status is NodeStatus.COMPLETED)
 
 
-def _node_view(node: NodeRun, outputs: dict[str, Any], node_id: str) -> NodeView:
+def _node_view(run: Run, spec: NodeSpec, node: NodeRun) -> NodeView:
+    outputs, node_id = run.outputs, spec.id
     has_output = node_id in outputs
     return NodeView(
         status=node.status,
@@ -87,11 +96,11 @@ def _node_view(node: NodeRun, outputs: dict[str, Any], node_id: str) -> NodeView
         failed_attempts=tuple(node.failed_attempts) if node.failed_attempts else (),
         has_output=has_output,
         output=outputs[node_id] if has_output else None,
+        reason=reason_of(run, spec, node),
     )
 
 
 def run_view(run: Run) -> RunView:
-    outputs = run.outputs
     return RunView(
         run_id=run.run_id,
         definition_id=run.definition_id,
@@ -101,7 +110,9 @@ def run_view(run: Run) -> RunView:
         created_at=run.created_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
-        nodes={spec.id: _node_view(node, outputs, spec.id) for spec, node in run.node_states()},
+        nodes={spec.id: _node_view(run, spec, node) for spec, node in run.node_states()},
+        error=run.error,
+        output=run.output,
     )
 
 

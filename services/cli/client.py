@@ -201,15 +201,16 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
     headline.append(state, style=_STATUS_STYLE.get(state, ""))
     headline.append(f" ({done}/{len(nodes)} nodes completed)")
     console.print(headline)
-    table = Table("node", "status", "attempts", "error")
+    table = Table("node", "status", "attempts", "error or reason")
     for node_id, node in nodes.items():
         error = node.get("error")
         node_status = str(node.get("status", "?"))
+        said = f"{error.get('type')}: {error.get('message')}" if error else node.get("reason") or ""
         table.add_row(
             Text(node_id),
             Text(node_status, style=_STATUS_STYLE.get(node_status, "")),
             str(node.get("attempts", "")),
-            Text("" if not error else f"{error.get('type')}: {error.get('message')}"),
+            Text(said),
         )
     console.print(table)
 

@@ -30,6 +30,7 @@ def _node_document(node: NodeView) -> dict[str, Any]:
         "finished_at": node.finished_at,
         "worker_id": node.worker_id,
         "error": _error_document(node.error),
+        "reason": node.reason,
     }
     if node.failed_attempts:
         document["failed_attempts"] = [
@@ -58,6 +59,8 @@ def run_document(view: RunView) -> dict[str, Any]:
         "finished_at": view.finished_at,
         "duration_seconds": view.duration_seconds,
         "nodes": {node_id: _node_document(node) for node_id, node in view.nodes.items()},
+        "error": _error_document(view.error),
+        "output": view.output,
     }
 
 
@@ -85,6 +88,11 @@ def print_human(console: Console, view: RunView) -> None:
             Text("" if error is None else f"{error.type}: {error.message}"),
         )
     console.print(table)
+    if view.error is not None:
+        console.print(Text(f"run error: {view.error.type}: {view.error.message}", style="red"))
+    if view.output is not None:
+        console.print(Text("run output:", style="bold"))
+        console.print(Text(json.dumps(view.output, indent=2, ensure_ascii=False)), soft_wrap=True)
     for node_id, node in view.nodes.items():
         if node.has_output:
             console.print(Text(f"{node_id} output:", style="bold"))

@@ -16,7 +16,10 @@ PROGRESS_INTERVAL_SECONDS = 0.1
 async def run_workflow(
     container: Container, definition: Any, run_input: Any, workers: int, progress: RunProgress
 ) -> Run:
-    """Validate, start and wait for one run; invalid definitions or input raise before any work."""
+    """Validate, start and wait for one run; invalid definitions or input raise before any work.
+
+    The run is read again for progress and at the end: on the Redis backend the object ``start``
+    returns is a snapshot, not the stored run."""
     workflows = container.workflows()
     stored = await workflows.register(definition)
     async with EmbeddedEngine(container, workers) as engine:
@@ -24,8 +27,9 @@ async def run_workflow(
         finished = asyncio.ensure_future(engine.wait_for(run.run_id))
         with progress:
             while not finished.done():
-                progress.update(run)
+                progress.update(await workflows.get_run(run.run_id, outputs=False))
                 await asyncio.wait([finished], timeout=PROGRESS_INTERVAL_SECONDS)
-            progress.update(run)
+            final = await workflows.get_run(run.run_id)
+            progress.update(final)
         finished.result()
-        return run
+        return final

@@ -2,6 +2,6 @@
 
 from services.worker.builtin import default_registry, handler
 from services.worker.loop import Worker
-from services.worker.registry import HandlerContext, HandlerRegistry
+from services.worker.registry import HandlerContext, HandlerRegistry, NonRetryableError
 
-__all__ = ["HandlerContext", "HandlerRegistry", "Worker", "default_registry", "handler"]
+__all__ = ["HandlerContext", "HandlerRegistry", "NonRetryableError", "Worker", "default_registry", "handler"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from services.worker.registry import HandlerContext, HandlerRegistry
+from services.worker.registry import HandlerContext, HandlerRegistry, NonRetryableError
 
 EXTERNAL_SERVICE_DELAY_SECONDS = 2.0
 LLM_SERVICE_DELAY_SECONDS = 0.1
@@ -15,13 +15,16 @@ class SimulatedServiceError(RuntimeError):
     """Raised by the simulated services when ``config.fail_attempts`` asks them to fail."""
 
 
+class SimulatedPermanentError(NonRetryableError):
+    """Raised instead when ``config.non_retryable`` is true too: the node fails without a retry."""
+
+
 async def _simulate(ctx: HandlerContext, default_delay: float, service: str) -> None:
     await asyncio.sleep(float(ctx.config.get("delay_seconds", default_delay)))
     fail_attempts = int(ctx.config.get("fail_attempts", 0))
     if ctx.attempt <= fail_attempts:
-        raise SimulatedServiceError(
-            f"{service} failed on attempt {ctx.attempt} (configured to fail {fail_attempts} time(s))"
-        )
+        error = SimulatedPermanentError if ctx.config.get("non_retryable") else SimulatedServiceError
+        raise error(f"{service} failed on attempt {ctx.attempt} (configured to fail {fail_attempts} time(s))")
 
 
 def input_handler(ctx: HandlerContext) -> dict[str, Any]:

@@ -30,7 +30,13 @@ from domain.ports import (
 from domain.run import TIMEOUT_ERROR, timeout_message
 from services.runtime.faults import crash_point
 from services.runtime.resilience import repeat_until, retrying
-from services.worker.registry import Handler, HandlerContext, HandlerRegistry, UnknownHandler
+from services.worker.registry import (
+    Handler,
+    HandlerContext,
+    HandlerRegistry,
+    NonRetryableError,
+    UnknownHandler,
+)
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +224,8 @@ class Worker:
             return self._failed(task, started_at, TIMEOUT_ERROR, str(timed_out))
         except _NotToStart:
             raise
+        except NonRetryableError as error:
+            return self._failed(task, started_at, type(error).__name__, str(error), retryable=False)
         except Exception as error:  # a handler's failure is the node's failure, whatever its type
             return self._failed(task, started_at, type(error).__name__, str(error))
         return NodeSucceeded(

@@ -35,6 +35,11 @@ class Handler:
     is_async: bool
 
 
+class NonRetryableError(Exception):
+    """Raised by a handler (or a subclass of it) to fail its node at once: no retry is attempted,
+    whatever the node's retry policy. The error type recorded is the class's name."""
+
+
 class UnknownHandler(LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"no handler named '{name}' is registered on this worker")

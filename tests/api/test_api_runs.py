@@ -48,7 +48,7 @@ async def test_fan_out_fan_in_runs_to_completion(client: httpx.AsyncClient) -> N
     assert _utc(status["completed_at"]) >= _utc(status["created_at"])
     assert list(status["nodes"]) == ["input", "get_user", "get_comments", "output"]
     for node_state in status["nodes"].values():
-        assert set(node_state) == {"status", "attempts", "started_at", "finished_at", "error"}
+        assert set(node_state) == {"status", "attempts", "started_at", "finished_at", "error", "reason"}
         assert node_state["status"] == "COMPLETED"
         assert node_state["attempts"] == 1
         assert node_state["error"] is None

@@ -86,9 +86,14 @@ def _text(written: str | bytes | None) -> str:
     return written.decode(errors="replace") if isinstance(written, bytes) else written or ""
 
 
-def run_cli(*args: str, cwd: Path = PROJECT_ROOT, pycache_prefix: Path | None = None) -> CliResult:
-    """Run one command to the end."""
-    return _collect(args, _popen(args, cwd, cli_env(pycache_prefix)))
+def run_cli(
+    *args: str,
+    cwd: Path = PROJECT_ROOT,
+    pycache_prefix: Path | None = None,
+    settings: dict[str, str] | None = None,
+) -> CliResult:
+    """Run one command to the end; ``settings``: engine settings for it (``ENGINE_BACKEND``...)."""
+    return _collect(args, _popen(args, cwd, cli_env(pycache_prefix) | (settings or {})))
 
 
 class CliBatch:

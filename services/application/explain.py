@@ -1,0 +1,50 @@
+"""Why a node is where it is: the ``reason`` the run view shows for every node not finished, and for
+nodes skipped or cancelled (which parents it waits on, the retry it waits for, how long it has been
+queued, what skipped or cancelled it). Read from the run's state: nothing here decides anything."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from domain.node_state import NodeRun
+from domain.plan import NodeSpec
+from domain.run import Run
+from domain.statuses import NodeStatus, RunStatus
+from domain.trigger_rules import TriggerRule
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def reason_of(run: Run, spec: NodeSpec, node: NodeRun) -> str | None:
+    """A sentence for a user; None for a node that completed or failed (its error says why)."""
+    match node.status:
+        case NodeStatus.PENDING:
+            return _pending_reason(run, spec, node)
+        case NodeStatus.QUEUED:
+            since = _when(node.queued_at or run.created_at)
+            return f"attempt {node.attempt} queued since {since}, waiting for a worker"
+        case NodeStatus.RUNNING:
+            since = "" if node.started_at is None else f" since {_when(node.started_at)}"
+            return f"attempt {node.attempt} running on worker {node.worker_id}{since}"
+        case NodeStatus.SKIPPED | NodeStatus.CANCELLED:
+            if node.error is not None:
+                return node.error.message
+            if run.status is RunStatus.CANCELLED:
+                return "cancelled with the run, on request"
+            return None
+        case _:
+            return None
+
+
+def _pending_reason(run: Run, spec: NodeSpec, node: NodeRun) -> str:
+    if node.retry_at is not None:
+        return f"waiting for attempt {node.attempt + 1}, due at {_when(node.retry_at)}"
+    if run.status is RunStatus.PENDING:
+        return "waiting for the run to start"
+    waiting = [run.plan.nodes[p].id for p in spec.parents if not run.nodes[p].status.is_final]
+    rule = (
+        "" if spec.trigger_rule is TriggerRule.ALL_SUCCESS else f" (trigger rule {spec.trigger_rule.value})"
+    )
+    return f"waiting on {', '.join(waiting)}{rule}" if waiting else f"waiting{rule}"
