@@ -1,6 +1,7 @@
 """The memory backend and a real Redis, driven side by side by a fuzzed run simulator.
 
-Hypothesis draws a random DAG (retry policies, timeouts), then, step by step, a batch of events chosen
+Hypothesis draws a random DAG (retry policies with jitter and retry_on, timeouts, trigger rules,
+conditions, optional nodes, fail-fast, a run timeout and an output mapping), then, step by step, a batch of events chosen
 from what the run is doing: starts, successes (small outputs, and large ones the Redis bus stages
 apart), failures (retryable or not), attempt deadlines, due retries, cancels, dead letters, plus
 duplicates, reordered batches and stale attempts. Every batch is applied by both stores (on Redis,
@@ -44,6 +45,7 @@ from domain.events import (
     NodeSucceeded,
     RetryDue,
     RunStarted,
+    RunTimedOut,
 )
 from domain.messages import Task
 from domain.ports import MessageQueue, StoredDefinition
@@ -61,6 +63,28 @@ JSON = st.recursive(
 )
 LARGE = st.builds(lambda n: {"blob": "x" * n}, st.integers(1100, 3000))
 """Larger than the 1 KiB that travels inside an event: the Redis bus stages it in the run's state."""
+KEYED = st.builds(lambda k, n: {"k": k, "pad": "x" * n}, JSON, st.sampled_from([0, 2000]))
+"""An output with the key the drawn conditions read, small or staged."""
+
+
+RULES = [
+    "all_success",
+    "all_done",
+    "all_failed",
+    "one_success",
+    "one_failed",
+    "none_failed",
+    "none_failed_min_one_success",
+    "always",
+]
+
+
+def _condition(draw: st.DrawFn, parents: list[int]) -> str:
+    """A condition over a parent's output (any JSON: a missing key cannot be evaluated, which fails
+    the node) or the run's input."""
+    source = f"n{draw(st.sampled_from(parents))}" if parents else "workflow.input"
+    form = draw(st.sampled_from(["{{ %s }}", "{{ %s.k }} == 1", "not {{ %s.k }}"]))
+    return form % source
 
 
 @st.composite
@@ -68,15 +92,33 @@ def definitions(draw: st.DrawFn) -> dict[str, Any]:
     size = draw(st.integers(1, 8))
     nodes = []
     for i in range(size):
-        parents = draw(st.sets(st.integers(0, i - 1), max_size=3)) if i else set()
+        parents = sorted(draw(st.sets(st.integers(0, i - 1), max_size=3))) if i else []
         extra: dict[str, Any] = {}
         if draw(st.booleans()):
             attempts = draw(st.integers(1, 3))
-            extra["retry_policy"] = {"max_attempts": attempts, "initial_backoff_seconds": 0.5}
+            extra["retry_policy"] = {
+                "max_attempts": attempts,
+                "initial_backoff_seconds": 0.5,
+                "jitter": draw(st.booleans()),
+                **draw(st.sampled_from([{}, {"retry_on": ["E"]}, {"no_retry_on": ["E"]}])),
+            }
         if draw(st.integers(0, 3)) == 0:
             extra["timeout_seconds"] = draw(st.sampled_from([1, 2.5, 10]))
-        nodes.append(node(f"n{i}", [f"n{p}" for p in sorted(parents)], **extra))
-    return workflow(*nodes, name="fuzz")
+        if parents and draw(st.integers(0, 2)) == 0:
+            extra["trigger_rule"] = draw(st.sampled_from(RULES))
+        if draw(st.integers(0, 3)) == 0:
+            extra["when"] = _condition(draw, parents)
+        if draw(st.integers(0, 5)) == 0:
+            extra["optional"] = True
+        nodes.append(node(f"n{i}", [f"n{p}" for p in parents], **extra))
+    raw = workflow(*nodes, name="fuzz")
+    if draw(st.integers(0, 3)) == 0:
+        raw["on_failure"] = "fail_fast"
+    if draw(st.integers(0, 4)) == 0:
+        raw["timeout_seconds"] = draw(st.sampled_from([3, 20]))
+    if draw(st.integers(0, 2)) == 0:
+        raw["output"] = {"last": f"{{{{ n{size - 1} }}}}", "key": "{{ n0.k }}"}
+    return raw
 
 
 @dataclass
@@ -120,7 +162,7 @@ def _candidates(run: Run, sides: Sides, data: st.DataObject) -> list[Event]:
         if state.status in (NodeStatus.QUEUED, NodeStatus.RUNNING):
             attempt = state.attempt
             worker = data.draw(st.sampled_from(["w1", "w2"]), label="worker")
-            output = data.draw(JSON | LARGE, label="output")
+            output = data.draw(JSON | LARGE | KEYED, label="output")
             found += [
                 NodeStarted(run_id, spec.id, attempt, worker, at),
                 NodeSucceeded(run_id, spec.id, attempt, output, at, worker, state.started_at),
@@ -141,6 +183,8 @@ def _candidates(run: Run, sides: Sides, data: st.DataObject) -> list[Event]:
             ]
     if data.draw(st.integers(0, 12), label="rare") == 0:
         found.append(CancelRequested(run_id, at))
+    if run.plan.timeout_seconds is not None and run.started_at is not None:
+        found.append(RunTimedOut(run_id, run.started_at + run.plan.timeout_seconds))
     if data.draw(st.integers(0, 12), label="rare") == 0:
         found.append(EventDeadLettered(run_id, None, 0, "start dead-lettered", at))
     if sides.applied:
