@@ -65,3 +65,34 @@ def layered_dag(
 
 def edge_count(definition: dict[str, Any]) -> int:
     return sum(len(node["dependencies"]) for node in definition["dag"]["nodes"])
+
+
+CONDITION_SHARE = 1 / 3
+RULE_SHARE = 1 / 10
+FALSE_TAIL_LAYERS = 5
+"""Only in the last layers may a condition be false: a false condition early would skip most of the
+DAG under the default rule, and the workload would measure skips instead of runs."""
+OTHER_RULES = ("all_done", "none_failed", "one_success", "none_failed_min_one_success")
+
+
+def with_rules_and_conditions(
+    definition: dict[str, Any], seed: int, width: int = DEFAULT_WIDTH
+) -> dict[str, Any]:
+    """``definition`` (a ``layered_dag``) with a condition on a third of its non-root nodes (over
+    their first parent's output: true, except for a fifth of those in the last
+    ``FALSE_TAIL_LAYERS`` layers) and a trigger rule other than the default on a tenth of them."""
+    rng = random.Random(seed * 7919 + 1)
+    nodes = definition["dag"]["nodes"]
+    tail_start = max(0, len(nodes) - FALSE_TAIL_LAYERS * width)
+    for position, node in enumerate(nodes):
+        if not node["dependencies"]:
+            continue
+        first = node["dependencies"][0]
+        if rng.random() < CONDITION_SHARE:
+            false = position >= tail_start and rng.random() < 0.2
+            # noop's output is {}: empty, so falsy in a condition.
+            node["when"] = f"{{{{ {first} }}}}" if false else f"not {{{{ {first} }}}}"
+        if rng.random() < RULE_SHARE:
+            node["trigger_rule"] = OTHER_RULES[int(rng.random() * len(OTHER_RULES))]
+    definition["name"] += "-rules"
+    return definition

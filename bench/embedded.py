@@ -36,8 +36,8 @@ from typing import Any
 
 from dependency_injector import providers
 
-from bench.dags import DEFAULT_WIDTH, edge_count, layered_dag
-from domain.statuses import RunStatus
+from bench.dags import DEFAULT_WIDTH, edge_count, layered_dag, with_rules_and_conditions
+from domain.statuses import NodeStatus, RunStatus
 from services.container import Container
 from services.engine import EmbeddedEngine
 from services.settings import Settings
@@ -133,10 +133,13 @@ async def _execute(
     concurrency: int | None,
     gc_mode: str,
     run_timeout: float,
+    language: bool = False,
     profile: str | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     definition = layered_dag(nodes, seed, width)
+    if language:
+        definition = with_rules_and_conditions(definition, seed, width or DEFAULT_WIDTH)
     generate_seconds = time.perf_counter() - started
     edges = edge_count(definition)
     container = bench_container(nodes, edges, concurrency)
@@ -180,8 +183,11 @@ async def _execute(
         execute_peak = max(peak_rss_mib(), rss_before or 0.0) if peak_was_reset else None
 
     finished = await service.get_run(run.run_id)
-    if status is not RunStatus.COMPLETED or len(finished.outputs) != nodes:
-        raise RuntimeError(f"run ended {status} with {len(finished.outputs)} of {nodes} node outputs")
+    skipped = sum(1 for node in finished.nodes if node.status is NodeStatus.SKIPPED)
+    if status is not RunStatus.COMPLETED or len(finished.outputs) + skipped != nodes:
+        raise RuntimeError(
+            f"run ended {status} with {len(finished.outputs)} node outputs and {skipped} skipped of {nodes}"
+        )
     return {
         "nodes": nodes,
         "edges": edges,
@@ -193,6 +199,7 @@ async def _execute(
         "gc_full_collections": collections.full,
         "gc_seconds": collections.seconds,
         "status": status.name,
+        "skipped": skipped,
         "rss_before_execute_mib": rss_before,
         "peak_rss_setup_mib": setup_peak,
         "peak_rss_execute_mib": execute_peak,
@@ -210,6 +217,7 @@ async def measure_one(
     gc_mode: str,
     warmup: bool,
     run_timeout: float,
+    language: bool = False,
     profile: str | None = None,
 ) -> dict[str, Any]:
     options: dict[str, Any] = {
@@ -217,6 +225,7 @@ async def measure_one(
         "concurrency": concurrency,
         "gc_mode": gc_mode,
         "run_timeout": run_timeout,
+        "language": language,
     }
     if warmup:
         await _execute(WARMUP_NODES, seed + 1, width, **options)
@@ -245,6 +254,8 @@ def _child(args: argparse.Namespace, nodes: int) -> dict[str, Any]:
         command += ["--concurrency", str(args.concurrency)]
     if not args.warmup:
         command.append("--no-warmup")
+    if args.language:
+        command.append("--language")
     completed = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:
@@ -366,6 +377,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="garbage collector during the timed part: as is, gc.freeze() after setup, or disabled",
     )
     parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the warm-up run")
+    parser.add_argument(
+        "--language",
+        action="store_true",
+        help="the W5 shape: a third of the nodes with conditions, a tenth with other trigger rules",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a run may take")
     parser.add_argument("--json", action="store_true", help="also print the summary rows as JSON")
     parser.add_argument(
@@ -390,6 +406,7 @@ def main(argv: list[str] | None = None) -> None:
                 gc_mode=args.gc,
                 warmup=args.warmup,
                 run_timeout=args.timeout,
+                language=args.language,
                 profile=args.profile,
             )
         )

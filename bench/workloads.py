@@ -1,4 +1,4 @@
-"""The distributed benchmark's workloads W1..W4: their definitions (every node runs ``noop``) and
+"""The distributed benchmark's workloads W1..W5: their definitions (every node runs ``noop``) and
 how many runs of each are started.
 
 The shapes are the test suites' builders (``tests/definitions.py``, reached as the namespace package
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench.dags import layered_dag
+from bench.dags import layered_dag, with_rules_and_conditions
 from tests.definitions import chain, diamond, fan_out_in
 
-WORKLOADS = ("W1", "W2", "W3", "W4")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
 CHAIN_NODES = 200
 FAN_NODES = 2_000
 DIAMOND_RUNS = 500
@@ -34,6 +34,11 @@ def workload_definitions(seed: int) -> dict[str, tuple[str, Callable[[], dict[st
         "W4": (
             f"{LAYERED_NODES:,}-node layered DAG (seed {seed})",
             lambda: layered_dag(LAYERED_NODES, seed),
+            1,
+        ),
+        "W5": (
+            f"{LAYERED_NODES:,}-node layered DAG, a third with conditions, a tenth other trigger rules",
+            lambda: with_rules_and_conditions(layered_dag(LAYERED_NODES, seed), seed),
             1,
         ),
     }
