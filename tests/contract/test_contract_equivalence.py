@@ -1,13 +1,13 @@
 """The memory backend and a real Redis, driven side by side by a fuzzed run simulator.
 
 Hypothesis draws a random DAG (retry policies with jitter and retry_on, timeouts, trigger rules,
-conditions, optional nodes, fail-fast, a run timeout and an output mapping), then, step by step, a batch of events chosen
-from what the run is doing: starts, successes (small outputs, and large ones the Redis bus stages
-apart), failures (retryable or not), attempt deadlines, due retries, cancels, dead letters, plus
-duplicates, reordered batches and stale attempts. Every batch is applied by both stores (on Redis,
-by one of two "orchestrator processes" with their own caches, so commits also meet stale state and
-are decided again), and after every batch the stores must agree: the run's state, its history, the
-tasks queued and the timers set.
+conditions, optional nodes, fail-fast, a run timeout and an output mapping), then, step by step, a
+batch of events chosen from what the run is doing: starts, successes (small outputs, and large ones
+the Redis bus stages apart), failures (retryable or not), attempt deadlines, due retries, cancels,
+dead letters, plus duplicates, reordered batches and stale attempts. Every batch is applied by both
+stores (on Redis, by one of two "orchestrator processes" with their own caches, so commits also
+meet stale state and are decided again), and after every batch the stores must agree: the run's
+state, its history, the tasks queued and the timers set.
 
 ``FUZZ_EXAMPLES`` sets how many runs are simulated (CI: the default); ``FUZZ_EXAMPLES=2000 uv run
 pytest tests/contract/test_contract_equivalence.py`` runs it long.
