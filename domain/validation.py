@@ -21,6 +21,7 @@ from domain.rendering import CompiledConfig, compile_config
 from domain.retry import NO_RETRY
 from domain.run_policy import compile_output, with_run_policy
 from domain.templates import WORKFLOW_NAMESPACE
+from domain.unknown_keys import unknown_key_message
 
 RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE})
 
@@ -120,7 +121,7 @@ def _message(kind: str, default: str, loc: tuple[int | str, ...]) -> str:
     if kind == "missing":
         return f"missing required field '{loc[-1]}'"
     if kind == "extra_forbidden":
-        return f"unknown field '{loc[-1]}'"
+        return unknown_key_message(loc)
     return default.removeprefix("Value error, ")
 
 

@@ -88,13 +88,10 @@ def test_config_null_and_missing_config_and_dependencies_are_accepted() -> None:
     assert plan.roots == (0, 1)
 
 
-def test_unknown_top_level_keys_are_ignored() -> None:
+def test_description_is_kept_in_the_source() -> None:
     raw = workflow(node("a"))
-    raw["version"] = 7
     raw["description"] = "kept"
-    plan = build_plan(raw)
-    assert plan.source["description"] == "kept"
-    assert "version" not in plan.source
+    assert build_plan(raw).source["description"] == "kept"
 
 
 def test_template_may_read_an_ancestor_that_is_not_a_direct_parent() -> None:
@@ -352,7 +349,13 @@ def test_missing_node_fields() -> None:
 
 def test_unknown_node_field() -> None:
     problems = problems_of(workflow(node("a", condition="x > 1")))
-    assert problems == [Problem("$.dag.nodes[0].condition", "unknown field 'condition' (node 'a')")]
+    assert problems == [
+        Problem(
+            "$.dag.nodes[0].condition",
+            'unknown key "condition"; known keys: id, handler, dependencies, config, retry_policy, '
+            "timeout_seconds (keys starting with \"x-\" are free for your own use) (node 'a')",
+        )
+    ]
 
 
 def test_unknown_retry_policy_field_and_bad_values() -> None:
@@ -370,7 +373,7 @@ def test_unknown_retry_policy_field_and_bad_values() -> None:
         "$.dag.nodes[2].timeout_seconds",
     ]
     assert problems[0].message.endswith("(node 'a')")
-    assert problems[1].message == "unknown field 'attempts' (node 'b')"
+    assert problems[1].message == 'unknown key "attempts"; did you mean "max_attempts"? (node \'b\')'
     assert "greater than 0" in problems[2].message
 
 
