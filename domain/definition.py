@@ -122,3 +122,5 @@ class WorkflowDefinition(DefinitionPart):
     """The run ends FAILED (``RunTimedOut``) when it has not finished this long after it started."""
     output: dict[str, Any] | None = None
     """The run's output: templates over nodes and input, rendered when the run completes."""
+    input_schema: dict[str, Any] | None = None
+    """JSON Schema (draft 2020-12) of a run's input; checked by ``domain.input_schema``."""
