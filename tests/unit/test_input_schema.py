@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from domain_builders import node, problems_of, workflow
 
+from domain import input_schema
 from domain.errors import InvalidInput, Problem
 from domain.input_schema import checked_input, schema_problems
 from domain.limits import Limits
@@ -242,8 +243,6 @@ def test_an_input_schema_that_is_not_an_object_is_refused_by_the_model() -> None
 
 
 def test_the_validator_is_compiled_once_per_distinct_schema() -> None:
-    from domain import input_schema
-
     schema = {"type": "object", "properties": {"compiled_once": {"type": "integer"}}}
     before = input_schema._validator.cache_info().misses
     for _ in range(5):
