@@ -6,11 +6,13 @@ import re
 from typing import Any
 
 import pytest
+from domain_builders import node, problems_of, workflow
 
 from domain.condition_parser import MAX_CONDITION_DEPTH, MAX_LIST_ITEMS
 from domain.conditions import MAX_CONDITION_CHARS, Condition, ConditionResult, parse_condition
-from domain.errors import ConditionError, DomainError, TemplateError
+from domain.errors import ConditionError, DomainError, Problem, TemplateError
 from domain.templates import Reference
+from domain.validation import build_plan
 
 DATA: dict[str, Any] = {
     "a": {
@@ -433,3 +435,25 @@ def test_unicode_outside_strings_and_in_templates() -> None:
     assert "unexpected character" in refused("{{ a.s }} == \u2018x\u2019")
     assert "invalid template" in refused("{{ ünïcode.x }}")
     assert value("'ß' in 'straße'") is True
+
+
+# -- through the definition ---------------------------------------------------------------------------
+
+
+def test_a_condition_that_does_not_parse_is_a_validation_problem_at_its_path() -> None:
+    raw = workflow(node("a"), node("b", ["a"], when="{{ a.n }} > 1 and __class__"))
+    assert problems_of(raw) == [
+        Problem(
+            "$.dag.nodes[1].when",
+            "unexpected '__class__' at offset 18: names are not allowed, use a template {{ node.key }} "
+            "or a quoted string (node 'b')",
+        )
+    ]
+
+
+def test_a_valid_condition_is_compiled_into_the_plan() -> None:
+    plan = build_plan(workflow(node("a"), node("b", ["a"], when="{{ a.n }} in [1, 2] or not {{ a.s }}")))
+    condition = plan.node("b").condition
+    assert condition is not None
+    assert [r.text for r in condition.references] == ["{{ a.n }}", "{{ a.s }}"]
+    assert condition.evaluate(Recorder()).value is True

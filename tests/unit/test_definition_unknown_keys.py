@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from domain_builders import node, problems_of, workflow
 
-from domain.definition import WorkflowDefinition
+from domain.definition import RetryPolicySchema, WorkflowDefinition
 from domain.errors import Problem
 from domain.unknown_keys import known_keys, unknown_key_message
 from domain.validation import build_plan
@@ -24,6 +24,12 @@ def test_a_misspelt_top_level_key_is_refused_with_the_nearest_known_one() -> Non
     assert problems_of(raw) == [Problem("$.descripton", message)]
 
 
+def test_a_misspelt_output_does_not_vanish() -> None:
+    raw = workflow(node("a"))
+    raw["outptu"] = {"result": "{{ a.value }}"}
+    assert problems_of(raw) == [Problem("$.outptu", 'unknown key "outptu"; did you mean "output"?')]
+
+
 @pytest.mark.parametrize(
     ("where", "key", "path", "nearest"),
     [
@@ -31,6 +37,9 @@ def test_a_misspelt_top_level_key_is_refused_with_the_nearest_known_one() -> Non
         ("node", "dependancies", "$.dag.nodes[2].dependancies", "dependencies"),
         ("node", "handlr", "$.dag.nodes[2].handlr", "handler"),
         ("node", "timeout", "$.dag.nodes[2].timeout", "timeout_seconds"),
+        ("node", "trigger_rul", "$.dag.nodes[2].trigger_rul", "trigger_rule"),
+        ("node", "wehn", "$.dag.nodes[2].wehn", "when"),
+        ("retry_policy", "retry_no", "$.dag.nodes[2].retry_policy.retry_no", "retry_on"),
         ("retry_policy", "max_attemps", "$.dag.nodes[2].retry_policy.max_attemps", "max_attempts"),
         ("retry_policy", "max_backof", "$.dag.nodes[2].retry_policy.max_backof", "max_backoff_seconds"),
     ],
@@ -51,9 +60,11 @@ def test_a_key_like_no_known_one_lists_the_known_keys() -> None:
     raw = workflow(node("a", retry_policy={"zzz": 1}))
     (problem,) = problems_of(raw)
     assert problem.path == "$.dag.nodes[0].retry_policy.zzz"
+    known = ", ".join(RetryPolicySchema.model_fields)
+    assert known.startswith("max_attempts, initial_backoff_seconds, backoff_multiplier, max_backoff_seconds")
     assert problem.message == (
-        'unknown key "zzz"; known keys: max_attempts, initial_backoff_seconds, backoff_multiplier, '
-        "max_backoff_seconds (keys starting with \"x-\" are free for your own use) (node 'a')"
+        f'unknown key "zzz"; known keys: {known} (keys starting with "x-" are free for your own use) '
+        "(node 'a')"
     )
 
 

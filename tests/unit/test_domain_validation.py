@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from domain_builders import node, problems_of, workflow
 
+from domain.definition import NodeDefinition
 from domain.errors import InvalidDefinition, InvalidInput, Problem
 from domain.limits import Limits, nesting_depth
 from domain.retry import NO_RETRY, RetryPolicy
@@ -348,12 +349,14 @@ def test_missing_node_fields() -> None:
 
 
 def test_unknown_node_field() -> None:
-    problems = problems_of(workflow(node("a", condition="x > 1")))
+    problems = problems_of(workflow(node("a", colour="blue")))
+    known = ", ".join(NodeDefinition.model_fields)
+    assert known.startswith("id, handler, dependencies, config, retry_policy, timeout_seconds")
     assert problems == [
         Problem(
-            "$.dag.nodes[0].condition",
-            'unknown key "condition"; known keys: id, handler, dependencies, config, retry_policy, '
-            "timeout_seconds (keys starting with \"x-\" are free for your own use) (node 'a')",
+            "$.dag.nodes[0].colour",
+            f'unknown key "colour"; known keys: {known} (keys starting with "x-" are free for your own use) '
+            "(node 'a')",
         )
     ]
 
