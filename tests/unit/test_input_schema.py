@@ -248,3 +248,12 @@ def test_the_validator_is_compiled_once_per_distinct_schema() -> None:
     for _ in range(5):
         checked_input(copy.deepcopy(schema), {"compiled_once": 1})  # plans rebuilt from stored JSON
     assert input_schema._validator.cache_info().misses == before + 1
+
+
+def test_a_stored_schema_whose_reference_does_not_resolve_is_a_clear_input_error() -> None:
+    # Refused at registration today; a definition stored before that check could still hold one.
+    schema = {"type": "object", "properties": {"a": {"$ref": "#/$defs/gone"}}}
+    (problem,) = problems_of_input(schema, {"a": 1})
+    assert problem.path == "$"
+    assert problem.message.startswith("the workflow's input_schema cannot be used: ")
+    assert "/$defs/gone" in problem.message
