@@ -59,7 +59,6 @@ def scenario_commands(workdir: Path) -> dict[str, tuple[str, ...]]:
         "retries_human": ("run", example("retries_and_failure")),
         "backoff_json": ("run", str(workdir / "backoff.json"), "--json"),
         "validate_c": ("validate", example("scenario_c_full")),
-        "typed_json": ("run", example("typed_input"), "--input", '{"user_id": "u-5"}', "--json"),
         "typed_bad_input": ("run", example("typed_input"), "--input", '{"user_id": 5, "language": "es"}'),
     }
 
