@@ -9,12 +9,13 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.retry import RetryPolicy
 from domain.trigger_rules import TriggerRule
 
 NODE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+EXTENSION_PREFIX = "x-"
 
 
 type ErrorType = Annotated[str, Field(min_length=1, max_length=200)]
@@ -29,10 +30,33 @@ class FailurePolicy(StrEnum):
     """The first node that fails for good cancels every node not finished (except ``always`` ones)."""
 
 
-class RetryPolicySchema(BaseModel):
+class DefinitionPart(BaseModel):
+    """Every object of a definition: unknown keys are refused (a misspelt key must not vanish) except
+    ``x-`` keys, which are free for users and dropped before validation, so never compiled.
+
+    The refusal's message (with the nearest known key) is written by ``domain.unknown_keys``.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"patternProperties": {f"^{EXTENSION_PREFIX}": {}}}
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extensions(cls, value: Any) -> Any:
+        if isinstance(value, dict) and any(_is_extension(key) for key in value):
+            return {key: item for key, item in value.items() if not _is_extension(key)}
+        return value
+
+
+def _is_extension(key: Any) -> bool:
+    return isinstance(key, str) and key.startswith(EXTENSION_PREFIX)
+
+
+class RetryPolicySchema(DefinitionPart):
     """A node's ``retry_policy`` as written; compiled to ``domain.retry.RetryPolicy``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     max_attempts: int = Field(default=1, ge=1, le=100)
     initial_backoff_seconds: float = Field(default=1.0, ge=0, le=86_400)
@@ -54,9 +78,7 @@ class RetryPolicySchema(BaseModel):
         )
 
 
-class NodeDefinition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class NodeDefinition(DefinitionPart):
     id: str
     handler: str = Field(min_length=1, max_length=200)
     dependencies: list[str] = Field(default_factory=list)
@@ -85,16 +107,12 @@ class NodeDefinition(BaseModel):
         return {} if value is None else value
 
 
-class DagDefinition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DagDefinition(DefinitionPart):
     nodes: list[NodeDefinition] = Field(min_length=1)
 
 
-class WorkflowDefinition(BaseModel):
-    """Top level. Unknown top-level keys are ignored so that additive extensions stay compatible."""
-
-    model_config = ConfigDict(extra="ignore")
+class WorkflowDefinition(DefinitionPart):
+    """Top level. Extensions are additive (new optional keys); unknown keys are refused like below."""
 
     name: str = Field(min_length=1, max_length=200)
     description: str | None = None
@@ -104,3 +122,5 @@ class WorkflowDefinition(BaseModel):
     """The run ends FAILED (``RunTimedOut``) when it has not finished this long after it started."""
     output: dict[str, Any] | None = None
     """The run's output: templates over nodes and input, rendered when the run completes."""
+    input_schema: dict[str, Any] | None = None
+    """JSON Schema (draft 2020-12) of a run's input; checked by ``domain.input_schema``."""

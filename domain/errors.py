@@ -44,6 +44,17 @@ class TemplateError(DomainError):
     """A template could not be parsed or could not be resolved against the run's data."""
 
 
+class ConditionError(DomainError):
+    """A ``when`` condition could not be parsed, or could not be evaluated on the values it read.
+
+    ``offset``: where in the condition's text the problem is (0-based), when it has a place.
+    """
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        self.offset = offset
+        super().__init__(message)
+
+
 class NotFound(DomainError):
     """A definition or run that was asked for does not exist."""
 
@@ -68,7 +79,3 @@ class RunNotActive(DomainError):
         self.run_id = run_id
         self.status = status
         super().__init__(f"workflow run '{run_id}' is {status}")
-
-
-class ConditionError(DomainError):
-    """A node's ``when`` condition could not be parsed or evaluated."""

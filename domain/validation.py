@@ -12,15 +12,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from domain.conditions import Condition, ConditionError, parse_condition
+from domain.conditions import Condition, parse_condition
 from domain.definition import NodeDefinition, WorkflowDefinition
-from domain.errors import InvalidDefinition, InvalidInput, Problem, TemplateError
+from domain.errors import ConditionError, InvalidDefinition, InvalidInput, Problem, TemplateError
+from domain.input_schema import checked_input, schema_problems
 from domain.limits import DEFAULT_LIMITS, Limits, json_size, nesting_depth
 from domain.plan import NodeSpec, WorkflowPlan
 from domain.rendering import CompiledConfig, compile_config
 from domain.retry import NO_RETRY
 from domain.run_policy import compile_output, with_run_policy
 from domain.templates import WORKFLOW_NAMESPACE
+from domain.unknown_keys import unknown_key_message
 
 RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE})
 
@@ -37,17 +39,23 @@ def build_plan(
     ``handlers``: the names a worker knows; when given, unknown handlers are problems too.
     """
     raw_nodes = _check_shape(raw, limits)
+    input_schema = raw.get("input_schema")
+    # Not a JSON object: the model refuses it, with the others.
+    input_schema_problems = (
+        schema_problems(input_schema, "$.input_schema", limits) if isinstance(input_schema, dict) else []
+    )
     try:
         definition = WorkflowDefinition.model_validate(raw)
     except ValidationError as error:
         problems = _pydantic_problems(error, raw)
         problems.extend(_graph_problems_of_valid_nodes(raw_nodes, limits, handlers))
+        problems.extend(input_schema_problems)
         raise InvalidDefinition(problems) from None
     nodes = definition.dag.nodes
     checker = _GraphChecker(nodes, list(range(len(nodes))), limits, handlers)
     checker.check()
     output, output_problems = compile_output(definition.output, checker.index)
-    problems = checker.problems + output_problems
+    problems = checker.problems + output_problems + input_schema_problems
     if problems:
         raise InvalidDefinition(problems)
     plan = checker.plan(definition.name, definition.model_dump(mode="json", exclude_none=True))
@@ -120,7 +128,7 @@ def _message(kind: str, default: str, loc: tuple[int | str, ...]) -> str:
     if kind == "missing":
         return f"missing required field '{loc[-1]}'"
     if kind == "extra_forbidden":
-        return f"unknown field '{loc[-1]}'"
+        return unknown_key_message(loc)
     return default.removeprefix("Value error, ")
 
 
@@ -379,7 +387,7 @@ def _find_cycles(parents: list[list[int]], candidates: list[int]) -> list[list[i
 
 
 def validate_input(raw: Any, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
-    """A run's input must be a JSON object within the size limit."""
+    """A run's input must be a JSON object within the size limit (before the definition is read)."""
     if not isinstance(raw, dict):
         raise InvalidInput([Problem("$", f"run input must be a JSON object, got {_json_kind(raw)}")])
     size = json_size(raw)
@@ -394,3 +402,10 @@ def validate_input(raw: Any, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
             ]
         )
     return raw
+
+
+def typed_input(plan: WorkflowPlan, run_input: dict[str, Any]) -> dict[str, Any]:
+    """``run_input`` (already through ``validate_input``) checked against the definition's
+    ``input_schema``, if it has one: then a copy with the schema's defaults filled in."""
+    schema = plan.source.get("input_schema")
+    return run_input if schema is None else checked_input(schema, run_input)

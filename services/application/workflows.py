@@ -22,7 +22,7 @@ from domain.ports import (
 )
 from domain.run import Run
 from domain.statuses import RunStatus
-from domain.validation import build_plan, validate_input
+from domain.validation import build_plan, typed_input, validate_input
 from services.application.errors import RunAlreadyFinished
 
 
@@ -74,6 +74,7 @@ class WorkflowService:
         orchestrator takes it on."""
         checked_input = validate_input(run_input, self._limits)
         definition = await self._definitions.get(definition_id)
+        checked_input = typed_input(definition.plan, checked_input)
         now = self._clock.now()
         run = Run.create(self._ids.new_id(), definition_id, definition.plan, checked_input, now)
         await self._runs.add(run)

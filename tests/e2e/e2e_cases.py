@@ -59,6 +59,7 @@ def scenario_commands(workdir: Path) -> dict[str, tuple[str, ...]]:
         "retries_human": ("run", example("retries_and_failure")),
         "backoff_json": ("run", str(workdir / "backoff.json"), "--json"),
         "validate_c": ("validate", example("scenario_c_full")),
+        "typed_bad_input": ("run", example("typed_input"), "--input", '{"user_id": 5, "language": "es"}'),
     }
 
 
@@ -112,6 +113,10 @@ INVALID_DEFINITIONS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "reserved_name": (
         workflow("reserved", node("input", "input"), node("workflow", "output", ["input"])),
         ["$.dag.nodes[1].id", "'workflow' is a reserved name"],
+    ),
+    "misspelt_key": (
+        workflow("misspelt", node("input", "input"), node("fetch", "call_llm_service", ["input"], timeout=5)),
+        ["$.dag.nodes[1].timeout", 'unknown key "timeout"; did you mean "timeout_seconds"? (node \'fetch\')'],
     ),
 }
 COMMANDS = ("validate", "run")

@@ -69,12 +69,20 @@ def check_run_timeout(report: Report) -> None:
     assert statuses(report) == {"input": "COMPLETED", "slow": "CANCELLED", "output": "CANCELLED"}
 
 
+def check_typed_input(report: Report) -> None:
+    assert report["status"] == "COMPLETED"
+    output = report["output"]
+    assert (output["user_id"], output["language"], output["max_words"]) == ("u-5", "en", 50)  # defaults
+    assert output["summary"].startswith("[simulated-llm] answer to: In en, in at most 50 words, summarize: ")
+
+
 CASES: dict[str, tuple[str, dict[str, Any], int, Callable[[Report], None]]] = {
     "branching-premium": ("branching", {"tier": "premium"}, 0, check_branching_premium),
     "branching-standard": ("branching", {"tier": "basic"}, 0, check_branching_standard),
     "optional_and_retries": ("optional_and_retries", {}, 0, check_optional_and_retries),
     "fail_fast": ("fail_fast", {}, 1, check_fail_fast),
     "run_timeout": ("run_timeout", {}, 1, check_run_timeout),
+    "typed_input": ("typed_input", {"user_id": "u-5"}, 0, check_typed_input),
 }
 
 

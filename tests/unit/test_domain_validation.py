@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from domain_builders import node, problems_of, workflow
 
+from domain.definition import NodeDefinition
 from domain.errors import InvalidDefinition, InvalidInput, Problem
 from domain.limits import Limits, nesting_depth
 from domain.retry import NO_RETRY, RetryPolicy
@@ -88,13 +89,10 @@ def test_config_null_and_missing_config_and_dependencies_are_accepted() -> None:
     assert plan.roots == (0, 1)
 
 
-def test_unknown_top_level_keys_are_ignored() -> None:
+def test_description_is_kept_in_the_source() -> None:
     raw = workflow(node("a"))
-    raw["version"] = 7
     raw["description"] = "kept"
-    plan = build_plan(raw)
-    assert plan.source["description"] == "kept"
-    assert "version" not in plan.source
+    assert build_plan(raw).source["description"] == "kept"
 
 
 def test_template_may_read_an_ancestor_that_is_not_a_direct_parent() -> None:
@@ -351,8 +349,16 @@ def test_missing_node_fields() -> None:
 
 
 def test_unknown_node_field() -> None:
-    problems = problems_of(workflow(node("a", condition="x > 1")))
-    assert problems == [Problem("$.dag.nodes[0].condition", "unknown field 'condition' (node 'a')")]
+    problems = problems_of(workflow(node("a", colour="blue")))
+    known = ", ".join(NodeDefinition.model_fields)
+    assert known.startswith("id, handler, dependencies, config, retry_policy, timeout_seconds")
+    assert problems == [
+        Problem(
+            "$.dag.nodes[0].colour",
+            f'unknown key "colour"; known keys: {known} (keys starting with "x-" are free for your own use) '
+            "(node 'a')",
+        )
+    ]
 
 
 def test_unknown_retry_policy_field_and_bad_values() -> None:
@@ -370,7 +376,7 @@ def test_unknown_retry_policy_field_and_bad_values() -> None:
         "$.dag.nodes[2].timeout_seconds",
     ]
     assert problems[0].message.endswith("(node 'a')")
-    assert problems[1].message == "unknown field 'attempts' (node 'b')"
+    assert problems[1].message == 'unknown key "attempts"; did you mean "max_attempts"? (node \'b\')'
     assert "greater than 0" in problems[2].message
 
 
