@@ -14,7 +14,7 @@ the run ends at once (cancel, timeout, fail-fast).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ from domain.outcome import Outcome, Step
 from domain.plan import NodeSpec, WorkflowPlan
 from domain.run_data import render_output, run_data
 from domain.statuses import NodeStatus, RunStatus
+from domain.templates import Reference
 from domain.trigger_rules import ParentOutcome, Readiness, TriggerRule, readiness, skip_reason
 
 __all__ = ["Outcome", "Run", "ensure_runnable", "timeout_message"]
@@ -449,7 +450,7 @@ class Run:
             return
         data = run_data(self.outputs, self.input)
         try:
-            result = condition.evaluate(lambda ref: ref.resolve_in(data))
+            result = condition.evaluate(lambda ref: _resolve_in_condition(ref, data))
         except (ConditionError, TemplateError) as error:
             message = f"condition '{condition.text}' cannot be evaluated: {error}"
             self.nodes[index].error = step.error = ErrorInfo(CONDITION_ERROR, message)
@@ -500,6 +501,15 @@ def _skip_error(child: NodeSpec, parent_id: str, parent: NodeRun, outcome: Paren
     if parent.error is not None and parent.error.type == UPSTREAM_FAILED:
         return parent.error
     return ErrorInfo(UPSTREAM_SKIPPED, skip_reason(child.trigger_rule, parent_id, outcome))
+
+
+def _resolve_in_condition(ref: Reference, data: Mapping[str, Any]) -> Any:
+    """A node that ended without an output (skipped, failed, or not finished under an early rule)
+    reads as null in a condition, so ``{{ a }} == null`` can test for it; a path that is missing
+    inside an output is an error, as in templates (a typo fails loudly)."""
+    if ref.root not in data:
+        return None
+    return ref.resolve_in(data)
 
 
 def _record_worker(node: NodeRun, worker_id: str, started_at: float | None) -> None:

@@ -325,3 +325,17 @@ async def test_jitter_draws_each_delay_between_zero_and_the_backoff(backend: Bac
     delays = [run.node(f"n{i}").retry_at - (T0 + 1) for i in range(8)]  # type: ignore[operator]
     assert all(0 <= delay <= 100 for delay in delays)
     assert len(set(delays)) == 8  # spread out, not all at the same moment
+
+
+async def test_a_node_that_ended_without_output_reads_as_null_in_a_condition(backend: Backend) -> None:
+    raw = workflow(
+        gated("maybe"),
+        node("fallback", ["maybe"], trigger_rule="all_done", when="{{ maybe }} == null"),
+        node("follow_up", ["maybe"], trigger_rule="all_done", when="{{ maybe }} != null"),
+    )
+    driver = await started(backend, raw, {"maybe": False})
+    assert await driver.take_tasks(1, exactly=True) == [driver.task("fallback")]
+    follow_up = (await driver.get()).node("follow_up")
+    assert follow_up.status is NodeStatus.SKIPPED
+    assert follow_up.error is not None and follow_up.error.type == CONDITION_FALSE
+    assert "{{ maybe }} = null" in follow_up.error.message
