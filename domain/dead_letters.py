@@ -18,7 +18,7 @@ from domain.events import (
     RunStarted,
 )
 from domain.messages import Task
-from domain.run import DEAD_LETTERED
+from domain.reasons import DEAD_LETTERED
 
 
 def settle_dead_event(event: Event, reason: str, at: float) -> Event | None:

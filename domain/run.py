@@ -14,11 +14,11 @@ the run ends at once (cancel, timeout, fail-fast).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.errors import ConditionError, RunNotActive, TemplateError
+from domain.errors import RunNotActive, TemplateError
 from domain.events import (
     OUTPUT_LOST,
     AttemptTimedOut,
@@ -40,24 +40,23 @@ from domain.events import (
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
 from domain.outcome import Outcome, Step
 from domain.plan import NodeSpec, WorkflowPlan
-from domain.run_data import render_output, run_data
+from domain.reasons import (
+    CONDITION_FALSE,
+    DEAD_LETTERED,
+    OUTPUT_ERROR,
+    OUTPUT_LOST_ERROR,
+    TIMEOUT_ERROR,
+    fail_fast_error,
+    run_timed_out_error,
+    skip_error,
+    timeout_message,
+)
+from domain.run_data import condition_verdict, render_output
 from domain.statuses import NodeStatus, RunStatus
-from domain.templates import Reference
-from domain.trigger_rules import ParentOutcome, Readiness, TriggerRule, readiness, skip_reason
+from domain.trigger_rules import ParentOutcome, Readiness, TriggerRule, readiness
 
-__all__ = ["Outcome", "Run", "ensure_runnable", "timeout_message"]
+__all__ = ["DEADLINE_GRACE_SECONDS", "Outcome", "Run", "ensure_runnable"]
 
-UPSTREAM_FAILED = "UpstreamFailed"
-UPSTREAM_SKIPPED = "UpstreamSkipped"
-TRIGGER_RULE_UNMET = "TriggerRuleUnmet"
-CONDITION_FALSE = "ConditionFalse"
-CONDITION_ERROR = "ConditionError"
-FAIL_FAST = "FailFast"
-RUN_TIMED_OUT = "RunTimedOut"
-OUTPUT_ERROR = "OutputError"
-DEAD_LETTERED = "DeadLettered"
-OUTPUT_LOST_ERROR = "OutputLost"
-TIMEOUT_ERROR = "TimeoutError"
 DEADLINE_GRACE_SECONDS = 5.0
 """The orchestrator's deadline for an attempt is its node's timeout plus this: the worker enforces
 the timeout itself and reports first; the deadline catches a worker that died or hangs."""
@@ -77,12 +76,6 @@ def ensure_runnable(run_id: str, status: RunStatus) -> None:
     ``RunNotActive`` (the worker acknowledges the task without running it)."""
     if status is not RunStatus.RUNNING:
         raise RunNotActive(run_id, status.value)
-
-
-def timeout_message(attempt: int, timeout_seconds: float | None) -> str:
-    """The error message of an attempt that ran past its node's timeout (worker or deadline)."""
-    limit = "its timeout" if timeout_seconds is None else f"the timeout of {timeout_seconds}s"
-    return f"attempt {attempt} exceeded {limit}"
 
 
 @dataclass(slots=True)
@@ -225,7 +218,7 @@ class Run:
     def _on_run_timed_out(self, event: RunTimedOut, step: Step) -> bool:
         if self.status is not RunStatus.RUNNING:
             return False
-        error = ErrorInfo(RUN_TIMED_OUT, f"the run did not finish within {self.plan.timeout_seconds}s")
+        error = run_timed_out_error(self.plan.timeout_seconds)
         self.error = step.error = error
         self._end(RunStatus.FAILED, NodeStatus.CANCELLED, error, step)
         return True
@@ -378,9 +371,7 @@ class Run:
     def _cancel_for_fail_fast(self, failed: NodeSpec, step: Step) -> list[int]:
         """Every node not finished ends CANCELLED, except ``always`` nodes not started yet (clean-up
         steps, which still run when their parents have ended). Returns the nodes cancelled."""
-        error = ErrorInfo(
-            FAIL_FAST, f"cancelled because node '{failed.id}' failed and the workflow fails fast"
-        )
+        error = fail_fast_error(failed.id)
         cancelled = []
         for index, node in enumerate(self.nodes):
             if node.status.is_final:
@@ -438,7 +429,7 @@ class Run:
                 if decided is Readiness.RUN:
                     self._start_if_condition_holds(child_index, step, ended)
                 elif decided is Readiness.SKIP:
-                    self._skip(child_index, _skip_error(spec, specs[parent_index].id, parent, outcome), step)
+                    self._skip(child_index, skip_error(spec, specs[parent_index].id, parent, outcome), step)
                     ended.append(child_index)
 
     def _start_if_condition_holds(self, index: int, step: Step, ended: deque[int]) -> None:
@@ -448,21 +439,17 @@ class Run:
         if condition is None:
             self._dispatch(index, step)
             return
-        data = run_data(self.outputs, self.input)
-        try:
-            result = condition.evaluate(lambda ref: _resolve_in_condition(ref, data))
-        except (ConditionError, TemplateError) as error:
-            message = f"condition '{condition.text}' cannot be evaluated: {error}"
-            self.nodes[index].error = step.error = ErrorInfo(CONDITION_ERROR, message)
+        verdict = condition_verdict(condition, self.outputs, self.input)
+        if verdict is None:
+            self._dispatch(index, step)
+        elif verdict.type == CONDITION_FALSE:
+            self._skip(index, verdict, step)
+            ended.append(index)
+        else:
+            self.nodes[index].error = step.error = verdict
             self._settle(index, NodeStatus.FAILED, step)
             ended.append(index)
             self._count_failure(index, step, ended)
-            return
-        if result.value:
-            self._dispatch(index, step)
-            return
-        self._skip(index, ErrorInfo(CONDITION_FALSE, result.describe()), step)
-        ended.append(index)
 
     def _skip(self, index: int, reason: ErrorInfo, step: Step) -> None:
         self.nodes[index].error = reason
@@ -489,27 +476,6 @@ class Run:
                 self._finish(RunStatus.FAILED, step)
                 return
         self._finish(RunStatus.COMPLETED, step)
-
-
-def _skip_error(child: NodeSpec, parent_id: str, parent: NodeRun, outcome: ParentOutcome) -> ErrorInfo:
-    """Why ``child`` is skipped. Under the default rule a chain of skips keeps naming the node whose
-    failure began it (as it always has)."""
-    if child.trigger_rule is not TriggerRule.ALL_SUCCESS:
-        return ErrorInfo(TRIGGER_RULE_UNMET, skip_reason(child.trigger_rule, parent_id, outcome))
-    if outcome is ParentOutcome.FAILED:
-        return ErrorInfo(UPSTREAM_FAILED, skip_reason(child.trigger_rule, parent_id, outcome))
-    if parent.error is not None and parent.error.type == UPSTREAM_FAILED:
-        return parent.error
-    return ErrorInfo(UPSTREAM_SKIPPED, skip_reason(child.trigger_rule, parent_id, outcome))
-
-
-def _resolve_in_condition(ref: Reference, data: Mapping[str, Any]) -> Any:
-    """A node that ended without an output (skipped, failed, or not finished under an early rule)
-    reads as null in a condition, so ``{{ a }} == null`` can test for it; a path that is missing
-    inside an output is an error, as in templates (a typo fails loudly)."""
-    if ref.root not in data:
-        return None
-    return ref.resolve_in(data)
 
 
 def _record_worker(node: NodeRun, worker_id: str, started_at: float | None) -> None:

@@ -27,7 +27,7 @@ from domain.ports import (
     StoredDefinition,
     TaskQueue,
 )
-from domain.run import TIMEOUT_ERROR, timeout_message
+from domain.reasons import TIMEOUT_ERROR, timeout_message
 from services.runtime.faults import crash_point
 from services.runtime.resilience import repeat_until, retrying
 from services.worker.registry import (

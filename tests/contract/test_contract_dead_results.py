@@ -24,7 +24,7 @@ from domain.events import (
     RunStarted,
 )
 from domain.ports import Delivery
-from domain.run import DEAD_LETTERED
+from domain.reasons import DEAD_LETTERED
 from domain.statuses import NodeStatus, RunStatus
 
 VISIBILITY = 0.2

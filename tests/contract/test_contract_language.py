@@ -12,7 +12,7 @@ from contract_support import T0, Backend, Driver, add_run, drain, finishes, node
 
 from domain.events import FinishRun, NodeFailed, NodeStarted, NodeSucceeded, RunTimedOut
 from domain.node_state import ErrorInfo
-from domain.run import CONDITION_FALSE, FAIL_FAST, OUTPUT_ERROR, RUN_TIMED_OUT, UPSTREAM_FAILED
+from domain.reasons import CONDITION_FALSE, FAIL_FAST, OUTPUT_ERROR, RUN_TIMED_OUT, UPSTREAM_FAILED
 from domain.statuses import NodeStatus, RunStatus
 
 S, F, K = "succeeded", "failed", "skipped"

@@ -48,7 +48,7 @@ from domain.events import (
 )
 from domain.messages import Task
 from domain.ports import MessageQueue
-from domain.run import DEAD_LETTERED
+from domain.reasons import DEAD_LETTERED
 from domain.statuses import NodeStatus, RunStatus
 
 VISIBILITY = 0.2

@@ -42,7 +42,7 @@ from domain.events import (
 )
 from domain.messages import Task
 from domain.node_state import ErrorInfo
-from domain.run import DEAD_LETTERED, UPSTREAM_FAILED
+from domain.reasons import DEAD_LETTERED, UPSTREAM_FAILED
 from domain.statuses import NodeStatus, RunStatus
 
 RUN_INPUT = {"user": "ada", "n": 3, "tags": ["x"], "nested": {"ok": True}}

@@ -25,8 +25,9 @@ from domain.events import (
 )
 from domain.node_state import ErrorInfo, FailedAttempt
 from domain.plan import WorkflowPlan
+from domain.reasons import DEAD_LETTERED, UPSTREAM_FAILED
 from domain.retry import RetryPolicy
-from domain.run import DEAD_LETTERED, DEADLINE_GRACE_SECONDS, UPSTREAM_FAILED, Run
+from domain.run import DEADLINE_GRACE_SECONDS, Run
 from domain.statuses import NodeStatus, RunStatus
 
 

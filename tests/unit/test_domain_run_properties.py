@@ -28,7 +28,8 @@ from domain.events import (
     ScheduleRetry,
 )
 from domain.node_state import ErrorInfo
-from domain.run import UPSTREAM_FAILED, Run
+from domain.reasons import UPSTREAM_FAILED
+from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
 from domain.validation import build_plan
 
