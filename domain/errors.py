@@ -79,3 +79,11 @@ class RunNotActive(DomainError):
         self.run_id = run_id
         self.status = status
         super().__init__(f"workflow run '{run_id}' is {status}")
+
+
+class RunAlreadyExists(DomainError):
+    """A run was added under an id that a stored run already has (an idempotent start repeated)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"workflow run '{run_id}' already exists")

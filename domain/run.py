@@ -37,6 +37,7 @@ from domain.events import (
     ScheduleRetry,
     ScheduleRunDeadline,
 )
+from domain.idempotency import IdempotentStart
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
 from domain.outcome import Outcome, Step
 from domain.plan import NodeSpec, WorkflowPlan
@@ -98,6 +99,8 @@ class Run:
     """Why the run failed when no node's error says it (its timeout, its output mapping)."""
     output: Any = None
     """The run's output (the definition's ``output`` rendered when the run completed)."""
+    start_request: IdempotentStart | None = None
+    """The idempotency key the run was started with, and its request's fingerprint."""
 
     @classmethod
     def create(
@@ -107,9 +110,19 @@ class Run:
         plan: WorkflowPlan,
         run_input: dict[str, Any],
         at: float,
+        start_request: IdempotentStart | None = None,
     ) -> Run:
         nodes = [NodeRun.initial(spec) for spec in plan.nodes]
-        return cls(run_id, definition_id, plan, run_input, at, nodes, unfinished=len(nodes))
+        return cls(
+            run_id,
+            definition_id,
+            plan,
+            run_input,
+            at,
+            nodes,
+            unfinished=len(nodes),
+            start_request=start_request,
+        )
 
     # -- queries ---------------------------------------------------------------------------------
 

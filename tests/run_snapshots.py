@@ -41,5 +41,6 @@ def snapshot(run: Run) -> tuple[Any, ...]:
         run.failed_nodes,
         run.error,
         run.output,
+        run.start_request,
         nodes,
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 from adapters.memory.queue import InMemoryQueue
 from adapters.memory.timers import InMemoryTimerStore
-from domain.errors import NotFound
+from domain.errors import NotFound, RunAlreadyExists
 from domain.events import Command, Event, RunStarted
 from domain.history import HistoryEntry
 from domain.messages import Task
@@ -90,6 +90,8 @@ class InMemoryRunRepository:
         self._timers = timers
 
     async def add(self, run: Run) -> None:
+        if run.run_id in self._runs:
+            raise RunAlreadyExists(run.run_id)
         self._runs[run.run_id] = run
         self._history[run.run_id] = []
         await self._events.send([RunStarted(run.run_id, run.created_at, run.definition_id)])

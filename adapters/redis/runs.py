@@ -15,6 +15,7 @@ from adapters.errors import AdapterError
 from adapters.redis.coalescer import Coalescer
 from adapters.redis.codec import encode_event
 from adapters.redis.codec.runs import (
+    STATUS,
     SUMMARY_FIELDS,
     StoredRun,
     decode_entry,
@@ -30,7 +31,7 @@ from adapters.redis.keys import KeySpace
 from adapters.redis.pages import members_after
 from adapters.redis.scripts import Script, run_scripts
 from adapters.redis.transitions import RedisTransitions
-from domain.errors import NotFound
+from domain.errors import NotFound, RunAlreadyExists
 from domain.events import Command, Event, RunStarted
 from domain.history import HistoryEntry
 from domain.paging import Page, Position, decode_cursor, encode_cursor
@@ -77,15 +78,19 @@ class RedisRunRepository:
         shard = self._keys.shard_for_run(run.run_id)
         commit = Commit()
         group = commit.group()
-        group.hset(self._keys.run(run.run_id).meta, new_run_meta(run))
+        meta = self._keys.run(run.run_id).meta
+        group.require_equal(meta, STATUS, "")  # a new run id (an idempotent start is not repeated)
+        group.hset(meta, new_run_meta(run))
         group.zadd(shard.run_index(RunStatus.PENDING.value), run.created_at, run.run_id)
         group.xadd(shard.events, encode_event(RunStarted(run.run_id, run.created_at, run.definition_id)))
         keys, args = commit.call()
         definition_key = self._keys.definition(run.definition_id)
         async with translated_errors(self._url):
-            _, definition_stored = await self._call_script(
+            (failed_check,), definition_stored = await self._call_script(
                 self._commit.script, keys, args, also=lambda pipe: pipe.exists(definition_key)
             )
+        if failed_check:
+            raise RunAlreadyExists(run.run_id)
         if not definition_stored:
             await self._definitions.restore(run.definition_id)
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from domain.errors import InvalidInput, Problem
+from domain.idempotency import IdempotentStart, idempotent_start
 from services.application.errors import UnsupportedMediaType, UsageError
 
 _KINDS: dict[type, str] = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
@@ -56,22 +57,43 @@ def parse_json(raw: bytes, expected: str) -> Any:
         raise UsageError(f"the request body is not valid JSON: {error}") from None
 
 
-def run_input_of(raw: bytes) -> Any:
-    """The run input of a trigger body ``{"input": {...}}``; an empty body means an empty input.
+def trigger_body_of(raw: bytes) -> tuple[Any, str | None]:
+    """(run input, request id) of a trigger body ``{"input": {...}, "request_id": "..."}``; both
+    optional (an empty body means an empty input).
 
     Only the envelope is checked here; the input itself is the domain's to validate.
     """
     if not raw.strip():
-        return {}
+        return {}, None
     body = parse_json(raw, 'an object like {"input": {...}}')
     if not isinstance(body, dict):
         message = f'the request body must be a JSON object like {{"input": {{...}}}}, got {_json_kind(body)}'
         raise InvalidInput([Problem("$", message)])
-    unknown = [key for key in body if key != "input"]
+    unknown = [key for key in body if key not in ("input", "request_id")]
     if unknown:
         hint = "the run input goes under 'input'"
         raise InvalidInput([Problem(f"$.{key}", f"unknown field '{key}'; {hint}") for key in unknown])
-    return body.get("input", {})
+    request_id = body.get("request_id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInput([Problem("$.request_id", f"must be a string, got {_json_kind(request_id)}")])
+    return body.get("input", {}), request_id
+
+
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+def idempotency_of(headers: Mapping[str, str], body_key: str | None, *request: Any) -> IdempotentStart | None:
+    """The idempotent start asked for by the ``Idempotency-Key`` header (or a body's
+    ``request_id``), of the request ``request``; None when neither is given."""
+    header = headers.get(IDEMPOTENCY_HEADER)
+    if header is not None and body_key is not None and header != body_key:
+        message = "the Idempotency-Key header and request_id differ; give one of them"
+        raise InvalidInput([Problem("$.request_id", message)])
+    if header is not None:
+        return idempotent_start(header, "Idempotency-Key header", *request)
+    if body_key is not None:
+        return idempotent_start(body_key, "$.request_id", *request)
+    return None
 
 
 def under_input(error: InvalidInput) -> InvalidInput:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from domain.node_state import ErrorInfo
@@ -46,3 +48,12 @@ def node_error(error: ErrorInfo) -> NodeErrorView:
 
 def node_error_or_none(error: ErrorInfo | None) -> NodeErrorView | None:
     return None if error is None else NodeErrorView(type=error.type, message=error.message)
+
+
+IfChanged = Annotated[
+    bool,
+    Query(
+        description="When the newest version of the definition's name has the same content, answer "
+        "that version instead of registering a new one (a retried registration makes no new version)."
+    ),
+]

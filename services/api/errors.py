@@ -108,7 +108,10 @@ _DESCRIPTIONS = {
     400: "Invalid request: every problem is listed in details",
     401: "Missing or invalid bearer token (when API_TOKENS is set); see WWW-Authenticate",
     404: "Not found",
-    409: "Conflicts with the run's state (e.g. results of a run still going, cancel of an ended run)",
+    409: (
+        "Conflicts with the run's state (results of a run still going, cancel of an ended run), or "
+        "an idempotency key reused for another request"
+    ),
     413: "Request body over MAX_REQUEST_BYTES",
     415: "Request body declared as something other than JSON",
     422: "Request validation failed (replaces FastAPI's own 422 shape)",

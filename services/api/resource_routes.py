@@ -16,7 +16,8 @@ from domain.errors import InvalidInput, NotFound, Problem
 from domain.paging import MAX_PAGE_SIZE
 from domain.ports import RunQuery, RunSummary
 from domain.statuses import RunStatus
-from services.api.bodies import parse_json, start_request_of, under_input
+from services.api.bodies import idempotency_of, parse_json, start_request_of, under_input
+from services.api.common_schemas import IfChanged
 from services.api.dependencies import JSON_BODY, Service
 from services.api.errors import error_responses
 from services.api.openapi import json_body
@@ -62,9 +63,12 @@ router = APIRouter()
     openapi_extra=json_body("WorkflowDefinition", required=True),
     dependencies=JSON_BODY,
 )
-async def create_definition(request: Request, service: Service) -> DefinitionView:
+async def create_definition(
+    request: Request, service: Service, if_changed: IfChanged = False
+) -> DefinitionView:
     """Registering a name again makes its next version; runs pin the version they start with."""
-    stored = await service.register(parse_json(await request.body(), "a workflow definition"))
+    definition = parse_json(await request.body(), "a workflow definition")
+    stored = await service.register(definition, if_changed=if_changed)
     return definition_view(stored.summary())
 
 
@@ -98,7 +102,10 @@ async def get_definition(definition_id: str, service: Service) -> DefinitionDeta
     tags=["runs"],
     status_code=201,
     summary="Start a run",
-    responses=error_responses(400, 404, 413, 415, 503),
+    description="With an `Idempotency-Key` header, a start repeated with the same key and body "
+    "answers 200 with the run the first one started (within the run's retention, across API "
+    "replicas); the same key with another body is a 409.",
+    responses=error_responses(400, 404, 409, 413, 415, 503),
     openapi_extra=json_body("StartRunRequest", required=True),
     dependencies=JSON_BODY,
 )
@@ -106,13 +113,16 @@ async def start_run(request: Request, response: Response, service: Service) -> R
     """Body ``{"definition_id": ..., "input": {...}}`` (that version), or ``{"workflow": name,
     "input": {...}}`` (its newest version)."""
     definition_id, workflow, run_input = start_request_of(await request.body())
+    once = idempotency_of(request.headers, None, "runs", definition_id, workflow, run_input)
     if definition_id is None:
         assert workflow is not None
         definition_id = await service.latest_definition(workflow)
     try:
-        run = await service.start(definition_id, run_input)
+        run, repeated = await service.start_once(definition_id, run_input, once)
     except InvalidInput as error:
         raise under_input(error) from None
+    if repeated:
+        response.status_code = 200  # the answer the first request got, with its run
     response.headers["location"] = f"{request.url.path}/{run.run_id}"
     return run_summary_view(RunSummary.of(run))
 

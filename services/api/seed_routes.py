@@ -4,7 +4,14 @@
 from fastapi import APIRouter, Request, Response
 
 from domain.errors import InvalidInput
-from services.api.bodies import check_json_content_type, parse_json, run_input_of, under_input
+from services.api.bodies import (
+    check_json_content_type,
+    idempotency_of,
+    parse_json,
+    trigger_body_of,
+    under_input,
+)
+from services.api.common_schemas import IfChanged
 from services.api.dependencies import JSON_BODY, Service, json_response, workflow_service
 from services.api.errors import error_responses
 from services.api.openapi import json_body
@@ -30,10 +37,12 @@ router = APIRouter()
     openapi_extra=json_body("WorkflowDefinition", required=True),
     dependencies=JSON_BODY,
 )
-async def submit_workflow(request: Request, service: Service) -> WorkflowCreated:
+async def submit_workflow(
+    request: Request, service: Service, if_changed: IfChanged = False
+) -> WorkflowCreated:
     """Validate and store a definition; a 400 lists every problem with its JSON path."""
     definition = parse_json(await request.body(), "a workflow definition")
-    stored = await service.register(definition)
+    stored = await service.register(definition, if_changed=if_changed)
     return WorkflowCreated(execution_id=stored.definition_id)
 
 
@@ -42,7 +51,7 @@ async def submit_workflow(request: Request, service: Service) -> WorkflowCreated
     tags=["workflows"],
     summary="Start a run of a registered workflow",
     response_model=RunTriggered,
-    responses=error_responses(400, 404, 413, 415, 422, 503),
+    responses=error_responses(400, 404, 409, 413, 415, 422, 503),
     openapi_extra=json_body("TriggerRequest", required=False),
 )
 async def trigger_workflow(execution_id: str, request: Request) -> Response:
@@ -50,9 +59,10 @@ async def trigger_workflow(execution_id: str, request: Request) -> Response:
     # A hot route: it checks the body and gets its use cases itself (see ``workflow_service``).
     check_json_content_type(request.headers)
     service = await workflow_service(request)
-    run_input = run_input_of(await request.body())
+    run_input, request_id = trigger_body_of(await request.body())
+    once = idempotency_of(request.headers, request_id, "trigger", execution_id, run_input)
     try:
-        run = await service.start(execution_id, run_input)
+        run, _ = await service.start_once(execution_id, run_input, once)
     except InvalidInput as error:
         raise under_input(error) from None
     return json_response(RunTriggered(instance_id=run.run_id))

@@ -20,6 +20,13 @@ class TriggerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input: dict[str, Any] = Field(default_factory=dict, description="The run input, a JSON object.")
+    request_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="An idempotency key (as the Idempotency-Key header): a trigger repeated with the "
+        "same request_id and body answers the run it started the first time; with another body, 409.",
+    )
 
 
 class WorkflowCreated(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.errors import BackendUnavailable, InvalidDefinition, InvalidInput, NotFound
+from domain.errors import BackendUnavailable, InvalidDefinition, InvalidInput, NotFound, RunAlreadyExists
 from domain.statuses import RunStatus
 
 
@@ -37,6 +37,18 @@ class RunAlreadyFinished(ServiceError):
     def __init__(self, run_id: str, status: RunStatus) -> None:
         self.status = status
         super().__init__(f"workflow run '{run_id}' has already finished ({status.value}); nothing to cancel")
+
+
+class IdempotencyKeyReused(ServiceError):
+    """A start repeated an idempotency key with a different request (409)."""
+
+    def __init__(self, key: str, run_id: str) -> None:
+        self.key = key
+        self.run_id = run_id
+        super().__init__(
+            f"idempotency key '{key}' was used for another request (run '{run_id}'); use a new key "
+            "for a new run"
+        )
 
 
 class Unauthorized(ServiceError):
@@ -126,6 +138,8 @@ ERROR_TABLE: tuple[tuple[type[Exception], ErrorOutcome], ...] = (
     (RunNotFinishedYet, ErrorOutcome("run_not_finished", 409, EXIT_INVALID)),
     (RunNotFinished, ErrorOutcome("run_not_finished", 400, EXIT_INVALID)),
     (RunAlreadyFinished, ErrorOutcome("run_already_finished", 409, EXIT_INVALID)),
+    (IdempotencyKeyReused, ErrorOutcome("idempotency_key_reused", 409, EXIT_INVALID)),
+    (RunAlreadyExists, ErrorOutcome("run_already_exists", 409, EXIT_INVALID)),
     (Unauthorized, ErrorOutcome("unauthorized", 401, EXIT_INVALID)),
     (NotFound, ErrorOutcome("not_found", 404, EXIT_INVALID)),
     (PayloadTooLarge, ErrorOutcome("payload_too_large", 413, EXIT_INVALID)),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.errors import InvalidInput, NotFound, Problem
+from domain.errors import InvalidInput, NotFound, Problem, RunAlreadyExists
 from domain.events import CancelRequested
 from domain.history import HistoryEntry
+from domain.idempotency import IdempotentStart
 from domain.limits import Limits
 from domain.paging import Page, check_limit
 from domain.ports import (
@@ -23,7 +24,7 @@ from domain.ports import (
 from domain.run import Run
 from domain.statuses import RunStatus
 from domain.validation import build_plan, typed_input, validate_input
-from services.application.errors import RunAlreadyFinished
+from services.application.errors import IdempotencyKeyReused, RunAlreadyFinished
 
 
 class WorkflowService:
@@ -48,10 +49,18 @@ class WorkflowService:
 
     # -- definitions -----------------------------------------------------------------------------
 
-    async def register(self, raw: Any) -> StoredDefinition:
+    async def register(self, raw: Any, *, if_changed: bool = False) -> StoredDefinition:
         """Validate and store a definition as the next version of its name; raises
-        ``InvalidDefinition`` with every problem."""
+        ``InvalidDefinition`` with every problem. ``if_changed``: when the newest version of the name
+        has the same content, that version is answered and nothing is stored (a registration that is
+        retried, or a deploy that registers on every start, makes no new version)."""
         plan = build_plan(raw, self._limits, self._known_handlers)
+        if if_changed:
+            newest = await self._definitions.page(plan.name, None, 1)
+            if newest.items:
+                latest = await self._definitions.get(newest.items[0].definition_id)
+                if latest.plan.source == plan.source:
+                    return latest
         return await self._definitions.add(StoredDefinition(self._ids.new_id(), plan, self._clock.now()))
 
     async def get_definition(self, definition_id: str) -> StoredDefinition:
@@ -72,13 +81,30 @@ class WorkflowService:
     async def start(self, definition_id: str, run_input: Any) -> Run:
         """Create a run of a stored definition (pinned to that version) and announce it; the
         orchestrator takes it on."""
+        run, _ = await self.start_once(definition_id, run_input, None)
+        return run
+
+    async def start_once(
+        self, definition_id: str, run_input: Any, request: IdempotentStart | None
+    ) -> tuple[Run, bool]:
+        """``start``, at most once per idempotency key: (the run, whether it was started before by
+        the same request). The same key with another request raises ``IdempotencyKeyReused``."""
         checked_input = validate_input(run_input, self._limits)
         definition = await self._definitions.get(definition_id)
         checked_input = typed_input(definition.plan, checked_input)
         now = self._clock.now()
-        run = Run.create(self._ids.new_id(), definition_id, definition.plan, checked_input, now)
-        await self._runs.add(run)
-        return run
+        run_id = self._ids.new_id() if request is None else request.run_id
+        run = Run.create(run_id, definition_id, definition.plan, checked_input, now, request)
+        try:
+            await self._runs.add(run)
+        except RunAlreadyExists:
+            if request is None:
+                raise
+            earlier = await self._runs.get(run_id, outputs=False)
+            if earlier.start_request != request:
+                raise IdempotencyKeyReused(request.key, run_id) from None
+            return earlier, True
+        return run, False
 
     async def get_run(self, run_id: str, *, outputs: bool = True) -> Run:
         return await self._runs.get(run_id, outputs=outputs)

@@ -285,7 +285,12 @@ class Driver:
     def __post_init__(self) -> None:
         run = self.run
         self.reference = Run.create(
-            run.run_id, run.definition_id, run.plan, copy.deepcopy(run.input), run.created_at
+            run.run_id,
+            run.definition_id,
+            run.plan,
+            copy.deepcopy(run.input),
+            run.created_at,
+            run.start_request,
         )
 
     @property

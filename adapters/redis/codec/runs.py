@@ -16,6 +16,7 @@ from typing import Any
 
 from adapters.redis.codec.messages import encode_compact
 from domain.history import HistoryEntry
+from domain.idempotency import IdempotentStart
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
 from domain.plan import WorkflowPlan
 from domain.ports import RunSummary
@@ -54,7 +55,17 @@ def new_run_meta(run: Run) -> dict[str, str]:
         "created_at": repr(run.created_at),
         "input": encode_compact(run.input),
         **progress_fields(run, 0),
+        **start_request_fields(run.start_request),
     }
+
+
+def start_request_fields(start: IdempotentStart | None) -> dict[str, str]:
+    return {} if start is None else {"idempotency_key": start.key, "request_fingerprint": start.fingerprint}
+
+
+def _start_request(meta: Mapping[str, str]) -> IdempotentStart | None:
+    key = meta.get("idempotency_key")
+    return None if key is None else IdempotentStart(key, meta["request_fingerprint"])
 
 
 def progress_fields(run: Run, version: int) -> dict[str, str]:
@@ -114,6 +125,7 @@ def decode_run(
         failed_nodes=int(meta["failed"]),
         error=_error(meta.get("error")),
         output=json.loads(raw_output) if (raw_output := meta.get("output")) else None,
+        start_request=_start_request(meta),
     )
     return StoredRun(run, int(meta.get(VERSION) or 0))
 
