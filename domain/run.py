@@ -63,6 +63,9 @@ DEADLINE_GRACE_SECONDS = 5.0
 the timeout itself and reports first; the deadline catches a worker that died or hangs."""
 
 _IN_FLIGHT = (NodeStatus.QUEUED, NodeStatus.RUNNING)
+_PENDING = NodeStatus.PENDING
+_ALL_SUCCESS = TriggerRule.ALL_SUCCESS
+_FAILED, _SKIPPED = ParentOutcome.FAILED, ParentOutcome.SKIPPED
 _OUTCOME_OF = {
     NodeStatus.COMPLETED: ParentOutcome.SUCCEEDED,
     NodeStatus.FAILED: ParentOutcome.FAILED,
@@ -417,31 +420,45 @@ class Run:
         chain of skips can be as long as the DAG."""
         nodes = self.nodes
         specs = self.plan.nodes
+        changed = step.changed
+        # Bound once: this loop runs for every edge of the DAG.
+        pending, all_success, failed, skipped = _PENDING, _ALL_SUCCESS, _FAILED, _SKIPPED
         while ended:
             parent_index = ended.popleft()
             parent = nodes[parent_index]
             outcome = _OUTCOME_OF[parent.status]
             for child_index in specs[parent_index].children:
                 child = nodes[child_index]
-                if not child.undecided:
+                if child.attempt or child.status is not pending:
                     continue  # decided early (one_success, one_failed), or ended with the run
                 child.waiting_on -= 1
-                if outcome is ParentOutcome.FAILED:
+                if outcome is failed:
                     child.failed_parents += 1
-                elif outcome is ParentOutcome.SKIPPED:
+                elif outcome is skipped:
                     child.skipped_parents += 1
-                step.changed.append(child_index)
+                changed.append(child_index)
                 spec = specs[child_index]
-                decided = readiness(
-                    spec.trigger_rule,
-                    len(spec.parents) - child.waiting_on - child.failed_parents - child.skipped_parents,
-                    child.failed_parents,
-                    child.skipped_parents,
-                    child.waiting_on,
-                )
+                if spec.trigger_rule is all_success and not (child.failed_parents or child.skipped_parents):
+                    # The default rule while it still holds: the common case, decided inline.
+                    if child.waiting_on:
+                        continue
+                    decided = Readiness.RUN
+                else:
+                    decided = readiness(
+                        spec.trigger_rule,
+                        len(spec.parents) - child.waiting_on - child.failed_parents - child.skipped_parents,
+                        child.failed_parents,
+                        child.skipped_parents,
+                        child.waiting_on,
+                    )
+                    if decided is Readiness.WAIT:
+                        continue
                 if decided is Readiness.RUN:
-                    self._start_if_condition_holds(child_index, step, ended)
-                elif decided is Readiness.SKIP:
+                    if spec.condition is None:
+                        self._dispatch(child_index, step)
+                    else:
+                        self._start_if_condition_holds(child_index, step, ended)
+                else:
                     self._skip(child_index, skip_error(spec, specs[parent_index].id, parent, outcome), step)
                     ended.append(child_index)
 
