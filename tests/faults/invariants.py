@@ -23,6 +23,8 @@ from fault_support import FaultCluster, LedgerEntry
 from domain.history import EntryKind, HistoryEntry
 from domain.node_state import NodeRun
 
+FINAL_NODE = ("COMPLETED", "FAILED", "SKIPPED", "CANCELLED")
+
 
 @dataclass
 class Figures:
@@ -98,16 +100,27 @@ def check_invariants(
             figures.node_statuses[node_status] += 1
             where = f"{run_id}/{node_id}"
             parent_states = [states[parent].status for parent in parents[node_id]]
-            # Fan-in counter: unfinished parents, exactly (a repeated completion would go below).
-            waiting = sum(parent_status != "COMPLETED" for parent_status in parent_states)
-            if state.waiting_on != waiting:
-                problems.append(f"{where}: waits on {state.waiting_on} parent(s), {waiting} are unfinished")
+            # Fan-in counters: while the node is undecided, exactly its parents not ended, failed
+            # (or cancelled) and skipped (a repeated completion would go below); once decided they
+            # stop moving, so they can only be ahead of the parents' ends, never behind.
+            unended = sum(parent_status not in FINAL_NODE for parent_status in parent_states)
+            failed = sum(parent_status in ("FAILED", "CANCELLED") for parent_status in parent_states)
+            skipped = sum(parent_status == "SKIPPED" for parent_status in parent_states)
+            counted = (state.waiting_on, state.failed_parents, state.skipped_parents)
+            if attempts == 0 and node_status == "PENDING" and counted != (unended, failed, skipped):
+                problems.append(
+                    f"{where}: counts (unfinished, failed, skipped) parents {counted}, "
+                    f"they are {(unended, failed, skipped)}"
+                )
+            elif state.waiting_on < unended or state.waiting_on > len(parent_states):
+                problems.append(f"{where}: waits on {state.waiting_on} parent(s), {unended} have not ended")
             if node_status in ("PENDING", "QUEUED", "RUNNING"):
                 problems.append(f"{where}: {node_status} in a final run")
             if node_status == "SKIPPED" and attempts != 0:
                 problems.append(f"{where}: SKIPPED after {attempts} attempt(s)")
-            if attempts > 0 and waiting:
-                # Dispatched only once every parent completed. (When, relative to each parent's
+            if attempts > 0 and any(parent_status != "COMPLETED" for parent_status in parent_states):
+                # Dispatched only once every parent completed (the fault suite's workflows keep the
+                # default trigger rule). (When, relative to each parent's
                 # completion, is checked on the history and the ledger: the times stored are the
                 # reporters' clocks, and two parents' results may be applied in either order.)
                 problems.append(f"{where}: dispatched with unfinished parents {parent_states}")
