@@ -63,9 +63,7 @@ def create_app(
     complete_openapi(app, open_paths if tokens else None)
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
     if tokens:
-        app.add_middleware(
-            BearerAuth, tokens=tokens, open_paths=open_paths, open_prefixes=[f"{UI_PATH}/"]
-        )
+        app.add_middleware(BearerAuth, tokens=tokens, open_paths=open_paths, open_prefixes=[f"{UI_PATH}/"])
     origins = [str(origin).rstrip("/") for origin in settings.backend_cors_origins]
     if origins:
         app.add_middleware(

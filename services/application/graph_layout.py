@@ -140,7 +140,12 @@ def layout_graph(nodes: Sequence[GraphNode]) -> GraphLayout:
         left += (len(members) - 1) // max_rows * SUBCOLUMN_PITCH + LAYER_PITCH
     placed = tuple(
         PlacedNode(
-            id=node.id, handler=node.handler, layer=layer_of[index], row=row_of[index], x=x_of[index], y=y_of[index]
+            id=node.id,
+            handler=node.handler,
+            layer=layer_of[index],
+            row=row_of[index],
+            x=x_of[index],
+            y=y_of[index],
         )
         for index, node in enumerate(nodes)
     )

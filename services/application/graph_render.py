@@ -37,7 +37,9 @@ def mermaid(plan: WorkflowPlan) -> str:
     cannot) and labelled with their id and handler."""
     lines = ["flowchart LR"]
     for spec in plan.nodes:
-        lines.append(f'    n{spec.index}["{_mermaid_label(spec.id)}<br/><i>{_mermaid_label(spec.handler)}</i>"]')
+        lines.append(
+            f'    n{spec.index}["{_mermaid_label(spec.id)}<br/><i>{_mermaid_label(spec.handler)}</i>"]'
+        )
     for spec in plan.nodes:
         lines.extend(f"    n{parent} --> n{spec.index}" for parent in spec.parents)
     return "\n".join(lines) + "\n"

@@ -143,7 +143,9 @@ def node_pixel(page: Any, node_id: str) -> tuple[int, int, int]:
 
 def click_node(page: Any, node_id: str) -> None:
     """Click the node where the canvas drew it (a real mouse click on the page)."""
-    point = page.evaluate("(id) => document.querySelector('#graph canvas').graphView.screenPoint(id)", node_id)
+    point = page.evaluate(
+        "(id) => document.querySelector('#graph canvas').graphView.screenPoint(id)", node_id
+    )
     page.mouse.click(point["x"], point["y"])
 
 

@@ -15,7 +15,6 @@ from browser_support import (
     css_colour,
     node_pixel,
     shoot,
-    status_counts,
 )
 from definitions import node, workflow
 
@@ -115,12 +114,16 @@ def test_clicking_a_failed_node_shows_its_error(ui_server: UiServer, page: Any) 
 
 def test_a_thousand_node_run_renders(ui_server: UiServer, page: Any) -> None:
     middle = [f"p{i:03d}" for i in range(998)]
-    definition = workflow(node("root"), *(node(p, ["root"]) for p in middle), node("sink", middle), name="wide")
+    definition = workflow(
+        node("root"), *(node(p, ["root"]) for p in middle), node("sink", middle), name="wide"
+    )
     run_id = ui_server.start_run(definition)
     ui_server.wait_status(run_id, "COMPLETED")
     started = time.monotonic()
     page.goto(f"{ui_server.url}/#/runs/{run_id}")
-    page.wait_for_selector('#graph canvas[data-node-count="1000"][data-drawn-nodes="1000"]', timeout=TIMEOUT_MS)
+    page.wait_for_selector(
+        '#graph canvas[data-node-count="1000"][data-drawn-nodes="1000"]', timeout=TIMEOUT_MS
+    )
     wait_counts(page, COMPLETED=1000)
     opened = time.monotonic() - started
     assert opened < 10, f"a 1,000-node run took {opened:.1f} s to draw"
