@@ -58,8 +58,8 @@ def test_no_two_nodes_overlap_and_the_box_holds_them_all() -> None:
     boxes = {(placed.x, placed.y) for placed in layout.nodes}
     assert len(boxes) == 300
     for placed in layout.nodes:
-        assert 0 <= placed.x and placed.x + layout.node_width <= layout.width
-        assert 0 <= placed.y and placed.y + layout.node_height <= layout.height
+        assert placed.x >= 0 and placed.x + layout.node_width <= layout.width
+        assert placed.y >= 0 and placed.y + layout.node_height <= layout.height
 
 
 def test_a_wide_layer_wraps_into_a_block() -> None:
