@@ -1,0 +1,87 @@
+"""What operators see of a real deployment (api, orchestrator and worker processes on Redis):
+the Prometheus metrics each process serves after a run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+from distributed_support import Cluster, node, workflow
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.processes import LOOPBACK, free_port
+
+type Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(url: str) -> tuple[Samples, float]:
+    """Every sample of the metrics at ``url`` by (name, labels), and how long the scrape took."""
+    started = time.monotonic()
+    response = httpx.get(url, timeout=5.0)
+    took = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples, took
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.mark.timeout(90)
+async def test_metrics_after_a_run_count_runs_attempts_and_retries(cluster: Callable[..., Cluster]) -> None:
+    engine = cluster()
+    orchestrator_port, worker_port = free_port(), free_port()
+    api = engine.start("api")
+    orchestrator = engine.start("orchestrator", METRICS_PORT=str(orchestrator_port), METRICS_HOST=LOOPBACK)
+    worker = engine.start("worker", METRICS_PORT=str(worker_port), METRICS_HOST=LOOPBACK)
+    for process in (api, orchestrator, worker):
+        await engine.wait_serving(process)
+    definition = workflow(
+        "observed",
+        [
+            node("first", "noop"),
+            node("flaky", "call_external_service", ["first"], fail_attempts=1, delay_seconds=0),
+            node("last", "noop", ["flaky"]),
+        ],
+    )
+    definition["dag"]["nodes"][1]["retry_policy"] = {"max_attempts": 2, "initial_backoff_seconds": 0.05}
+    async with engine.client() as client:
+        created = await client.post("/api/definitions", json=definition)
+        assert created.status_code == 201, created.text
+        started = await client.post("/api/runs", json={"definition_id": created.json()["definition_id"]})
+        run_id = started.json()["run_id"]
+        await engine.wait_final([run_id], within=30)
+        assert (await client.get(f"/api/runs/{run_id}")).json()["status"] == "COMPLETED"
+
+    api_samples, _ = scrape(f"{engine.api_url}/api/metrics")
+    assert value(api_samples, "dag_runs_started_total", workflow="observed") == 1
+
+    ours, took = scrape(f"http://{LOOPBACK}:{orchestrator_port}/metrics")
+    assert took < 1.0
+    assert value(ours, "dag_runs_finished_total", status="COMPLETED") == 1
+    assert value(ours, "dag_node_dispatches_total") == 4  # first, flaky twice, last
+    assert value(ours, "dag_node_retries_total") == 1
+    assert value(ours, "dag_orchestrator_batch_size_events_count") >= 1
+    assert value(ours, "dag_orchestrator_apply_seconds_count") == value(
+        ours, "dag_orchestrator_batch_size_events_count"
+    )
+    event_streams = [labels for name, labels in ours if name == "dag_stream_length_entries"]
+    assert len(event_streams) == 2 * 4, "events and tasks streams of the 4 shards"
+    assert all(not any("run" in key for key, _ in labels) for _, labels in ours), "no run id label"
+
+    theirs, _ = scrape(f"http://{LOOPBACK}:{worker_port}/metrics")
+    flaky = {"handler": "call_external_service"}
+    assert value(theirs, "dag_node_attempts_total", outcome="failed", **flaky) == 1
+    assert value(theirs, "dag_node_attempts_total", outcome="succeeded", **flaky) == 1
+    assert value(theirs, "dag_node_attempts_total", handler="noop", outcome="succeeded") == 2
+    assert value(theirs, "dag_node_attempt_duration_seconds_count", outcome="succeeded", **flaky) == 1
+    assert value(theirs, "dag_worker_slots") == 64
+    assert value(theirs, "dag_worker_slots_in_use") == 0
+    engine.check_all_alive()
