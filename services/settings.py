@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     max_input_bytes: int = Field(default=1024 * 1024, ge=1)
     max_output_bytes: int = Field(default=1024 * 1024, ge=1)
     log_level: str = Field(default="WARNING")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: a time-stamped line for a terminal; json: one object per line."
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=1,

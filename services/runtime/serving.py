@@ -48,6 +48,7 @@ async def serve_http(
         host=host,
         port=port,
         log_level="warning",
+        log_config=None,  # uvicorn's lines go through the process's handler (LOG_FORMAT) too
         lifespan="off",
         access_log=False,  # uvicorn formats every access line even when it is not shown
         proxy_headers=False,  # nothing here reads the client's address

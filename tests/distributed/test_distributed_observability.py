@@ -1,8 +1,9 @@
 """What operators see of a real deployment (api, orchestrator and worker processes on Redis):
-the Prometheus metrics each process serves after a run."""
+the Prometheus metrics each process serves after a run, and JSON logs that name what they are about."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
@@ -85,3 +86,67 @@ async def test_metrics_after_a_run_count_runs_attempts_and_retries(cluster: Call
     assert value(theirs, "dag_worker_slots") == 64
     assert value(theirs, "dag_worker_slots_in_use") == 0
     engine.check_all_alive()
+
+
+LOGGING_HANDLERS = """
+import logging
+
+from services.worker import handler
+
+log = logging.getLogger("observed.handlers")
+
+
+@handler("says_async")
+async def says_async(ctx):
+    log.warning("async handler at work")
+    return {}
+
+
+@handler("says_sync")
+def says_sync(ctx):
+    log.warning("sync handler at work")
+    return {}
+"""
+
+
+@pytest.mark.timeout(90)
+async def test_json_logs_parse_line_by_line_and_carry_the_ids(cluster: Callable[..., Cluster]) -> None:
+    engine = cluster(LOG_FORMAT="json", LOG_LEVEL="INFO")
+    (engine.workdir / "observed_handlers.py").write_text(LOGGING_HANDLERS, encoding="utf-8")
+    modules = "distributed_test_handlers,observed_handlers"
+    api = engine.start("api", WORKER_HANDLER_MODULES=modules)
+    orchestrator = engine.start("orchestrator")
+    worker = engine.start("worker", WORKER_HANDLER_MODULES=modules)
+    for process in (api, orchestrator, worker):
+        await engine.wait_serving(process)
+    definition = workflow(
+        "logged",
+        [node("a", "says_async"), node("b", "says_sync", ["a"])],
+    )
+    async with engine.client() as client:
+        created = await client.post("/api/definitions", json=definition)
+        started = await client.post("/api/runs", json={"definition_id": created.json()["definition_id"]})
+        run_id = started.json()["run_id"]
+        await engine.wait_final([run_id], within=30)
+    engine.stop_all()
+
+    records = {}
+    for process in (api, orchestrator, worker):
+        lines = [line for line in process.log().splitlines() if line.strip()]
+        assert lines, f"{process.name} logged nothing"
+        parsed = [json.loads(line) for line in lines]  # every line is one JSON object
+        for record in parsed:
+            assert {"time", "level", "logger", "message"} <= set(record), record
+            assert record["time"].endswith("Z")
+        records[process.name] = parsed
+    worker_records = records[worker.name]
+    by_message = {record["message"]: record for record in worker_records}
+    for message, node_id in (("async handler at work", "a"), ("sync handler at work", "b")):
+        record = by_message[message]
+        assert record["run_id"] == run_id
+        assert record["node_id"] == node_id
+        assert record["attempt"] == 1
+        assert record["worker_id"].endswith("-worker1")
+    finished = [r for r in records[orchestrator.name] if r["message"].startswith(f"run {run_id} finished")]
+    assert finished and finished[0]["run_id"] == run_id
+    assert all("run_id" not in r for r in records[api.name] if r["message"].startswith("started "))
