@@ -1,5 +1,7 @@
 """What the web UI reads beside the resource API: a definition's DAG laid out (the positions of
-``services.application.graph_layout``) and one node of a run with its output.
+``services.application.graph_layout``), one node of a run with its output, and the newest events of
+a run (a page of a 20,000-node run shows its last events and follows from there, instead of replaying
+80,000 of them).
 
 Layouts are cached per definition id: a definition never changes once registered.
 """
@@ -7,18 +9,20 @@ Layouts are cached per definition id: a definition never changes once registered
 # No "from __future__ import annotations": FastAPI reads the routes' annotations as objects.
 import asyncio
 from collections import OrderedDict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from domain.errors import NotFound
+from domain.paging import MAX_PAGE_SIZE
 from domain.plan import WorkflowPlan
 from services.api.dependencies import Service
 from services.api.errors import error_responses
-from services.api.resource_schemas import NodeDetail, node_detail
+from services.api.resource_schemas import NodeDetail, RunEventView, node_detail, run_event
 from services.application.graph_layout import GraphLayout, layout_plan
 from services.application.run_view import run_view
+from services.application.workflows import WorkflowService
 
 CACHED_LAYOUTS = 64
 LAYOUT_IN_THREAD_NODES = 2_000
@@ -52,6 +56,11 @@ class RunNodeDetail(NodeDetail):
     parents: list[str]
     has_output: bool
     output: Any = Field(None, description="The node's output when `has_output`.")
+
+
+class EventsTail(BaseModel):
+    last_seq: int = Field(description="Number of the run's newest event (0: none yet); resume after it.")
+    events: list[RunEventView] = Field(description="The newest events, oldest first.")
 
 
 class _Layouts:
@@ -131,3 +140,42 @@ async def get_run_node(run_id: str, node_id: str, service: Service) -> RunNodeDe
         has_output=view.has_output,
         output=view.output,
     )
+
+
+async def _has_event(service: WorkflowService, run_id: str, number: int) -> bool:
+    """Whether the run has an event numbered ``number`` (they are numbered 1, 2, 3 ... in order)."""
+    return bool(await service.history(run_id, number - 1, 1))
+
+
+async def _last_event_number(service: WorkflowService, run_id: str) -> int:
+    """By doubling, then halving: about 2 log2(n) reads of one entry each."""
+    if not await _has_event(service, run_id, 1):
+        return 0
+    present, absent = 1, 2
+    while await _has_event(service, run_id, absent):
+        present, absent = absent, absent * 2
+    while absent - present > 1:
+        middle = (present + absent) // 2
+        if await _has_event(service, run_id, middle):
+            present = middle
+        else:
+            absent = middle
+    return present
+
+
+@router.get(
+    "/runs/{run_id}/events/tail",
+    tags=["runs"],
+    summary="A run's newest events and the number to follow its event stream from",
+    responses=error_responses(404, 422, 503),
+)
+async def get_events_tail(
+    run_id: str,
+    service: Service,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="How many of the newest events.")] = 200,
+) -> EventsTail:
+    last = await _last_event_number(service, run_id)
+    if last == 0:
+        await service.get_run(run_id, outputs=False)  # 404 for an unknown run
+    entries = await service.history(run_id, max(last - limit, 0), limit) if last else []
+    return EventsTail(last_seq=last, events=[run_event(number, entry) for number, entry in entries])

@@ -91,3 +91,24 @@ async def test_a_node_of_a_run_comes_with_its_output(client: httpx.AsyncClient) 
     missing = assert_error(await client.get(f"/api/runs/{run_id}/nodes/nope"), 404, "not_found")
     assert "nope" in missing["message"]
     assert_error(await client.get("/api/runs/no-such-run/nodes/first"), 404, "not_found")
+
+
+async def test_the_tail_of_a_runs_events_gives_the_newest_and_where_to_resume(
+    client: httpx.AsyncClient,
+) -> None:
+    nodes = [node("n0", "input"), *(node(f"n{i}", "output", [f"n{i - 1}"]) for i in range(1, 6))]
+    created = (
+        await client.post("/api/definitions", json=workflow(f"t-{uuid.uuid4().hex[:8]}", *nodes))
+    ).json()
+    started = await client.post("/api/runs", json={"definition_id": created["definition_id"]})
+    run_id = started.json()["run_id"]
+    await _final(client, run_id)
+    everything = (await client.get(f"/api/runs/{run_id}/events/tail", params={"limit": 500})).json()
+    numbers = [event["seq"] for event in everything["events"]]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 7  # start + 6 results
+    assert everything["last_seq"] == numbers[-1]
+    assert everything["events"][-1]["run_status"] == "COMPLETED"
+    tail = (await client.get(f"/api/runs/{run_id}/events/tail", params={"limit": 2})).json()
+    assert tail["last_seq"] == numbers[-1]
+    assert [event["seq"] for event in tail["events"]] == numbers[-2:]
+    assert_error(await client.get("/api/runs/no-such-run/events/tail"), 404, "not_found")

@@ -84,11 +84,11 @@ function parseBlock(block) {
   return message.data.length ? message : null;
 }
 
-// Follow a run's events from the start; onEvent(view) for each, onEnd() after the one that ends
-// the run. A dropped connection resumes after the last event seen (Last-Event-ID).
-export function followEvents(runId, { onEvent, onEnd, onError }) {
+// Follow a run's events after event number `after`; onEvent(view) for each, onEnd() after the one
+// that ends the run. A dropped connection resumes after the last event seen (Last-Event-ID).
+export function followEvents(runId, { after = 0, onEvent, onEnd, onError }) {
   const controller = new AbortController();
-  let last = 0;
+  let last = after;
   let stopped = false;
   (async () => {
     let delay = 500;

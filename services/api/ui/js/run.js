@@ -51,11 +51,19 @@ export function runPage(root, runId) {
       if (closed) return;
       graph = new GraphView(graphBox, layout, { onSelect: selectNode });
       showRun();
+      // The run's state came with it: show only its newest events, then follow from there.
+      const tail = await api(`/runs/${encodeURIComponent(runId)}/events/tail?limit=${EVENTS_SHOWN}`);
+      if (closed) return;
+      events.push(...tail.events);
+      scheduleEvents();
+      if (FINAL.has(run.status)) return;
       stream = followEvents(runId, {
+        after: tail.last_seq,
         onEvent: onEvent,
         onEnd: () => reconcileSoon(0),
         onError: (error) => head.append(errorBox(error)),
       });
+      reconcileSoon(0); // anything that happened between reading the run and its events
     } catch (error) {
       if (closed) return;
       head.replaceChildren(errorBox(error));
@@ -64,6 +72,7 @@ export function runPage(root, runId) {
 
   function onEvent(event) {
     events.push(event);
+    if (events.length > 2 * EVENTS_SHOWN) events.splice(0, events.length - EVENTS_SHOWN);
     if (graph) {
       if (event.node_id && HINTS[event.kind]) graph.setStatus(event.node_id, HINTS[event.kind]);
       if (event.kind === "node_failed" && !event.retry_at && event.node_id) graph.setStatus(event.node_id, "FAILED");
