@@ -15,6 +15,7 @@ from typing import Any
 
 from services.api import create_app
 from services.container import Container, close_backend, meter, open_backend
+from services.runtime import tracing
 from services.runtime.metrics_http import MetricsSource, metrics_app
 from services.runtime.serving import consumer_name, serve_http
 from services.runtime.signals import stop_on_signals
@@ -28,6 +29,12 @@ class Roles:
     orchestrator: bool = False
     workers: int = 0
 
+    def service_name(self) -> str:
+        """The process's name in traces: dag-api, dag-orchestrator, dag-worker, or dag-web/dag-up."""
+        if self.api and self.orchestrator:
+            return "dag-up" if self.workers else "dag-web"
+        return "dag-api" if self.api else "dag-orchestrator" if self.orchestrator else "dag-worker"
+
     def describe(self) -> str:
         names = [name for name, on in (("api", self.api), ("orchestrator", self.orchestrator)) if on]
         if self.workers:
@@ -39,8 +46,11 @@ async def serve(container: Container, roles: Roles, stop: asyncio.Event | None =
     """Run ``roles`` until ``stop`` (or a signal); raises ``BackendUnavailable`` if Redis is down."""
     stop = stop or asyncio.Event()
     settings = container.settings()
-    # Counting costs only where metrics are served: the API, or a process given METRICS_PORT.
-    metrics = meter(container, roles.workers) if roles.api or settings.metrics_port else None
+    tracing.configure(roles.service_name())
+    # Counting costs only where metrics are served (the API, or a process given METRICS_PORT) or
+    # traces are on.
+    observed = roles.api or settings.metrics_port or tracing.enabled()
+    metrics = meter(container, roles.workers) if observed else None
     await open_backend(container)
     try:
         stop_on_signals(stop)
@@ -60,6 +70,7 @@ async def serve(container: Container, roles: Roles, stop: asyncio.Event | None =
         await asyncio.gather(*loops)
     finally:
         await close_backend(container)
+        tracing.shutdown()
 
 
 async def _serve_api(container: Container, stop: asyncio.Event, metrics: MetricsSource | None) -> None:

@@ -1,6 +1,7 @@
-"""Ports wrapped to count what passes through them (``services.runtime.metrics``), so that neither
-the orchestrator's nor the worker's loop changes: the composition root hands the wrapped ports to a
-process that serves metrics, and the others run exactly as before.
+"""Ports wrapped to count what passes through them (``services.runtime.metrics``) and, when traces
+are on, to record their spans (``services.runtime.tracing``), so that neither the orchestrator's nor
+the worker's loop changes: the composition root hands the wrapped ports to a process that serves
+metrics or traces, and the others run exactly as before.
 
 Per batch or per message they do a few dictionary and counter operations (no lock of their own,
 no I/O).
@@ -18,7 +19,7 @@ from domain.messages import Task
 from domain.paging import Page
 from domain.ports import Delivery, EventBus, RunQuery, RunRepository, RunSummary, TaskQueue
 from domain.run import TIMEOUT_ERROR, Run
-from services.runtime import metrics
+from services.runtime import metrics, tracing
 
 type AttemptKey = tuple[str, str, int]
 
@@ -33,6 +34,8 @@ class MeteredRuns:
     async def add(self, run: Run) -> None:
         await self._runs.add(run)
         metrics.RUNS_STARTED.labels(run.plan.name).inc()
+        if tracing.enabled():
+            tracing.run_created(run.run_id, run.plan.name, run.definition_id, run.created_at)
 
     async def get(self, run_id: str, *, outputs: bool = True) -> Run:
         return await self._runs.get(run_id, outputs=outputs)
@@ -52,7 +55,10 @@ class MeteredRuns:
             elif kind is ScheduleRetry:
                 retries += 1
             elif kind is FinishRun:
-                metrics.RUNS_FINISHED.labels(command.status.value).inc()  # type: ignore[union-attr]
+                status = command.status.value  # type: ignore[union-attr]
+                metrics.RUNS_FINISHED.labels(status).inc()
+                if tracing.enabled():
+                    tracing.run_finished(command.run_id, status)
         if dispatched:
             metrics.NODES_DISPATCHED.inc(dispatched)
         if retries:
@@ -143,6 +149,19 @@ class MeteredResults:
         metrics.ATTEMPTS.labels(handler, outcome).inc()
         if result.started_at is not None:
             metrics.ATTEMPT_SECONDS.labels(handler, outcome).observe(max(result.at - result.started_at, 0.0))
+        if tracing.enabled():
+            failed = result if type(result) is NodeFailed else None
+            tracing.attempt_finished(
+                run_id=result.run_id,
+                node_id=result.node_id,
+                attempt=result.attempt,
+                handler=handler,
+                worker_id=result.worker_id,
+                outcome=outcome,
+                started_at=result.started_at,
+                finished_at=result.at,
+                error=None if failed is None else f"{failed.error_type}: {failed.message}",
+            )
 
     async def receive(self, consumer: str, max_count: int, block_seconds: float) -> list[Delivery[Event]]:
         return await self._events.receive(consumer, max_count, block_seconds)

@@ -23,7 +23,7 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory, engine_pycache: Path) -> Iterator[UiServer]:
     _require_chromium()
     assert DAG_SERVICE.exists(), f"console script not installed at {DAG_SERVICE}"
@@ -34,8 +34,10 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory, engine_pycache: Path) ->
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(ui_server: UiServer) -> Iterator[object]:
+    """Module-scoped: Playwright's sync API keeps an event loop running in this thread while it is
+    open, and the asyncio tests of later modules need the thread free."""
     from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only where a browser test runs
 
     with sync_playwright() as playwright:

@@ -1,8 +1,10 @@
 """What operators see of a real deployment (api, orchestrator and worker processes on Redis):
-the Prometheus metrics each process serves after a run, and JSON logs that name what they are about."""
+the Prometheus metrics each process serves after a run, JSON logs that name what they are about,
+and one trace per run whose spans come from all three processes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -10,9 +12,11 @@ from collections.abc import Callable
 import httpx
 import pytest
 from distributed_support import Cluster, node, workflow
+from otlp_receiver import OtlpReceiver, ReceivedSpan
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.processes import LOOPBACK, free_port
+from services.runtime.tracing import run_trace_context
 
 type Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -150,3 +154,79 @@ async def test_json_logs_parse_line_by_line_and_carry_the_ids(cluster: Callable[
     finished = [r for r in records[orchestrator.name] if r["message"].startswith(f"run {run_id} finished")]
     assert finished and finished[0]["run_id"] == run_id
     assert all("run_id" not in r for r in records[api.name] if r["message"].startswith("started "))
+
+
+def _all_arrived(spans: list[ReceivedSpan], runs: int, spans_per_run: int) -> bool:
+    """Every span of the runs, and the request span each run's root links to (the processes export
+    in batches of their own, in any order)."""
+    ours = [span for span in spans if "dag.run_id" in span.attributes]
+    request_traces = {span.trace_id for span in spans if span.name == "POST /api/runs"}
+    linked = {link[0] for span in ours for link in span.links}
+    return len(ours) >= runs * spans_per_run and len(linked) == runs and linked <= request_traces
+
+
+@pytest.mark.timeout(90)
+async def test_one_trace_per_run_with_a_span_per_attempt_across_processes(
+    cluster: Callable[..., Cluster],
+) -> None:
+    with OtlpReceiver() as receiver:
+        engine = cluster(
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_BSP_SCHEDULE_DELAY="100",
+        )
+        await engine.start_many(("api",), ("orchestrator",), ("worker",))
+        definition = workflow(
+            "traced",
+            [
+                node("first", "noop"),
+                node("flaky", "call_external_service", ["first"], fail_attempts=1, delay_seconds=0),
+            ],
+        )
+        definition["dag"]["nodes"][1]["retry_policy"] = {"max_attempts": 2, "initial_backoff_seconds": 0.05}
+        async with engine.client() as client:
+            created = await client.post("/api/definitions", json=definition)
+            body = {"definition_id": created.json()["definition_id"]}
+            run_ids = [(await client.post("/api/runs", json=body)).json()["run_id"] for _ in range(2)]
+            await engine.wait_final(run_ids, within=30)
+
+        # Per run: its root (api), 3 attempts (worker: first, flaky twice), its end (orchestrator).
+        deadline = time.monotonic() + 20
+        while not _all_arrived(receiver.snapshot(), runs=2, spans_per_run=5):
+            assert time.monotonic() < deadline, f"spans missing: {receiver.snapshot()}"
+            await asyncio.sleep(0.1)
+        spans = receiver.snapshot()
+        engine.stop_all()  # before the receiver goes: their exporters would retry against nothing
+
+    # FastAPI traces each request on its own; the engine's spans are those about a run.
+    request_traces = {span.trace_id for span in spans if span.name == "POST /api/runs"}
+    spans = [span for span in spans if "dag.run_id" in span.attributes]
+    assert {span.trace_id for span in spans} == {f"{run_trace_context(r)[0]:032x}" for r in run_ids}
+    for run_id in run_ids:
+        trace_number, root_number = run_trace_context(run_id)
+        trace_id, root_id = f"{trace_number:032x}", f"{root_number:016x}"
+        mine = [span for span in spans if span.trace_id == trace_id]
+        [root] = [span for span in mine if span.parent_span_id == ""]
+        assert (root.service, root.name, root.span_id) == ("dag-api", "run traced", root_id)
+        assert root.attributes["dag.run_id"] == run_id
+        [(request_trace, _)] = root.links  # (a span of) the request that started the run
+        assert request_trace in request_traces
+        attempts = sorted(
+            (span.attributes["dag.node_id"], span.attributes["dag.attempt"], span.attributes["dag.outcome"])
+            for span in mine
+            if span.name.startswith("attempt ")
+        )
+        assert attempts == [("first", 1, "succeeded"), ("flaky", 1, "failed"), ("flaky", 2, "succeeded")]
+        for span in mine:
+            if span is not root:
+                assert span.parent_span_id == root_id, span
+        workers = {span.service for span in mine if span.name.startswith("attempt ")}
+        assert workers == {"dag-worker"}
+        assert all(
+            span.attributes["dag.worker_id"].endswith("-worker1")
+            for span in mine
+            if "dag.worker_id" in span.attributes
+        )
+        [finished] = [span for span in mine if span.name == "run finished"]
+        assert (finished.service, finished.attributes["dag.status"]) == ("dag-orchestrator", "COMPLETED")

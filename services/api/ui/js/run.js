@@ -13,10 +13,11 @@ const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const EVENTS_SHOWN = 200;
 const KNOWN_NODE_FIELDS = new Set([
   "node_id", "handler", "parents", "status", "attempts", "queued_at", "started_at", "finished_at",
-  "worker_id", "error", "failed_attempts", "has_output", "output",
+  "worker_id", "error", "failed_attempts", "has_output", "output", "reason",
 ]);
 const KNOWN_RUN_FIELDS = new Set([
   "run_id", "definition_id", "workflow", "status", "input", "created_at", "started_at", "finished_at", "nodes",
+  "error", "output",
 ]);
 const HINTS = { node_started: "RUNNING", node_succeeded: "COMPLETED" };
 
@@ -158,8 +159,10 @@ export function runPage(root, runId) {
         ["duration", seconds(run.started_at, run.finished_at)],
         ...extraFields(run, KNOWN_RUN_FIELDS),
       ]),
+      ...[run.error ? h("div", { class: "error-box", id: "run-error" }, `${run.error.type}: ${run.error.message}`) : null].filter(Boolean),
       h("h3", {}, "Input"),
       json(run.input),
+      ...(run.output !== undefined && run.output !== null ? [h("h3", {}, "Run output"), json(run.output)] : []),
       ...[results()].filter(Boolean),
     );
     if (selectedChanged) selectNode(selected);
@@ -209,6 +212,7 @@ export function runPage(root, runId) {
       h("h3", {}, "Node"),
       h("div", { class: "title mono", id: "node-title" }, node.node_id, " ", badge(node.status)),
       fields([
+        ["why", node.reason],
         ["handler", node.handler],
         ["attempts", String(node.attempts)],
         ["worker", node.worker_id],
@@ -220,7 +224,7 @@ export function runPage(root, runId) {
         ...extraFields(node, KNOWN_NODE_FIELDS),
       ]),
     ];
-    if (node.status === "PENDING" && node.parents.length) {
+    if (!node.reason && node.status === "PENDING" && node.parents.length) {
       const waiting = node.parents.filter((p) => run.nodes[p] && run.nodes[p].status !== "COMPLETED");
       if (waiting.length) parts.push(h("div", { class: "notice", id: "waiting-for" }, `waiting for: ${shortList(waiting)}`));
     }
