@@ -50,7 +50,8 @@ def browser(ui_server: UiServer) -> Iterator[object]:
 
 @pytest.fixture
 def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
-    """A fresh page; its console errors fail the test; a screenshot is kept at the end."""
+    """A fresh page; its console errors fail the test (but those containing a text of the module's
+    ``ALLOWED_CONSOLE_ERRORS``); a screenshot is kept at the end."""
     from playwright.sync_api import Browser  # noqa: PLC0415
 
     assert isinstance(browser, Browser)
@@ -63,6 +64,8 @@ def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
         yield opened
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         opened.screenshot(path=str(SCREENSHOTS / f"{request.node.name}-end.png"))
-        assert not errors, f"the page logged errors: {errors}"
+        allowed = getattr(request.module, "ALLOWED_CONSOLE_ERRORS", ())
+        unexpected = [error for error in errors if not any(text in error for text in allowed)]
+        assert not unexpected, f"the page logged errors: {unexpected}"
     finally:
         context.close()
