@@ -115,7 +115,7 @@ export function definitionPage(root, definitionId) {
 
   function startForm(definition) {
     const source = definition.definition || {};
-    const schema = source.input_schema || source.input || null;
+    const schema = source.input_schema || null;
     const input = h("textarea", { id: "run-input", spellcheck: "false" }, "{}");
     const message = h("div");
     const form = h(
