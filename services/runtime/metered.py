@@ -18,7 +18,8 @@ from domain.history import HistoryEntry
 from domain.messages import Task
 from domain.paging import Page
 from domain.ports import Delivery, EventBus, RunQuery, RunRepository, RunSummary, TaskQueue
-from domain.run import TIMEOUT_ERROR, Run
+from domain.reasons import TIMEOUT_ERROR
+from domain.run import Run
 from services.runtime import metrics, tracing
 
 type AttemptKey = tuple[str, str, int]
