@@ -7,6 +7,8 @@ import or construction time: ``open_backend`` checks the backend when a deployab
 
 from __future__ import annotations
 
+from typing import Any
+
 from dependency_injector import containers, providers
 
 from adapters.memory import (
@@ -24,6 +26,9 @@ from adapters.system import SystemClock, UuidIds
 from services.application.completions import RunCompletions
 from services.application.workflows import WorkflowService
 from services.orchestrator import Orchestrator
+from services.runtime.metered import AttemptLedger, MeteredResults, MeteredRuns, MeteredTasks
+from services.runtime.metrics import WORKER_SLOTS
+from services.runtime.metrics_http import MetricsSource
 from services.settings import Settings
 from services.worker import Worker, default_registry
 
@@ -54,14 +59,14 @@ class Container(containers.DeclarativeContainer):
     )
     events = providers.Selector(
         backend,
-        memory=providers.Singleton(InMemoryQueue),
+        memory=providers.Singleton(InMemoryQueue, "memory:events"),
         redis=providers.Singleton(
             RedisEventBus, redis_client, redis_url, key_space, _visibility, _deliveries, clock.provided.now
         ),
     )
     tasks = providers.Selector(
         backend,
-        memory=providers.Singleton(InMemoryQueue),
+        memory=providers.Singleton(InMemoryQueue, "memory:tasks"),
         redis=providers.Singleton(
             RedisTaskQueue,
             redis_client,
@@ -135,3 +140,27 @@ async def close_backend(container: Container) -> None:
     if container.backend() == "redis":
         await container.events().close()  # an orchestrator gives its shards back
         await container.redis_client().aclose()
+
+
+def meter(container: Container, workers: int) -> MetricsSource:
+    """Hand the use cases, the orchestrator and the workers ports that count what passes through
+    them (``services.runtime.metered``); call before any of them is made. Returns what a scrape
+    reads (the registry, with the streams' statistics)."""
+    runs = providers.Singleton(MeteredRuns, container.runs)
+    _inject(container.workflows, providers.Singleton, runs=runs)
+    _inject(container.orchestrator, providers.Factory, runs=runs)
+    ledger = providers.Singleton(AttemptLedger)
+    _inject(
+        container.worker,
+        providers.Factory,
+        tasks=providers.Singleton(MeteredTasks, container.tasks, ledger),
+        events=providers.Singleton(MeteredResults, container.events, ledger),
+    )
+    WORKER_SLOTS.set(workers * container.settings().worker_concurrency)
+    return MetricsSource([container.events(), container.tasks()])
+
+
+def _inject(provider: Any, kind: Any, **replaced: Any) -> None:
+    """Override ``provider`` with one of the same ``kind`` and class whose keyword arguments are
+    ``replaced`` (``add_kwargs`` on a container's copy of a provider does not reach its calls)."""
+    provider.override(kind(provider.cls, *provider.args, **{**provider.kwargs, **replaced}))

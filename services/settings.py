@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     max_input_bytes: int = Field(default=1024 * 1024, ge=1)
     max_output_bytes: int = Field(default=1024 * 1024, ge=1)
     log_level: str = Field(default="WARNING")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: a time-stamped line for a terminal; json: one object per line."
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus metrics at /metrics on this port (orchestrator and worker "
+        "processes; the API serves them under its prefix anyway). Unset: no metrics port.",
+    )
+    metrics_host: str = "0.0.0.0"
 
     @field_validator("backend_cors_origins", "api_tokens", mode="before")
     @classmethod

@@ -13,7 +13,8 @@ from domain.ports import Delivery
 class InMemoryQueue[T]:
     """``domain.ports.MessageQueue`` over a deque. Received messages stay pending until acked."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "memory") -> None:
+        self.name = name
         self._ready: deque[T] = deque()
         self._pending: dict[str, T] = {}
         self._arrived = asyncio.Event()
@@ -50,6 +51,10 @@ class InMemoryQueue[T]:
 
     async def maintain(self) -> None:
         """Nothing to do: acknowledged messages are already gone."""
+
+    async def stream_stats(self) -> list[tuple[str, int, int, int | None]]:
+        """(name, messages held, pending, not yet delivered): the Redis queue's shape, for metrics."""
+        return [(self.name, len(self._ready) + len(self._pending), len(self._pending), len(self._ready))]
 
     @property
     def pending_count(self) -> int:

@@ -28,7 +28,7 @@ INLINE_OUTPUT_BYTES = 1024
 def _config(keys: KeySpace, kind: str, group: str, visibility: float, deliveries: int) -> StreamConfig:
     shards = keys.all_shards()
     streams = tuple(getattr(shard, kind) for shard in shards)
-    return StreamConfig(streams, tuple(s.dead for s in shards), group, visibility, deliveries)
+    return StreamConfig(streams, tuple(s.dead for s in shards), group, visibility, deliveries, kind=kind)
 
 
 class RedisEventBus(RedisStreamQueue[Event]):

@@ -25,6 +25,7 @@ from adapters.redis.coalescer import Coalescer
 from adapters.redis.codec import MalformedEntry
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.scripts import Script, with_script
+from adapters.redis.stream_metrics import DEAD_LETTERED, RECLAIMED
 from domain.ports import Delivery
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,12 @@ class StreamConfig:
     visibility_timeout_seconds: float
     max_deliveries: int
     prune_idle_consumers_seconds: float = 600.0
+    kind: str = "stream"
+    """What the streams carry (``events``, ``tasks``): the label of their metrics."""
+
+
+type StreamStats = tuple[str, int, int, int | None]
+"""(stream, length, entries pending in the group, the group's lag: entries not yet delivered)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +219,7 @@ class RedisStreamQueue[T]:
                         stream, self._config.group, consumer, min_idle_time=idle_ms, message_ids=ids
                     )
                     log.warning("reclaimed %d idle entries of %s for %s", len(entries), stream, consumer)
+                    RECLAIMED.labels(self._config.kind).inc(len(entries))
                     await self._decode_entries(stream, entries, reclaimed, 2)
             if not reclaimed:
                 return await self._reclaim_one_suspect(consumer, idle_ms, suspects)
@@ -231,6 +239,7 @@ class RedisStreamQueue[T]:
             taken: list[Delivery[T]] = []
             await self._decode_entries(stream, entries, taken, item["times_delivered"] + 1)
             if taken:
+                RECLAIMED.labels(self._config.kind).inc()
                 log.warning(
                     "reclaimed suspect entry %s of %s for %s (delivery %d): to be handled alone",
                     item["message_id"],
@@ -284,6 +293,7 @@ class RedisStreamQueue[T]:
         record = {**fields, "dead.source": stream, "dead.id": entry_id, "dead.reason": reason}
         async with translated_errors(self._url):
             await self._client.xadd(dead, record)  # type: ignore[arg-type]
+        DEAD_LETTERED.labels(self._config.kind).inc()
         if self._on_dead_letter is not None:
             await self._on_dead_letter(DeadLetter(dead, entry_id, message, deliveries, reason))
         await self._ack_ids(stream, [entry_id])
@@ -337,6 +347,28 @@ class RedisStreamQueue[T]:
             await pipe.execute()
 
     # -- housekeeping ------------------------------------------------------------------------------
+
+    async def stream_stats(self) -> list[StreamStats]:
+        """Length, pending entries and lag of every stream, for this queue's group (one round trip;
+        for metrics, never on the hot path). A stream not made yet counts as empty."""
+        async with translated_errors(self._url):
+            pipe = self._client.pipeline(transaction=False)
+            for stream in self._config.streams:
+                pipe.xlen(stream)
+                pipe.xinfo_groups(stream)
+            replies = await pipe.execute(raise_on_error=False)
+        stats: list[StreamStats] = []
+        for number, stream in enumerate(self._config.streams):
+            length, groups = replies[2 * number], replies[2 * number + 1]
+            mine = (
+                []
+                if isinstance(groups, Exception)
+                else [g for g in groups if g["name"] == self._config.group]
+            )
+            pending = int(mine[0]["pending"]) if mine else 0
+            lag = mine[0].get("lag") if mine else None
+            stats.append((stream, 0 if isinstance(length, Exception) else int(length), pending, lag))
+        return stats
 
     async def maintain(self) -> None:
         """Trim below what is still pending or undelivered; remove idle consumers holding nothing."""

@@ -6,12 +6,15 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from services.api import health_routes, resource_routes, seed_routes
+from services.api import graph_routes, health_routes, metrics_routes, resource_routes, seed_routes
 from services.api.dependencies import ApiServices, ReadinessProbe, install_services
 from services.api.errors import install_error_handlers
+from services.api.metrics_routes import install_metrics_source
 from services.api.middleware import BearerAuth, BodySizeLimit, JsonCORSMiddleware
 from services.api.openapi import complete_openapi
+from services.api.ui_routes import UI_PATH, install_ui
 from services.application.workflows import WorkflowService
+from services.runtime.metrics_http import MetricsSource
 from services.settings import Settings
 
 
@@ -25,11 +28,13 @@ def create_app(
     workflows: Callable[[], WorkflowService] | WorkflowService,
     settings: Settings,
     ready: ReadinessProbe | None = None,
+    metrics: MetricsSource | None = None,
 ) -> FastAPI:
     """The API over ``workflows``: a WorkflowService, or a factory called once per request (e.g. the
     container's ``workflows`` provider). ``ready`` checks the backend for ``/ready`` (raises
-    ``BackendUnavailable`` when it does not answer; None: always ready). Opens nothing: the caller
-    owns the backend's resources.
+    ``BackendUnavailable`` when it does not answer; None: always ready). ``metrics``: what
+    ``{prefix}/metrics`` serves (None: the registry without stream statistics). Opens nothing: the
+    caller owns the backend's resources.
 
     Middleware, outermost first: CORS (so refusals carry its headers), bearer authentication
     (API_TOKENS), the request body limit (MAX_REQUEST_BYTES).
@@ -50,18 +55,20 @@ def create_app(
         swagger_ui_oauth2_redirect_url=None,
     )
     install_services(app, ApiServices(workflows=provide, ready=ready))
-    for routes in (health_routes, seed_routes, resource_routes):
+    install_metrics_source(app, metrics)
+    for routes in (health_routes, metrics_routes, seed_routes, resource_routes, graph_routes):
         app.include_router(routes.router, prefix=prefix)
+    install_ui(app, prefix)
     install_error_handlers(app)
     tokens = [
         token for token in (secret.get_secret_value().strip() for secret in settings.api_tokens) if token
     ]
-    open_paths = {f"{prefix}/health", f"{prefix}/ready"}
+    open_paths = {f"{prefix}/health", f"{prefix}/ready", "/"}
     open_paths.update(url for url in (app.openapi_url, app.docs_url, app.redoc_url) if url)
     complete_openapi(app, open_paths if tokens else None)
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
     if tokens:
-        app.add_middleware(BearerAuth, tokens=tokens, open_paths=open_paths)
+        app.add_middleware(BearerAuth, tokens=tokens, open_paths=open_paths, open_prefixes=[f"{UI_PATH}/"])
     origins = [str(origin).rstrip("/") for origin in settings.backend_cors_origins]
     if origins:
         app.add_middleware(

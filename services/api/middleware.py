@@ -73,18 +73,26 @@ class BodySizeLimit:
 
 
 class BearerAuth:
-    """Require ``Authorization: Bearer <token>`` with one of ``tokens``, except on ``open_paths`` and
-    CORS preflight requests. A refusal is a 401 (``unauthorized``) with ``WWW-Authenticate: Bearer``.
+    """Require ``Authorization: Bearer <token>`` with one of ``tokens``, except on ``open_paths``,
+    paths under ``open_prefixes`` (the web UI's static files) and CORS preflight requests. A refusal
+    is a 401 (``unauthorized``) with ``WWW-Authenticate: Bearer``.
 
     Tokens are compared in constant time (``secrets.compare_digest``), against every configured token.
     """
 
-    def __init__(self, app: ASGIApp, tokens: Sequence[str], open_paths: Collection[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        tokens: Sequence[str],
+        open_paths: Collection[str],
+        open_prefixes: Sequence[str] = (),
+    ) -> None:
         self.app = app
         self.tokens = [token.encode() for token in tokens if token]
         if not self.tokens:
             raise ValueError("BearerAuth needs at least one non-empty token")
         self.open_paths = frozenset(open_paths)
+        self.open_prefixes = tuple(open_prefixes)
 
     def _accepts(self, scope: Scope) -> bool | None:
         """True: a valid token; False: a wrong one; None: none at all."""
@@ -117,7 +125,8 @@ class BearerAuth:
         await response_for(error, headers={"WWW-Authenticate": challenge})(scope, receive, send)
 
     def _exempt(self, scope: Scope) -> bool:
-        if scope["path"] in self.open_paths:
+        path: str = scope["path"]
+        if path in self.open_paths or (self.open_prefixes and path.startswith(self.open_prefixes)):
             return True
         return scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method") is not None
 

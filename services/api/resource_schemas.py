@@ -174,7 +174,7 @@ def run_page(page: Page[RunSummary]) -> RunPage:
     return RunPage(items=[run_summary_view(item) for item in page.items], next_cursor=page.next_cursor)
 
 
-def _node_detail(node: NodeView) -> NodeDetail:
+def node_detail(node: NodeView) -> NodeDetail:
     return NodeDetail(
         status=node.status,
         attempts=node.attempts,
@@ -206,7 +206,7 @@ def run_detail(view: RunView) -> RunDetail:
         created_at=utc_time(view.created_at),
         started_at=utc_time_or_none(view.started_at),
         finished_at=utc_time_or_none(view.finished_at),
-        nodes={node_id: _node_detail(node) for node_id, node in view.nodes.items()},
+        nodes={node_id: node_detail(node) for node_id, node in view.nodes.items()},
         error=node_error_or_none(view.error),
         output=view.output,
     )

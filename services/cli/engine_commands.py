@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from typing import Annotated, Any, Literal
 
@@ -23,6 +22,7 @@ from services.cli.run_command import run_workflow
 from services.cli.serve import Roles, serve
 from services.cli.typer_app import guarded, stderr
 from services.container import Container, close_backend, open_backend
+from services.runtime.logs import configure_logging
 from services.runtime.serving import event_loop_factory
 from services.worker.registry import import_handler_modules
 
@@ -37,7 +37,7 @@ def _container(default_backend: Literal["memory", "redis"] = "memory") -> Contai
     container = Container()
     settings = container.settings()
     container.backend.override(settings.backend_for(default_backend))
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     import_handler_modules(settings.handler_modules())
     return container
 

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.api import create_app
-from services.container import Container, close_backend, open_backend
+from services.container import Container, close_backend, meter, open_backend
+from services.runtime import tracing
+from services.runtime.metrics_http import MetricsSource, metrics_app
 from services.runtime.serving import consumer_name, serve_http
 from services.runtime.signals import stop_on_signals
 
@@ -27,6 +29,12 @@ class Roles:
     orchestrator: bool = False
     workers: int = 0
 
+    def service_name(self) -> str:
+        """The process's name in traces: dag-api, dag-orchestrator, dag-worker, or dag-web/dag-up."""
+        if self.api and self.orchestrator:
+            return "dag-up" if self.workers else "dag-web"
+        return "dag-api" if self.api else "dag-orchestrator" if self.orchestrator else "dag-worker"
+
     def describe(self) -> str:
         names = [name for name, on in (("api", self.api), ("orchestrator", self.orchestrator)) if on]
         if self.workers:
@@ -37,10 +45,19 @@ class Roles:
 async def serve(container: Container, roles: Roles, stop: asyncio.Event | None = None) -> None:
     """Run ``roles`` until ``stop`` (or a signal); raises ``BackendUnavailable`` if Redis is down."""
     stop = stop or asyncio.Event()
+    settings = container.settings()
+    tracing.configure(roles.service_name())
+    # Counting costs only where metrics are served (the API, or a process given METRICS_PORT) or
+    # traces are on.
+    observed = roles.api or settings.metrics_port or tracing.enabled()
+    metrics = meter(container, roles.workers) if observed else None
     await open_backend(container)
     try:
         stop_on_signals(stop)
         loops: list[Coroutine[Any, Any, None]] = []
+        if metrics is not None and settings.metrics_port:
+            app = metrics_app(metrics)
+            loops.append(serve_http(app, settings.metrics_host, settings.metrics_port, stop, "the metrics"))
         if roles.orchestrator:
             orchestrator = container.orchestrator(consumer=consumer_name("orchestrator"))
             loops.append(orchestrator.run(stop))
@@ -48,18 +65,19 @@ async def serve(container: Container, roles: Roles, stop: asyncio.Event | None =
             worker = container.worker(worker_id=consumer_name(f"worker{number}"))
             loops.append(worker.run(stop))
         if roles.api:
-            loops.append(_serve_api(container, stop))
+            loops.append(_serve_api(container, stop, metrics))
         log.warning("started %s on the %s backend", roles.describe(), container.backend())
         await asyncio.gather(*loops)
     finally:
         await close_backend(container)
+        tracing.shutdown()
 
 
-async def _serve_api(container: Container, stop: asyncio.Event) -> None:
+async def _serve_api(container: Container, stop: asyncio.Event, metrics: MetricsSource | None) -> None:
     settings = container.settings()
 
     async def backend_answers() -> None:
         await open_backend(container)  # raises BackendUnavailable when Redis does not answer
 
-    app = create_app(container.workflows, settings, ready=backend_answers)
+    app = create_app(container.workflows, settings, ready=backend_answers, metrics=metrics)
     await serve_http(app, settings.api_host, settings.api_port, stop)

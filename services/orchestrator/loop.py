@@ -16,6 +16,7 @@ from domain.events import Event, FinishRun
 from domain.ports import Clock, Delivery, EventBus, RunRepository, TimerStore
 from domain.statuses import RunStatus
 from services.runtime.faults import crash_point
+from services.runtime.logs import run_context
 from services.runtime.resilience import repeat_until, retrying
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class Orchestrator:
         commands = await self._runs.apply([delivery.message for delivery in deliveries], deliveries)
         for command in commands:
             if type(command) is FinishRun:
-                log.info("run %s finished %s", command.run_id, command.status)
+                with run_context(command.run_id):
+                    log.info("run %s finished %s", command.run_id, command.status)
                 if self._on_run_finished is not None:
                     self._on_run_finished(command.run_id, command.status)

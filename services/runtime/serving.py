@@ -38,7 +38,9 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve_http(app: ASGIApp, host: str, port: int, stop: asyncio.Event) -> None:
+async def serve_http(
+    app: ASGIApp, host: str, port: int, stop: asyncio.Event, what: str = "the HTTP API"
+) -> None:
     """Serve ``app`` until ``stop`` is set. If the server ends by itself (it could not listen),
     set ``stop`` so that the process's other roles end too, and raise ``UsageError``."""
     config = uvicorn.Config(
@@ -46,6 +48,7 @@ async def serve_http(app: ASGIApp, host: str, port: int, stop: asyncio.Event) ->
         host=host,
         port=port,
         log_level="warning",
+        log_config=None,  # uvicorn's lines go through the process's handler (LOG_FORMAT) too
         lifespan="off",
         access_log=False,  # uvicorn formats every access line even when it is not shown
         proxy_headers=False,  # nothing here reads the client's address
@@ -60,4 +63,4 @@ async def serve_http(app: ASGIApp, host: str, port: int, stop: asyncio.Event) ->
     if not stop.is_set():
         stopping.cancel()
         stop.set()  # the other roles of this process stop with the API
-        raise UsageError(f"the HTTP API could not listen on {host}:{port}")
+        raise UsageError(f"{what} could not listen on {host}:{port}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from domain.ports import (
 )
 from domain.reasons import TIMEOUT_ERROR, timeout_message
 from services.runtime.faults import crash_point
+from services.runtime.logs import bind_attempt, bind_worker
 from services.runtime.resilience import repeat_until, retrying
 from services.worker.registry import (
     Handler,
@@ -98,6 +100,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take tasks until ``stop`` is set, then let the attempts in hand finish."""
+        bind_worker(self.worker_id)
         helpers = [
             asyncio.create_task(self._heartbeat(stop)),
             asyncio.create_task(self._maintain(stop)),
@@ -197,6 +200,8 @@ class Worker:
             await retrying(self._tasks.maintain, "task stream housekeeping")
 
     async def _execute(self, delivery: Delivery[Task], started_at: float) -> None:
+        task = delivery.message
+        bind_attempt(task.run_id, task.node_id, task.attempt, self.worker_id)  # this attempt's log lines
         try:
             result = await self._attempt(delivery.message, started_at)
         except _NotToStart as reason:
@@ -296,7 +301,9 @@ class Worker:
     async def _call(self, handler: Handler, context: HandlerContext) -> Any:
         if handler.is_async:
             return await handler.function(context)
-        call: Callable[[], Any] = lambda: handler.function(context)  # noqa: E731
+        # The thread runs in a copy of this attempt's context: the handler's log lines name it too.
+        attempt_context = contextvars.copy_context()
+        call: Callable[[], Any] = lambda: attempt_context.run(handler.function, context)  # noqa: E731
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     def _check_output(self, output: Any) -> None:
