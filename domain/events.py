@@ -6,7 +6,7 @@ be recognised and ignored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from domain.statuses import RunStatus
@@ -168,6 +168,9 @@ class ScheduleRunDeadline:
 class FinishRun:
     run_id: str
     status: RunStatus
+    workflow: str = field(default="", compare=False)
+    """The run's workflow name, for whoever counts runs by workflow (not part of the command's
+    identity)."""
 
 
 type Command = DispatchNode | ScheduleRetry | ScheduleDeadline | ScheduleRunDeadline | FinishRun

@@ -295,7 +295,7 @@ class Run:
         self.status = status
         self.finished_at = step.at
         step.run_status = status
-        step.commands.append(FinishRun(self.run_id, status))
+        step.commands.append(FinishRun(self.run_id, status, self.plan.name))
 
     def _index_while_running(self, node_id: str) -> int | None:
         """The node's index; None when the run is not running or has no such node."""

@@ -57,7 +57,7 @@ class MeteredRuns:
                 retries += 1
             elif kind is FinishRun:
                 status = command.status.value  # type: ignore[union-attr]
-                metrics.RUNS_FINISHED.labels(status).inc()
+                metrics.RUNS_FINISHED.labels(command.workflow, status).inc()  # type: ignore[union-attr]
                 if tracing.enabled():
                     tracing.run_finished(command.run_id, status)
         if dispatched:

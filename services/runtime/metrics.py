@@ -12,8 +12,8 @@ from prometheus_client import Counter, Gauge, Histogram
 RUNS_STARTED = Counter("dag_runs_started_total", "Runs created, by workflow name.", ["workflow"])
 RUNS_FINISHED = Counter(
     "dag_runs_finished_total",
-    "Runs that ended, by final status (applied by this process's orchestrator).",
-    ["status"],
+    "Runs that ended, by workflow name and final status (applied by this process's orchestrator).",
+    ["workflow", "status"],
 )
 NODES_DISPATCHED = Counter("dag_node_dispatches_total", "Node attempts queued for a worker.")
 RETRIES_SCHEDULED = Counter("dag_node_retries_total", "Failed attempts that scheduled another attempt.")

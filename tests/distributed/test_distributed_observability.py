@@ -70,7 +70,7 @@ async def test_metrics_after_a_run_count_runs_attempts_and_retries(cluster: Call
 
     ours, took = scrape(f"http://{LOOPBACK}:{orchestrator_port}/metrics")
     assert took < 1.0
-    assert value(ours, "dag_runs_finished_total", status="COMPLETED") == 1
+    assert value(ours, "dag_runs_finished_total", workflow="observed", status="COMPLETED") == 1
     assert value(ours, "dag_node_dispatches_total") == 4  # first, flaky twice, last
     assert value(ours, "dag_node_retries_total") == 1
     assert value(ours, "dag_orchestrator_batch_size_events_count") >= 1
