@@ -69,7 +69,8 @@ def hop_latencies(
     definition: dict[str, Any], states: dict[str, NodeRun], created_at: float
 ) -> dict[str, list[float]]:
     """Per node with parents: queued, started and finished minus the parents' latest finish; per root:
-    started minus the run's creation."""
+    started minus the run's creation. Nodes that never ran (skipped by a condition or a trigger rule,
+    W5) have no hop."""
     hops: dict[str, list[float]] = {"queue": [], "dispatch": [], "complete": [], "run_start": []}
     for node in definition["dag"]["nodes"]:
         state = states[node["id"]]
@@ -78,6 +79,8 @@ def hop_latencies(
             if state.started_at is not None:
                 hops["run_start"].append(state.started_at - created_at)
             continue
+        if state.queued_at is None:
+            continue  # never dispatched: skipped
         ready = max(_time(states[parent].finished_at) for parent in dependencies)
         hops["queue"].append(_time(state.queued_at) - ready)
         if state.started_at is not None:
