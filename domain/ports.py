@@ -181,6 +181,20 @@ type TaskQueue = MessageQueue[Task]
 type EventBus = MessageQueue[Event]
 
 
+class AttemptLogStore(Protocol):
+    """What handlers logged, per (run, node, attempt); kept as long as the run
+    (``RUN_RETENTION_SECONDS`` after the last line written) and at most
+    ``domain.attempt_logs.MAX_LINES`` lines per attempt (later lines are dropped)."""
+
+    async def append(self, run_id: str, node_id: str, attempt: int, lines: Sequence[str]) -> None:
+        """Add ``lines`` to the attempt's log (an attempt run again after a crash adds to it)."""
+        ...
+
+    async def read(self, run_id: str, node_id: str, attempt: int) -> list[str]:
+        """The attempt's lines, oldest first; empty when it logged nothing (or they expired)."""
+        ...
+
+
 class TimerStore(Protocol):
     """Timers waiting for their time (retries, attempt deadlines); the run repository sets them as
     part of a transition (``domain.outbox.Timer``)."""

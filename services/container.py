@@ -12,11 +12,13 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from adapters.memory import (
+    InMemoryAttemptLogStore,
     InMemoryDefinitionRepository,
     InMemoryQueue,
     InMemoryRunRepository,
     InMemoryTimerStore,
 )
+from adapters.redis.attempt_logs import RedisAttemptLogStore
 from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
 from adapters.redis.connection import check_reachable, create_client
 from adapters.redis.definitions import RedisDefinitionRepository
@@ -29,7 +31,7 @@ from services.orchestrator import Orchestrator
 from services.runtime.metered import AttemptLedger, MeteredResults, MeteredRuns, MeteredTasks
 from services.runtime.metrics import WORKER_SLOTS
 from services.runtime.metrics_http import MetricsSource
-from services.settings import Settings
+from services.settings import load_settings
 from services.worker import Worker, default_registry
 
 # Blocking reads wait at most this long, so the socket timeout must be longer.
@@ -38,7 +40,7 @@ MAX_BLOCK_SECONDS = 1.0
 
 class Container(containers.DeclarativeContainer):
     backend = providers.Object("memory")
-    settings = providers.Singleton(Settings)
+    settings = providers.Singleton(load_settings)
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(UuidIds)
     completions = providers.Singleton(RunCompletions)
@@ -96,6 +98,14 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    attempt_logs = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryAttemptLogStore),
+        redis=providers.Singleton(
+            RedisAttemptLogStore, redis_client, key_space, redis_url, settings.provided.run_retention_seconds
+        ),
+    )
+
     # Stateless: one per container, not one per HTTP request.
     workflows = providers.Singleton(
         WorkflowService,
@@ -104,6 +114,7 @@ class Container(containers.DeclarativeContainer):
         events=events,
         clock=clock,
         ids=ids,
+        attempt_logs=attempt_logs,
         limits=settings.provided.limits.call(),
         known_handlers=registry.provided.names.call(),
     )
@@ -127,6 +138,7 @@ class Container(containers.DeclarativeContainer):
         concurrency=settings.provided.worker_concurrency,
         max_output_bytes=settings.provided.max_output_bytes,
         visibility_timeout_seconds=_visibility,
+        attempt_logs=attempt_logs,
     )
 
 

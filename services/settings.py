@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.limits import Limits
+from services.application.errors import ConfigurationError
+from services.defaults import DEFAULT_API_STR
+
+REDIS_URL_SCHEMES = ("redis", "rediss", "unix")
+SECRET_SETTINGS = frozenset({"api_tokens"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -28,7 +35,7 @@ class Settings(BaseSettings):
     visibility_timeout_seconds: float = Field(default=30.0, gt=0)
     max_deliveries: int = Field(default=5, ge=1)
     run_retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)
-    api_str: str = "/api"
+    api_str: str = DEFAULT_API_STR
     api_host: str = "0.0.0.0"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_enable_docs: bool = True
@@ -73,8 +80,31 @@ class Settings(BaseSettings):
             return [item.strip() for item in text.split(",") if item.strip()]
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.strip().upper() not in LOG_LEVELS:
+            raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+        return value.strip().upper()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in REDIS_URL_SCHEMES or (parts.scheme != "unix" and not parts.hostname):
+            raise ValueError(
+                "expected a URL such as redis://[:password@]host:6379/0 (schemes redis, rediss, unix)"
+            )
+        return value.strip()
+
     def backend_for(self, default: Literal["memory", "redis"]) -> Literal["memory", "redis"]:
         return self.engine_backend or default
+
+    def redis_location_shown(self) -> str:
+        """``redis_location()`` without its password, for logs."""
+        return without_password(self.redis_location())
 
     def redis_location(self) -> str:
         if self.redis_url:
@@ -92,3 +122,64 @@ class Settings(BaseSettings):
 
     def handler_modules(self) -> list[str]:
         return [name.strip() for name in self.worker_handler_modules.split(",") if name.strip()]
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _accepted(name: str) -> str:
+    """What a field accepts, from its type and bounds, when the error does not say it."""
+    field = Settings.model_fields[name]
+    bounds = {
+        kind: getattr(item, kind)
+        for item in field.metadata
+        for kind in ("ge", "gt", "le")
+        if hasattr(item, kind)
+    }
+    if field.annotation is int:
+        low, high = bounds.get("ge"), bounds.get("le")
+        if low is not None and high is not None:
+            return f"an integer from {low} to {high}"
+        return f"an integer of at least {low}" if low is not None else "an integer"
+    if field.annotation is float:
+        return f"a number above {bounds['gt']}" if "gt" in bounds else "a number"
+    if field.annotation is bool:
+        return "true or false"
+    return ""
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """Every problem of a settings ``ValidationError`` on one line: the variable, its value, the
+    complaint and what is accepted (never the value of a secret)."""
+    problems = []
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem["loc"] else "?"
+        value: Any = problem.get("input")
+        if name in SECRET_SETTINGS:
+            shown = ""
+        elif name == "redis_url" and isinstance(value, str):
+            shown = f"={without_password(value)!r}"
+        else:
+            shown = f"={value!r}"
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        accepted = _accepted(name) if name in Settings.model_fields else ""
+        extra = f" (accepted: {accepted})" if accepted and accepted not in message else ""
+        problems.append(f"{name.upper()}{shown}: {message}{extra}")
+    return "; ".join(problems)
+
+
+def load_settings(**values: Any) -> Settings:
+    """The settings from the environment (and ``values``); a value that cannot be used raises a
+    ``ConfigurationError`` of one line instead of pydantic's report."""
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        raise ConfigurationError(describe_invalid(error)) from None

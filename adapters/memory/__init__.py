@@ -1,10 +1,12 @@
 """In-process adapters: the embedded default for local use and tests. State lives in this process."""
 
+from adapters.memory.attempt_logs import InMemoryAttemptLogStore
 from adapters.memory.queue import InMemoryQueue
 from adapters.memory.repositories import InMemoryDefinitionRepository, InMemoryRunRepository
 from adapters.memory.timers import InMemoryTimerStore
 
 __all__ = [
+    "InMemoryAttemptLogStore",
     "InMemoryDefinitionRepository",
     "InMemoryQueue",
     "InMemoryRunRepository",

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from services.api import graph_routes, health_routes, metrics_routes, resource_routes, seed_routes
+from services.api import graph_routes, health_routes, log_routes, metrics_routes, resource_routes, seed_routes
 from services.api.dependencies import ApiServices, ReadinessProbe, install_services
 from services.api.errors import install_error_handlers
 from services.api.metrics_routes import install_metrics_source
@@ -56,7 +56,7 @@ def create_app(
     )
     install_services(app, ApiServices(workflows=provide, ready=ready))
     install_metrics_source(app, metrics)
-    for routes in (health_routes, metrics_routes, seed_routes, resource_routes, graph_routes):
+    for routes in (health_routes, metrics_routes, seed_routes, resource_routes, graph_routes, log_routes):
         app.include_router(routes.router, prefix=prefix)
     install_ui(app, prefix)
     install_error_handlers(app)

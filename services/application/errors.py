@@ -16,6 +16,19 @@ class UsageError(ServiceError):
     """The caller asked for something malformed: a missing file, JSON that does not parse."""
 
 
+class ConfigurationError(ServiceError):
+    """A setting (or a flag standing for one) has a value the service cannot use; the message is
+    one line: the setting, the value, what is accepted."""
+
+
+class NodeNotFound(NotFound):
+    """A run exists but has no node of that id."""
+
+    def __init__(self, run_id: str, node_id: str) -> None:
+        super().__init__("node", node_id)
+        self.args = (f"workflow run '{run_id}' has no node '{node_id}'",)
+
+
 class RunNotFinished(ServiceError):
     """Results were asked for while the run is still going."""
 
@@ -129,6 +142,10 @@ class ErrorOutcome:
 
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_CONFIG = 78
+"""A configuration mistake (``EX_CONFIG`` of sysexits.h): nothing ran."""
+EXIT_INTERRUPTED = 130
+"""Stopped by Ctrl-C (SIGINT), as shells report it (128 + 2)."""
 
 # Most specific first: the first class the error is an instance of wins.
 ERROR_TABLE: tuple[tuple[type[Exception], ErrorOutcome], ...] = (
@@ -145,6 +162,7 @@ ERROR_TABLE: tuple[tuple[type[Exception], ErrorOutcome], ...] = (
     (PayloadTooLarge, ErrorOutcome("payload_too_large", 413, EXIT_INVALID)),
     (UnsupportedMediaType, ErrorOutcome("unsupported_media_type", 415, EXIT_INVALID)),
     (BackendUnavailable, ErrorOutcome("backend_unavailable", 503, EXIT_UNAVAILABLE)),
+    (ConfigurationError, ErrorOutcome("configuration_error", 500, EXIT_CONFIG)),
     # Client commands talking to a remote API (see ``ApiError``).
     (ApiRequestRejected, ErrorOutcome("api_request_rejected", 502, EXIT_INVALID)),
     (ApiServerError, ErrorOutcome("api_server_error", 502, EXIT_UNAVAILABLE)),

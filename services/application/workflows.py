@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import InvalidInput, NotFound, Problem, RunAlreadyExists
@@ -11,6 +12,7 @@ from domain.idempotency import IdempotentStart
 from domain.limits import Limits
 from domain.paging import Page, check_limit
 from domain.ports import (
+    AttemptLogStore,
     Clock,
     DefinitionRepository,
     DefinitionSummary,
@@ -24,7 +26,12 @@ from domain.ports import (
 from domain.run import Run
 from domain.statuses import RunStatus
 from domain.validation import build_plan, typed_input, validate_input
-from services.application.errors import IdempotencyKeyReused, RunAlreadyFinished
+from services.application.errors import (
+    IdempotencyKeyReused,
+    NodeNotFound,
+    RunAlreadyFinished,
+    UsageError,
+)
 
 
 class WorkflowService:
@@ -38,7 +45,9 @@ class WorkflowService:
         ids: IdGenerator,
         limits: Limits,
         known_handlers: frozenset[str] | None = None,
+        attempt_logs: AttemptLogStore | None = None,
     ) -> None:
+        self._attempt_logs = attempt_logs
         self._definitions = definitions
         self._runs = runs
         self._events = events
@@ -127,3 +136,27 @@ class WorkflowService:
         if after < 0:
             raise InvalidInput([Problem("$.after", f"must be 0 or more, got {after}")])
         return await self._runs.history(run_id, after, check_limit(limit))
+
+    async def attempt_log(self, run_id: str, node_id: str, attempt: int | None) -> AttemptLog:
+        """What the node's handler logged during ``attempt`` (default: its latest attempt). Raises
+        ``NotFound`` for an unknown run or node, ``InvalidInput`` for an attempt it never had."""
+        run = await self._runs.get(run_id, outputs=False)
+        if node_id not in run.plan.index:
+            raise NodeNotFound(run_id, node_id)
+        attempts = run.node(node_id).attempt
+        chosen = attempts if attempt is None else attempt
+        if attempt is not None and not 1 <= attempt <= max(attempts, 1):
+            have = f"attempts 1 to {attempts}" if attempts else "no attempt yet"
+            raise UsageError(f"node '{node_id}' of run '{run_id}' has {have}, not attempt {attempt}")
+        if chosen == 0 or self._attempt_logs is None:
+            return AttemptLog(run_id, node_id, chosen, [])
+        return AttemptLog(run_id, node_id, chosen, await self._attempt_logs.read(run_id, node_id, chosen))
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptLog:
+    run_id: str
+    node_id: str
+    attempt: int
+    """0 when the node has not started yet."""
+    lines: list[str]

@@ -4,23 +4,25 @@ Every failure leaves as an error of the shared table (``services.application.err
 is ``ApiUnreachable``; an error answer is ``ApiError.from_response`` with the server's code, message
 and details; a URL that cannot be used is a ``UsageError``. The token comes from ``DAG_API_TOKEN``
 only, never from a command-line flag, so it stays out of shell history.
+
+httpx and rich are imported when first needed (a client command's start-up is mostly imports).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
-from typing import Any
-from urllib.parse import quote
-
-import httpx
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 from services.application.errors import ApiError, ApiErrorDetail, ApiUnreachable, UsageError
-from services.settings import Settings
+from services.defaults import DEFAULT_API_STR
+
+if TYPE_CHECKING:
+    import httpx
+    from rich.console import Console
 
 API_URL_ENV = "DAG_API_URL"
 API_TOKEN_ENV = "DAG_API_TOKEN"
@@ -32,12 +34,42 @@ STREAM_RECONNECTS = 5
 _STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "SKIPPED": "yellow", "CANCELLED": "yellow"}
 
 
+def _api_prefix() -> str:
+    """The server's path prefix as this machine's ``API_STR`` says (``/api`` by default)."""
+    stripped = os.environ.get("API_STR", DEFAULT_API_STR).strip().strip("/")
+    return f"/{stripped}" if stripped else ""
+
+
 def default_api_url() -> str:
     """``DAG_API_URL``, else the local default: ``http://localhost:8000`` + ``API_STR``."""
-    return os.environ.get(API_URL_ENV) or f"http://localhost:8000{Settings().api_str}"
+    return os.environ.get(API_URL_ENV) or f"http://localhost:8000{_api_prefix()}"
 
 
-def _error_of(response: httpx.Response) -> ApiError:
+def with_api_prefix(url: str) -> str:
+    """``url`` as given when it has a path, else with the API prefix: ``http://host:8000`` and
+    ``http://host:8000/api`` both reach the API."""
+    url = url.strip().rstrip("/")
+    return url if urlsplit(url).path else url + _api_prefix()
+
+
+def _httpx() -> Any:
+    """httpx, without its own command line: ``httpx/__init__`` imports ``httpx._main`` (click, rich,
+    pygments) unless that import fails, which is a third of a client command's start-up. Marking the
+    module absent makes it fail; nothing here uses httpx's command line."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    import httpx
+
+    return httpx
+
+
+def _unauthorized_hint(token: str | None) -> str:
+    if token:
+        return f"the token in {API_TOKEN_ENV} is not one the server accepts (its API_TOKENS)"
+    return f"the server requires a token: set {API_TOKEN_ENV} to one of its API_TOKENS"
+
+
+def _error_of(response: httpx.Response, token: str | None = None) -> ApiError:
     """The server's ``{"error": {"code", "message", "details"}}``, or the bare status if it is not that."""
     status = response.status_code
     code = response.reason_phrase.lower().replace(" ", "_") or "error"
@@ -61,6 +93,8 @@ def _error_of(response: httpx.Response) -> ApiError:
                 for item in raw_details
                 if isinstance(item, dict)
             )
+    if status == 401:
+        message = f"{message.rstrip('.')}; {_unauthorized_hint(token)}"
     return ApiError.from_response(status, code, message, details)
 
 
@@ -70,7 +104,7 @@ class ApiClient:
     def __init__(
         self, base_url: str, token: str | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = with_api_prefix(base_url)
         self._token = token if token is not None else os.environ.get(API_TOKEN_ENV) or None
         self._timeout = timeout
 
@@ -83,6 +117,7 @@ class ApiClient:
     def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         url = self.base_url + path
         headers = self._headers("application/json")
+        httpx = _httpx()
         try:
             response = httpx.request(
                 method,
@@ -103,7 +138,7 @@ class ApiClient:
         except httpx.TransportError:
             raise ApiUnreachable(f"cannot reach the API at {self.base_url}") from None
         if response.is_error:
-            raise _error_of(response)
+            raise _error_of(response, self._token)
         try:
             answer = response.json()
         except ValueError:
@@ -133,9 +168,16 @@ class ApiClient:
     def cancel(self, run_id: str) -> dict[str, Any]:
         return self._request("POST", f"/runs/{quote(run_id, safe='')}/cancel")
 
+    def attempt_log(self, run_id: str, node_id: str, attempt: int | None) -> dict[str, Any]:
+        query = "" if attempt is None else f"?attempt={attempt}"
+        return self._request(
+            "GET", f"/runs/{quote(run_id, safe='')}/nodes/{quote(node_id, safe='')}/logs{query}"
+        )
+
     def events(self, run_id: str) -> Iterator[dict[str, Any]]:
         """The run's events (``GET /runs/{id}/events``, Server-Sent Events) until the one that ends
         the run; a dropped connection is resumed after the last event received."""
+        httpx = _httpx()
         last = 0
         reconnects = 0
         while True:
@@ -151,6 +193,7 @@ class ApiClient:
                     raise ApiUnreachable(f"lost the event stream of the API at {self.base_url}") from None
 
     def _event_stream(self, run_id: str, after: int) -> Iterator[dict[str, Any]]:
+        httpx = _httpx()
         url = f"{self.base_url}/runs/{quote(run_id, safe='')}/events"
         headers = self._headers("text/event-stream")
         if after:
@@ -160,7 +203,7 @@ class ApiClient:
             with httpx.stream("GET", url, headers=headers, timeout=timeout) as response:
                 if response.is_error:
                     response.read()
-                    raise _error_of(response)
+                    raise _error_of(response, self._token)
                 data: list[str] = []
                 for line in response.iter_lines():
                     if line.startswith("data:"):
@@ -176,14 +219,6 @@ class ApiClient:
             raise ApiUnreachable(f"cannot reach the API at {self.base_url}") from None
 
 
-def api_error_lines(error: ApiError) -> list[str]:
-    """The server's message, then each detail as ``path: message``."""
-    lines = [f"error: {error}"]
-    for detail in error.details:
-        lines.append(f"  {detail.path}: {detail.message}" if detail.path else f"  {detail.message}")
-    return lines
-
-
 def print_document(document: dict[str, Any]) -> None:
     print(json.dumps(document, indent=2, ensure_ascii=False))  # noqa: T201 - the command's output
 
@@ -193,7 +228,11 @@ def print_document_line(document: dict[str, Any]) -> None:
 
 
 def print_status(console: Console, status: dict[str, Any]) -> None:
-    """The run state on one line, then a table of its nodes (status, attempts, error)."""
+    """The run state on one line, then a table of its nodes (status, attempts, error: its first
+    line), then the rest of each error (a handler's traceback)."""
+    from rich.table import Table
+    from rich.text import Text
+
     state = str(status.get("state", "?"))
     nodes: dict[str, Any] = status.get("nodes") or {}
     done = sum(1 for node in nodes.values() if node.get("status") == "COMPLETED")
@@ -205,7 +244,9 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
     for node_id, node in nodes.items():
         error = node.get("error")
         node_status = str(node.get("status", "?"))
-        said = f"{error.get('type')}: {error.get('message')}" if error else node.get("reason") or ""
+        said = (
+            f"{error.get('type')}: {first_line(error.get('message'))}" if error else node.get("reason") or ""
+        )
         table.add_row(
             Text(node_id),
             Text(node_status, style=_STATUS_STYLE.get(node_status, "")),
@@ -213,6 +254,21 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
             Text(said),
         )
     console.print(table)
+    for node_id, node in nodes.items():
+        rest = more_lines((node.get("error") or {}).get("message"))
+        if rest:
+            console.print(Text(f"{node_id} error:", style="bold"))
+            console.print(Text(rest), soft_wrap=True)
+
+
+def first_line(message: object) -> str:
+    return str(message or "").partition("\n")[0]
+
+
+def more_lines(message: object) -> str:
+    """An error message after its first line (a traceback), indented; empty when there is none."""
+    rest = str(message or "").partition("\n")[2]
+    return "\n".join(f"  {line}" for line in rest.splitlines())
 
 
 def event_line(event: dict[str, Any]) -> str:
@@ -224,7 +280,7 @@ def event_line(event: dict[str, Any]) -> str:
         parts.append(f"on {event['worker_id']}")
     error = event.get("error")
     if error:
-        parts.append(f"- {error.get('type')}: {error.get('message')}")
+        parts.append(f"- {error.get('type')}: {first_line(error.get('message'))}")
     if event.get("retry_at"):
         parts.append(f"- retry at {str(event['retry_at'])[11:23]}")
     if event.get("dispatched"):
@@ -233,4 +289,5 @@ def event_line(event: dict[str, Any]) -> str:
         parts.append(f"-> skipped {', '.join(event['skipped'])}")
     if event.get("run_status"):
         parts.append(f"=> run {event['run_status']}")
-    return " ".join(parts)
+    rest = more_lines((error or {}).get("message"))
+    return " ".join(parts) + (f"\n{rest}" if rest else "")

@@ -1,11 +1,13 @@
-"""Client commands: talk to a running API (``dag-service up``, ``web`` or ``api``) over HTTP."""
+"""Client commands: talk to a running API (``dag-service up``, ``web`` or ``api``) over HTTP.
+
+Imports are kept to typer and the error table here; rich is imported by the commands that draw
+with it (see ``typer_app``)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from services.application.errors import EXIT_COMPLETED, EXIT_FAILED, ApiError
 from services.cli.client import (
@@ -18,15 +20,14 @@ from services.cli.client import (
 )
 from services.cli.files import read_json_file, read_run_input
 from services.cli.options import FileArgument, InputFile, InputJson
-from services.cli.progress import RunProgress
 from services.cli.typer_app import guarded, print_line, stderr
 
 ApiUrl = Annotated[
     str | None,
     typer.Option(
         "--api-url",
-        help="The API, prefix included. Default: $DAG_API_URL, else http://localhost:8000 + API_STR. "
-        "A bearer token is read from $DAG_API_TOKEN.",
+        help="The API, with or without its prefix (/api). Default: $DAG_API_URL, else "
+        "http://localhost:8000 + API_STR. A bearer token is read from $DAG_API_TOKEN.",
         show_default=False,
     ),
 ]
@@ -83,6 +84,8 @@ def status(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonF
     if as_json:
         print_document(answer)
     else:
+        from rich.console import Console
+
         print_status(Console(), answer)
 
 
@@ -119,8 +122,10 @@ def watch(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonFl
 
 def _follow(client: ApiClient, run_id: str, total: int, as_json: bool) -> str:
     """Print the run's events as they come; returns the run's final status."""
+    from services.cli.progress import RunProgress
+
     finished: set[str] = set()
-    with RunProgress(stderr, enabled=not as_json and stderr.is_terminal) as progress:
+    with RunProgress(stderr(), enabled=not as_json and stderr().is_terminal) as progress:
         progress.start_run(f"run {run_id}", total)
         for event in client.events(run_id):
             if as_json:
@@ -155,5 +160,29 @@ def cancel(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonF
         typer.echo(f"cancel requested for run {instance_id} (it was {answer.get('status')})")
 
 
-COMMANDS = (submit, trigger, status, results, watch, cancel)
+def logs(
+    instance_id: InstanceArgument,
+    node_id: Annotated[str, typer.Argument(help="The node's id.", show_default=False)],
+    attempt: Annotated[
+        int | None, typer.Option("--attempt", min=1, help="The attempt (default: the latest).")
+    ] = None,
+    api_url: ApiUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print what a node's handler logged during one attempt (its traceback last if it failed).
+
+    Exit 0, 2 for an unknown run, node or attempt, 3 when the API is unreachable.
+    """
+    client = _client(api_url)
+    answer = guarded(lambda: client.attempt_log(instance_id, node_id, attempt))
+    if as_json:
+        print_document(answer)
+        return
+    lines = answer.get("lines") or []
+    for line in lines:
+        typer.echo(line)
+    print_line(f"run {instance_id}, node {node_id}, attempt {answer.get('attempt')}: {len(lines)} line(s)")
+
+
+COMMANDS = (submit, trigger, status, results, watch, logs, cancel)
 """In the order ``dag-service --help`` lists them."""

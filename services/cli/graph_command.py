@@ -23,8 +23,8 @@ def graph(
     ] = None,
 ) -> None:
     """Draw a workflow definition's DAG (it is validated first)."""
-    from domain.validation import build_plan  # noqa: PLC0415 - the other commands need not load it
-    from services.settings import Settings  # noqa: PLC0415
+    from domain.validation import build_plan
+    from services.settings import Settings
 
     def render() -> str:
         return render_graph(build_plan(read_json_file(file), Settings().limits()), graph_format)

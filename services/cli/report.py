@@ -1,9 +1,11 @@
-"""How ``dag-service run`` shows a finished run, from its read model: a table for people, one JSON
-document for programs (times in seconds since the epoch)."""
+"""How ``dag-service run`` shows a finished run, from its read model: a table for people (each
+output shortened unless ``--full``), one JSON document for programs (times in ISO 8601 UTC, as the
+API gives them; outputs whole)."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -14,6 +16,24 @@ from domain.node_state import ErrorInfo
 from services.application.run_view import NodeView, RunView
 
 _STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "SKIPPED": "yellow", "CANCELLED": "yellow"}
+SHORT_OUTPUT_CHARS = 300
+"""An output shown without ``--full`` is its compact JSON up to this many characters."""
+
+
+def iso_time(seconds: float | None) -> str | None:
+    """Seconds since the epoch as ISO 8601 UTC, the way the API writes times."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def short_output(output: Any) -> str:
+    """``output`` as compact JSON, cut to ``SHORT_OUTPUT_CHARS`` with a note of what was cut."""
+    text = json.dumps(output, ensure_ascii=False, separators=(", ", ": "))
+    if len(text) <= SHORT_OUTPUT_CHARS:
+        return text
+    cut = len(text) - SHORT_OUTPUT_CHARS
+    return f"{text[:SHORT_OUTPUT_CHARS]} ... ({cut} more characters; --full shows all)"
 
 
 def _error_document(error: ErrorInfo | None) -> dict[str, str] | None:
@@ -25,9 +45,9 @@ def _node_document(node: NodeView) -> dict[str, Any]:
     document: dict[str, Any] = {
         "status": node.status.value,
         "attempts": node.attempts,
-        "queued_at": node.queued_at,
-        "started_at": node.started_at,
-        "finished_at": node.finished_at,
+        "queued_at": iso_time(node.queued_at),
+        "started_at": iso_time(node.started_at),
+        "finished_at": iso_time(node.finished_at),
         "worker_id": node.worker_id,
         "error": _error_document(node.error),
         "reason": node.reason,
@@ -36,8 +56,8 @@ def _node_document(node: NodeView) -> dict[str, Any]:
         document["failed_attempts"] = [
             {
                 "attempt": failed.attempt,
-                "started_at": failed.started_at,
-                "finished_at": failed.finished_at,
+                "started_at": iso_time(failed.started_at),
+                "finished_at": iso_time(failed.finished_at),
                 "error": _error_document(failed.error),
             }
             for failed in node.failed_attempts
@@ -54,9 +74,9 @@ def run_document(view: RunView) -> dict[str, Any]:
         "definition_id": view.definition_id,
         "workflow": view.workflow,
         "status": view.status.value,
-        "created_at": view.created_at,
-        "started_at": view.started_at,
-        "finished_at": view.finished_at,
+        "created_at": iso_time(view.created_at),
+        "started_at": iso_time(view.started_at),
+        "finished_at": iso_time(view.finished_at),
         "duration_seconds": view.duration_seconds,
         "nodes": {node_id: _node_document(node) for node_id, node in view.nodes.items()},
         "error": _error_document(view.error),
@@ -69,7 +89,7 @@ def _seconds(node: NodeView) -> str:
     return "-" if duration is None else f"{duration:.3f}"
 
 
-def print_human(console: Console, view: RunView) -> None:
+def print_human(console: Console, view: RunView, *, full: bool = False) -> None:
     status = view.status.value
     duration = view.duration_seconds
     took = f" in {duration:.2f} s" if duration is not None else ""
@@ -85,7 +105,7 @@ def print_human(console: Console, view: RunView) -> None:
             Text(node.status.value, style=_STATUS_STYLE.get(node.status.value, "")),
             str(node.attempts),
             _seconds(node),
-            Text("" if error is None else f"{error.type}: {error.message}"),
+            Text("" if error is None else f"{error.type}: {error.message.partition(chr(10))[0]}"),
         )
     console.print(table)
     if view.error is not None:
@@ -94,9 +114,16 @@ def print_human(console: Console, view: RunView) -> None:
         console.print(Text("run output:", style="bold"))
         console.print(Text(json.dumps(view.output, indent=2, ensure_ascii=False)), soft_wrap=True)
     for node_id, node in view.nodes.items():
+        if error_lines := (node.error.message.partition("\n")[2] if node.error else ""):
+            console.print(Text(f"{node_id} error:", style="bold"))
+            console.print(Text("\n".join(f"  {line}" for line in error_lines.splitlines())), soft_wrap=True)
+    for node_id, node in view.nodes.items():
         if node.has_output:
             console.print(Text(f"{node_id} output:", style="bold"))
-            console.print(Text(json.dumps(node.output, indent=2, ensure_ascii=False)), soft_wrap=True)
+            shown = (
+                json.dumps(node.output, indent=2, ensure_ascii=False) if full else short_output(node.output)
+            )
+            console.print(Text(shown), soft_wrap=True)
 
 
 def print_json(view: RunView) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.api import create_app
+from services.api.app import api_prefix
 from services.container import Container, close_backend, meter, open_backend
 from services.runtime import tracing
 from services.runtime.metrics_http import MetricsSource, metrics_app
@@ -66,7 +67,7 @@ async def serve(container: Container, roles: Roles, stop: asyncio.Event | None =
             loops.append(worker.run(stop))
         if roles.api:
             loops.append(_serve_api(container, stop, metrics))
-        log.warning("started %s on the %s backend", roles.describe(), container.backend())
+        log.info("%s", describe_process(container, roles))
         await asyncio.gather(*loops)
     finally:
         await close_backend(container)
@@ -81,3 +82,18 @@ async def _serve_api(container: Container, stop: asyncio.Event, metrics: Metrics
 
     app = create_app(container.workflows, settings, ready=backend_answers, metrics=metrics)
     await serve_http(app, settings.api_host, settings.api_port, stop)
+
+
+def describe_process(container: Container, roles: Roles) -> str:
+    """The start-up line of a process: its roles, backend, Redis (no password), API, handlers."""
+    settings = container.settings()
+    parts = [f"started {roles.describe()}", f"backend {container.backend()}"]
+    if container.backend() == "redis":
+        parts.append(f"Redis {settings.redis_location_shown()}")
+    if roles.api:
+        prefix = api_prefix(settings.api_str)
+        parts.append(f"API at http://{settings.api_host}:{settings.api_port}{prefix}")
+    if roles.workers:
+        names = sorted(handler.name for handler in container.registry())
+        parts.append(f"handlers {', '.join(names)}")
+    return "; ".join(parts)

@@ -1,16 +1,24 @@
 """The ``dag-service`` Typer app, and how its commands report errors: through the one error table,
-so that every expected error prints in plain words and leaves with its exit code."""
+so that every expected error prints in plain words and leaves with its exit code.
+
+Start-up time matters here (a client command should answer in well under half a second): this
+module and the command modules import only typer and the error table; each command imports what
+it needs (rich, httpx, the engine) when it runs.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
 from domain.errors import InvalidDefinition, InvalidInput
-from services.application.errors import ApiError, outcome_of
-from services.cli.client import api_error_lines
+from services.application.errors import ApiError, ConfigurationError, outcome_of
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     name="dag-service",
@@ -19,12 +27,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-stderr = Console(stderr=True)
+
+
+@functools.cache
+def stderr() -> Console:
+    """The rich console on stderr (progress, tables), made on first use."""
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def print_line(text: str) -> None:
     """``text`` on stderr as it is: no markup, no highlighting, wrapped only by the terminal."""
-    stderr.print(text, markup=False, highlight=False, soft_wrap=True)
+    typer.echo(text, err=True)
+
+
+def api_error_lines(error: ApiError) -> list[str]:
+    """The server's message, then each detail as ``path: message``."""
+    lines = [f"error: {error}"]
+    for detail in error.details:
+        lines.append(f"  {detail.path}: {detail.message}" if detail.path else f"  {detail.message}")
+    return lines
 
 
 def report_error(error: Exception) -> int:
@@ -42,6 +65,8 @@ def report_error(error: Exception) -> int:
             lines += [f"  {problem}" for problem in error.problems]
     elif isinstance(error, ApiError):
         lines = api_error_lines(error)
+    elif isinstance(error, ConfigurationError):
+        lines = [f"configuration error: {error}"]
     for line in lines:
         print_line(line)
     return outcome.exit_code

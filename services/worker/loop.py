@@ -20,6 +20,7 @@ from domain.events import Event, NodeFailed, NodeStarted, NodeSucceeded
 from domain.messages import Task
 from domain.plan import WorkflowPlan
 from domain.ports import (
+    AttemptLogStore,
     Clock,
     DefinitionRepository,
     Delivery,
@@ -32,6 +33,7 @@ from domain.reasons import TIMEOUT_ERROR, timeout_message
 from services.runtime.faults import crash_point
 from services.runtime.logs import bind_attempt, bind_worker
 from services.runtime.resilience import repeat_until, retrying
+from services.worker.attempt_log import failure_message, install_capture, start_attempt_log
 from services.worker.registry import (
     Handler,
     HandlerContext,
@@ -78,7 +80,11 @@ class Worker:
         visibility_timeout_seconds: float = 30.0,
         executor: Executor | None = None,
         idle_block_seconds: float = 1.0,
+        attempt_logs: AttemptLogStore | None = None,
     ) -> None:
+        self._attempt_logs = attempt_logs
+        if attempt_logs is not None:
+            install_capture()
         self.worker_id = worker_id
         self._registry = registry
         self._definitions = definitions
@@ -202,12 +208,17 @@ class Worker:
     async def _execute(self, delivery: Delivery[Task], started_at: float) -> None:
         task = delivery.message
         bind_attempt(task.run_id, task.node_id, task.attempt, self.worker_id)  # this attempt's log lines
+        lines = start_attempt_log()
         try:
-            result = await self._attempt(delivery.message, started_at)
+            result = await self._attempt(task, started_at)
         except _NotToStart as reason:
-            log.info("not starting %s: %s", delivery.message.idempotency_key, reason)
+            log.info("not starting %s: %s", task.idempotency_key, reason)
             await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task")
             return
+        if lines and self._attempt_logs is not None:  # stored before the result: readable once it shows
+            store = self._attempt_logs
+            append = lambda: store.append(task.run_id, task.node_id, task.attempt, lines)  # noqa: E731
+            await retrying(append, "storing an attempt's log")
         # The result is stored before the task is acknowledged: a crash in between repeats the
         # attempt, whose second result is then ignored. (Direct calls first: this is the hot path.)
         try:
@@ -229,10 +240,11 @@ class Worker:
             return self._failed(task, started_at, TIMEOUT_ERROR, str(timed_out))
         except _NotToStart:
             raise
-        except NonRetryableError as error:
-            return self._failed(task, started_at, type(error).__name__, str(error), retryable=False)
         except Exception as error:  # a handler's failure is the node's failure, whatever its type
-            return self._failed(task, started_at, type(error).__name__, str(error))
+            message = failure_message(error)
+            log.info("attempt %s failed: %s", task.idempotency_key, message)  # into the attempt's log
+            retryable = not isinstance(error, NonRetryableError)
+            return self._failed(task, started_at, type(error).__name__, message, retryable=retryable)
         return NodeSucceeded(
             task.run_id, task.node_id, task.attempt, output, self._clock.now(), self.worker_id, started_at
         )

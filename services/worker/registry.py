@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
+import os
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from services.application.errors import ConfigurationError
 
 
 @dataclass(slots=True)
@@ -23,6 +28,9 @@ class HandlerContext:
     run_input: dict[str, Any]
     idempotency_key: str
     """``run:node:attempt``: key side effects on it so a repeated attempt does not repeat them."""
+    log: logging.Logger = logging.getLogger("dag.handler")  # noqa: RUF009 - one logger, shared
+    """A logger whose lines (INFO and above) go to this attempt's log, as any ``logging`` call made
+    while the attempt runs does (``dag-service logs RUN NODE``)."""
 
 
 type HandlerFunction = Callable[[HandlerContext], Any] | Callable[[HandlerContext], Awaitable[Any]]
@@ -74,7 +82,21 @@ class HandlerRegistry:
         return iter(self._handlers.values())
 
 
-def import_handler_modules(modules: list[str]) -> None:
-    """Import user modules so that their ``@handler`` decorators run."""
+def import_handler_modules(modules: list[str], source: str) -> None:
+    """Import user modules so that their ``@handler`` decorators run, with the working directory
+    importable (as Celery's ``-A`` has it). ``source`` names where the list came from, for the error:
+    a module that cannot be imported is a ``ConfigurationError`` of one line."""
+    if not modules:
+        return
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
     for module in modules:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # whatever the module raises, the setting is what to fix
+            reason = str(error) if isinstance(error, ImportError) else f"{type(error).__name__}: {error}"
+            raise ConfigurationError(
+                f"{source}: cannot import handler module '{module}' ({reason}); "
+                f"accepted: importable module names, from the working directory ({here}) or installed"
+            ) from None
