@@ -43,7 +43,9 @@ class EmbeddedEngine:
                 finished.cancel()
         if finished.done() and not finished.cancelled():
             return finished.result()
-        crashed = next(loop for loop in self._loops if loop.done())
+        crashed = next((loop for loop in self._loops if loop.done()), None)
+        if crashed is None or crashed.cancelled():  # the engine itself was stopped meanwhile
+            raise EngineStopped("the engine stopped before the run ended")
         raise EngineStopped(f"an engine loop stopped: {crashed.exception()!r}")
 
     async def __aexit__(

@@ -8,6 +8,8 @@ from fastapi import FastAPI
 
 from services.api import graph_routes, health_routes, log_routes, metrics_routes, resource_routes, seed_routes
 from services.api.dependencies import ApiServices, ReadinessProbe, install_services
+from services.api.disconnects import ClientDisconnects
+from services.api.docs import asset_paths, install_docs
 from services.api.errors import install_error_handlers
 from services.api.metrics_routes import install_metrics_source
 from services.api.middleware import BearerAuth, BodySizeLimit, JsonCORSMiddleware
@@ -50,10 +52,13 @@ def create_app(
         summary="Register JSON workflow definitions (DAGs), start runs, follow them, read their results.",
         version="0.1.0",
         openapi_url=f"{prefix}/openapi.json" if docs else None,
-        docs_url=f"{prefix}/docs" if docs else None,
-        redoc_url=f"{prefix}/redoc" if docs else None,
+        docs_url=None,  # served by ``install_docs``, with assets of its own instead of a CDN's
+        redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
+    doc_pages: list[str] = []
+    if docs:
+        doc_pages = [*install_docs(app, prefix, f"{prefix}/openapi.json"), *asset_paths(prefix)]
     install_services(app, ApiServices(workflows=provide, ready=ready))
     install_metrics_source(app, metrics)
     for routes in (health_routes, metrics_routes, seed_routes, resource_routes, graph_routes, log_routes):
@@ -64,8 +69,9 @@ def create_app(
         token for token in (secret.get_secret_value().strip() for secret in settings.api_tokens) if token
     ]
     open_paths = {f"{prefix}/health", f"{prefix}/ready", "/"}
-    open_paths.update(url for url in (app.openapi_url, app.docs_url, app.redoc_url) if url)
+    open_paths.update(url for url in (app.openapi_url, *doc_pages) if url)
     complete_openapi(app, open_paths if tokens else None)
+    app.add_middleware(ClientDisconnects)  # innermost: sees the route's errors before the others
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
     if tokens:
         app.add_middleware(BearerAuth, tokens=tokens, open_paths=open_paths, open_prefixes=[f"{UI_PATH}/"])

@@ -25,11 +25,14 @@ async def run_workflow(
     async with EmbeddedEngine(container, workers) as engine:
         run = await workflows.start(stored.definition_id, run_input)
         finished = asyncio.ensure_future(engine.wait_for(run.run_id))
-        with progress:
-            while not finished.done():
-                progress.update(await workflows.get_run(run.run_id, outputs=False))
-                await asyncio.wait([finished], timeout=PROGRESS_INTERVAL_SECONDS)
-            final = await workflows.get_run(run.run_id)
-            progress.update(final)
+        try:
+            with progress:
+                while not finished.done():
+                    progress.update(await workflows.get_run(run.run_id, outputs=False))
+                    await asyncio.wait([finished], timeout=PROGRESS_INTERVAL_SECONDS)
+                final = await workflows.get_run(run.run_id)
+                progress.update(final)
+        finally:
+            finished.cancel()  # interrupted (Ctrl-C): the wait ends with the engine, unreported
         finished.result()
         return final
