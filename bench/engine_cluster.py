@@ -81,7 +81,7 @@ class Cluster:
             REDIS_KEY_PREFIX=self.prefix,
             REDIS_SHARDS=str(self.args.shards),
             WORKER_HANDLER_MODULES=HANDLER_MODULE,
-            LOG_LEVEL="WARNING",
+            LOG_LEVEL="INFO",  # the start-up line (INFO) says a process serves
             MAX_NODES=str(MAX_NODES),
             MAX_EDGES=str(MAX_NODES * 10),
             ORCHESTRATOR_BATCH_SIZE=str(self.args.batch_size),

@@ -24,6 +24,7 @@ import fakeredis
 from dependency_injector import providers
 from run_snapshots import snapshot
 
+from adapters.redis.attempt_logs import RedisAttemptLogStore
 from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
@@ -34,6 +35,7 @@ from domain.history import HistoryEntry
 from domain.messages import Task
 from domain.plan import WorkflowPlan
 from domain.ports import (
+    AttemptLogStore,
     DefinitionRepository,
     Delivery,
     EventBus,
@@ -85,6 +87,7 @@ class Backend:
     tasks: TaskQueue
     events: EventBus
     timers: TimerStore
+    attempt_logs: AttemptLogStore
     keys: KeySpace | None
     client: Any
     """The raw Redis client (None for memory): for looking at streams and keys behind the adapters."""
@@ -155,6 +158,7 @@ class BackendFactory:
             tasks=container.tasks(),
             events=container.events(),
             timers=container.timers(),
+            attempt_logs=container.attempt_logs(),
             keys=container.key_space() if is_redis else None,
             client=container.redis_client() if is_redis else None,
             _factory=self,
@@ -181,6 +185,7 @@ class BackendFactory:
             tasks=tasks,
             events=events,
             timers=timers,
+            attempt_logs=RedisAttemptLogStore(client, keys, url, settings.run_retention_seconds),
             keys=keys,
             client=client,
             _factory=self,

@@ -150,7 +150,7 @@ class Cluster:
                 "API_HOST": LOOPBACK,
                 "API_PORT": str(self.api_port),
                 "WORKER_HANDLER_MODULES": HANDLER_MODULE,
-                "LOG_LEVEL": "WARNING",
+                "LOG_LEVEL": "INFO",  # the start-up line (INFO) says a process serves
                 **self.settings,
                 **overrides,
             }
