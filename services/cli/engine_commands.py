@@ -8,6 +8,7 @@ runs, not when ``dag-service`` starts: a client command never pays for it.
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
@@ -111,7 +112,11 @@ def run(
         )
     except KeyboardInterrupt:
         print_line("interrupted: the run was abandoned (the embedded engine keeps nothing)")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # At once: a sync handler still sleeping in a worker thread would hold a normal exit
+        # (threads of an executor are joined at exit) until it returned.
+        os._exit(EXIT_INTERRUPTED)
     view = run_view(finished)
     if as_json:
         print_json(view)
