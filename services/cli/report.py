@@ -24,7 +24,7 @@ def iso_time(seconds: float | None) -> str | None:
     """Seconds since the epoch as ISO 8601 UTC, the way the API writes times."""
     if seconds is None:
         return None
-    return datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def short_output(output: Any) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from api_support import ALLOWED_ORIGIN, assert_error, client_for, make_settings, node, workflow
@@ -99,3 +101,17 @@ async def test_cors_origins_from_the_environment_as_in_the_seed(
     async with client_for(create_app(container.workflows, Settings())) as client:
         response = await client.get("/api/health", headers={"origin": "http://localhost:3000"})
     assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
+
+
+async def test_the_docs_pages_load_every_asset_from_the_api_itself(client: httpx.AsyncClient) -> None:
+    """Offline docs: the pages reference no other host, and every script and style they name is
+    served by the API."""
+    for page in ("/api/docs", "/api/redoc"):
+        html = (await client.get(page)).text
+        assert "://" not in html.replace("http://www.w3.org", ""), f"{page} names another host"
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert assets, page
+        for asset in assets:
+            assert asset.startswith("/api/docs/assets/"), asset
+            answer = await client.get(asset)
+            assert answer.status_code == 200 and len(answer.content) > 1000, asset

@@ -18,6 +18,7 @@ import json
 import signal
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,11 @@ from bench.processes import (
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = PROJECT_ROOT / "examples"
 PROCESS_TIMEOUT_SECONDS = 90
+
+
+def seconds(iso_time: str) -> float:
+    """An ISO 8601 time of a ``--json`` document as seconds since the epoch."""
+    return datetime.fromisoformat(iso_time).timestamp()
 
 
 def cli_env(pycache_prefix: Path | None = None) -> dict[str, str]:

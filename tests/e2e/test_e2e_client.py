@@ -233,10 +233,12 @@ def test_without_a_token_the_401_message_is_shown(guarded_server: Server, pycach
     result = client("status", "any-id", pycache=pycache, DAG_API_URL=guarded_server.url)
     assert result.returncode == EXIT_INVALID, result.describe()
     assert "requires a bearer token" in result.stderr_text and "401" in result.stderr_text
+    assert "set DAG_API_TOKEN to one of its API_TOKENS" in result.stderr_text, result.describe()
 
     wrong = client("status", "any-id", pycache=pycache, DAG_API_URL=guarded_server.url, DAG_API_TOKEN="nope")
     assert wrong.returncode == EXIT_INVALID, wrong.describe()
     assert "the bearer token is not valid" in wrong.stderr_text
+    assert "the token in DAG_API_TOKEN is not one the server accepts" in wrong.stderr_text, wrong.describe()
 
 
 def test_with_the_token_from_the_environment_the_commands_work(
