@@ -9,7 +9,8 @@ The benchmark starts everything it measures and stops it at the end (also on Ctr
 2. one ``dag-service orchestrator`` and two ``dag-service worker`` processes (the console script
    next to ``sys.executable``) with ``REDIS_URL``, a unique ``REDIS_KEY_PREFIX``,
    ``WORKER_HANDLER_MODULES=bench.bench_handlers`` (an async ``noop`` handler returning ``{}``),
-   ``LOG_LEVEL=INFO`` (for their start-up line) and a high ``MAX_NODES``; it waits until each has logged its start and the
+   ``LOG_LEVEL=INFO`` (for their start-up line) and a high ``MAX_NODES``; it waits until each has
+   logged its start and the
    workers and the orchestrator have joined their consumer groups, then runs one warm-up diamond;
 3. from this process, through a ``Container`` on the redis backend (same URL and prefix), it
    registers each workload's definition and starts its runs, then polls the runs' meta hashes
