@@ -1,4 +1,17 @@
-"""Fixtures shared by every test folder."""
+"""Fixtures shared by every test folder, and the two tiers of the suite.
+
+**Tiers.** ``uv run pytest`` is the quick tier: everything but the fault suite (``tests/faults``,
+marked ``faults``: real processes killed, paused and restarted, timing-sensitive, about 2.5
+minutes alone), run in parallel by pytest-xdist (``-n auto`` in pyproject). The fault tier runs
+when asked for: ``uv run pytest -m faults -n 0`` (``.ci/run`` does, after the quick tier), when
+only its files are given (``uv run pytest tests/faults -n 0``), or with any ``-m`` expression.
+
+**Parallel runs.** Each xdist worker is its own pytest session: its own session redis-server on a
+free port, its own temporary folders. Tests are handed out by module (every test is put in the
+``xdist_group`` of its file), so module fixtures (a server, a cluster) start once; the end-to-end
+files that share the session's batch of CLI commands (``tests/e2e/conftest.py``) form one group, so
+that batch starts once.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +21,46 @@ from typing import Any
 
 import pytest
 from redis_support import RedisServer
+
+FAULT_TIER = Path(__file__).parent / "faults"
+CLI_BATCH_FILES = frozenset({"test_e2e_errors.py", "test_e2e_retries.py", "test_e2e_scenarios.py"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "faults: the fault tier (tests/faults); not in the quick run")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    faults: list[pytest.Item] = []
+    for item in items:
+        path = Path(item.path)
+        group = "e2e_cli_batch" if path.name in CLI_BATCH_FILES else str(path.relative_to(path.parents[1]))
+        item.add_marker(pytest.mark.xdist_group(group))
+        if FAULT_TIER in path.parents:
+            item.add_marker(pytest.mark.faults)
+            faults.append(item)
+    if faults and len(faults) < len(items) and not config.option.markexpr:
+        config.hook.pytest_deselected(items=faults)
+        left_out = set(map(id, faults))
+        items[:] = [item for item in items if id(item) not in left_out]
+
+
+def _quick_tier(config: pytest.Config) -> bool:
+    """Whether this run leaves the fault tier out (the same rule as above, from the arguments:
+    xdist's controller collects nothing)."""
+    if config.option.markexpr:
+        return False
+    named = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    return not named or not all(path == FAULT_TIER or FAULT_TIER in path.parents for path in named)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if _quick_tier(config) and not hasattr(config, "workerinput"):
+        terminalreporter.write_line(
+            "quick tier: the fault tier (tests/faults) was left out; run it with "
+            "`uv run pytest -m faults -n 0` (bash .ci/run runs both)"
+        )
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
