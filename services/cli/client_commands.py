@@ -90,7 +90,7 @@ def status(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonF
 
 
 def results(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:
-    """Print the outputs of a finished run as JSON (``--json``: the API's whole answer).
+    """Print the outputs of a finished run as JSON (--json: the API's whole answer).
 
     Exit 0 when the run COMPLETED, 1 when it FAILED or was CANCELLED, 2 when it is not finished yet
     or the id is unknown, 3 when the API is unreachable.
@@ -107,7 +107,7 @@ def results(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: Json
 def watch(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:
     """Follow a run live (its event stream) until it ends: one line per event, progress on stderr.
 
-    ``--json``: each event as one JSON line. A run that has ended already is replayed from its
+    --json: each event as one JSON line. A run that has ended already is replayed from its
     history. Exit 0 when the run COMPLETED, 1 when it FAILED or was CANCELLED, 2 for an unknown id,
     3 when the API is unreachable.
     """
