@@ -47,12 +47,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _quick_tier(config: pytest.Config) -> bool:
-    """Whether this run leaves the fault tier out (the same rule as above, from the arguments:
-    xdist's controller collects nothing)."""
+    """Whether this run left the fault tier out: it was asked for a folder holding it, with more
+    than it (the rule above, read from the arguments: xdist's controller collects nothing)."""
     if config.option.markexpr:
         return False
     named = [Path(arg.split("::")[0]).resolve() for arg in config.args]
-    return not named or not all(path == FAULT_TIER or FAULT_TIER in path.parents for path in named)
+    in_faults = [path == FAULT_TIER or FAULT_TIER in path.parents for path in named]
+    covers_faults = [path in FAULT_TIER.parents for path in named]
+    return not named or (any(covers_faults) and not all(in_faults))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
