@@ -7,10 +7,10 @@ when asked for: ``uv run pytest -m faults -n 0`` (``.ci/run`` does, after the qu
 only its files are given (``uv run pytest tests/faults -n 0``), or with any ``-m`` expression.
 
 **Parallel runs.** Each xdist worker is its own pytest session: its own session redis-server on a
-free port, its own temporary folders. Tests are handed out by module (every test is put in the
-``xdist_group`` of its file), so module fixtures (a server, a cluster) start once; the end-to-end
-files that share the session's batch of CLI commands (``tests/e2e/conftest.py``) form one group, so
-that batch starts once.
+free port, its own temporary folders. Tests are handed out one at a time, except that a test using a
+module-scoped fixture (a server, a cluster) goes to the ``xdist_group`` of its file, so that fixture
+starts once, and the tests reading the session's batch of CLI commands (the ``cli`` fixture of
+``tests/e2e/conftest.py``) form one group, so that batch starts once.
 """
 
 from __future__ import annotations
@@ -23,7 +23,21 @@ import pytest
 from redis_support import RedisServer
 
 FAULT_TIER = Path(__file__).parent / "faults"
-CLI_BATCH_FILES = frozenset({"test_e2e_errors.py", "test_e2e_retries.py", "test_e2e_scenarios.py"})
+SHARED_SCOPES = frozenset({"module", "package", "class"})
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    """The group a test must share a worker with (see the module's docstring), or None."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    if "cli" in info.names_closure:
+        return "e2e_cli_batch"
+    scopes = {fixture.scope for fixtures in info.name2fixturedefs.values() for fixture in fixtures}
+    if scopes & SHARED_SCOPES:
+        path = Path(item.path)
+        return str(path.relative_to(path.parents[1]))
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,10 +48,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     faults: list[pytest.Item] = []
     for item in items:
-        path = Path(item.path)
-        group = "e2e_cli_batch" if path.name in CLI_BATCH_FILES else str(path.relative_to(path.parents[1]))
-        item.add_marker(pytest.mark.xdist_group(group))
-        if FAULT_TIER in path.parents:
+        group = _xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+        if FAULT_TIER in Path(item.path).parents:
             item.add_marker(pytest.mark.faults)
             faults.append(item)
     if faults and len(faults) < len(items) and not config.option.markexpr:

@@ -8,6 +8,7 @@ import uuid
 import pytest
 from contract_support import Backend
 
+from adapters.memory import InMemoryAttemptLogStore
 from domain.attempt_logs import MAX_LINES
 
 
@@ -74,3 +75,12 @@ async def test_redis_logs_expire_with_the_run_retention(backend: Backend) -> Non
     assert ttls, "the attempt's log is stored under the run's keys"
     retention = backend.settings.run_retention_seconds
     assert all(retention - 5 <= ttl <= retention for ttl in ttls), ttls
+
+
+async def test_the_memory_store_keeps_the_most_recent_attempts() -> None:
+    """No expiry in memory: the oldest attempts' logs go first once ``max_attempts`` are kept."""
+    store = InMemoryAttemptLogStore(max_attempts=2)
+    for attempt in (1, 2, 3):
+        await store.append("run", "a", attempt, [f"attempt {attempt}"])
+    assert await store.read("run", "a", 1) == []
+    assert [await store.read("run", "a", attempt) for attempt in (2, 3)] == [["attempt 2"], ["attempt 3"]]
