@@ -5,23 +5,23 @@ is ``ApiUnreachable``; an error answer is ``ApiError.from_response`` with the se
 and details; a URL that cannot be used is a ``UsageError``. The token comes from ``DAG_API_TOKEN``
 only, never from a command-line flag, so it stays out of shell history.
 
-httpx and rich are imported when first needed (a client command's start-up is mostly imports).
+HTTP goes through ``http_calls`` (the standard library); rich is imported when first needed (a client
+command's start-up is mostly imports).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from services.application.errors import ApiError, ApiErrorDetail, ApiUnreachable, UsageError
+from services.cli import http_calls
 from services.defaults import DEFAULT_API_STR
 
 if TYPE_CHECKING:
-    import httpx
     from rich.console import Console
 
 API_URL_ENV = "DAG_API_URL"
@@ -52,28 +52,17 @@ def with_api_prefix(url: str) -> str:
     return url if urlsplit(url).path else url + _api_prefix()
 
 
-def _httpx() -> Any:
-    """httpx, without its own command line: ``httpx/__init__`` imports ``httpx._main`` (click, rich,
-    pygments) unless that import fails, which is a third of a client command's start-up. Marking the
-    module absent makes it fail; nothing here uses httpx's command line."""
-    if "httpx" not in sys.modules:
-        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-    import httpx
-
-    return httpx
-
-
 def _unauthorized_hint(token: str | None) -> str:
     if token:
         return f"the token in {API_TOKEN_ENV} is not one the server accepts (its API_TOKENS)"
     return f"the server requires a token: set {API_TOKEN_ENV} to one of its API_TOKENS"
 
 
-def _error_of(response: httpx.Response, token: str | None = None) -> ApiError:
+def _error_of(response: http_calls.Answer, token: str | None = None) -> ApiError:
     """The server's ``{"error": {"code", "message", "details"}}``, or the bare status if it is not that."""
-    status = response.status_code
-    code = response.reason_phrase.lower().replace(" ", "_") or "error"
-    message = f"the API answered HTTP {status} {response.reason_phrase}".rstrip()
+    status = response.status
+    code = response.reason.lower().replace(" ", "_") or "error"
+    message = f"the API answered HTTP {status} {response.reason}".rstrip()
     details: tuple[ApiErrorDetail, ...] = ()
     try:
         body = response.json()
@@ -115,27 +104,16 @@ class ApiClient:
         return headers
 
     def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        url = self.base_url + path
         headers = self._headers("application/json")
-        httpx = _httpx()
         try:
-            response = httpx.request(
-                method,
-                url,
-                json=body,
-                headers=headers,
-                timeout=self._timeout,
-                follow_redirects=False,
-            )
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
-            raise UsageError(
-                f"--api-url {self.base_url!r} is not a usable URL (e.g. http://localhost:8000/api)"
-            ) from None
-        except httpx.TimeoutException:
+            response = http_calls.request(method, self.base_url + path, body, headers, self._timeout)
+        except http_calls.BadUrl:
+            raise self._bad_url() from None
+        except http_calls.TimedOut:
             raise ApiUnreachable(
                 f"the API at {self.base_url} did not answer within {self._timeout:g} s"
             ) from None
-        except httpx.TransportError:
+        except OSError:
             raise ApiUnreachable(f"cannot reach the API at {self.base_url}") from None
         if response.is_error:
             raise _error_of(response, self._token)
@@ -148,6 +126,9 @@ class ApiClient:
                 502, "bad_answer", f"the API at {self.base_url} answered {method} {path} with no JSON object"
             )
         return answer
+
+    def _bad_url(self) -> UsageError:
+        return UsageError(f"--api-url {self.base_url!r} is not a usable URL (e.g. http://localhost:8000/api)")
 
     def submit(self, definition: Any) -> dict[str, Any]:
         return self._request("POST", "/workflow", definition)
@@ -177,7 +158,6 @@ class ApiClient:
     def events(self, run_id: str) -> Iterator[dict[str, Any]]:
         """The run's events (``GET /runs/{id}/events``, Server-Sent Events) until the one that ends
         the run; a dropped connection is resumed after the last event received."""
-        httpx = _httpx()
         last = 0
         reconnects = 0
         while True:
@@ -187,35 +167,30 @@ class ApiClient:
                     reconnects = 0
                     yield event
                 return
-            except httpx.TransportError:
+            except (http_calls.Broken, http_calls.TimedOut):
                 reconnects += 1
                 if reconnects > STREAM_RECONNECTS:
                     raise ApiUnreachable(f"lost the event stream of the API at {self.base_url}") from None
 
     def _event_stream(self, run_id: str, after: int) -> Iterator[dict[str, Any]]:
-        httpx = _httpx()
         url = f"{self.base_url}/runs/{quote(run_id, safe='')}/events"
         headers = self._headers("text/event-stream")
         if after:
             headers["last-event-id"] = str(after)
-        timeout = httpx.Timeout(self._timeout, read=STREAM_READ_TIMEOUT_SECONDS)
         try:
-            with httpx.stream("GET", url, headers=headers, timeout=timeout) as response:
+            with http_calls.stream(url, headers, STREAM_READ_TIMEOUT_SECONDS) as (response, lines):
                 if response.is_error:
-                    response.read()
                     raise _error_of(response, self._token)
                 data: list[str] = []
-                for line in response.iter_lines():
+                for line in lines:
                     if line.startswith("data:"):
                         data.append(line[5:].removeprefix(" "))
                     elif not line and data:
                         yield json.loads("\n".join(data))
                         data = []
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
-            raise UsageError(
-                f"--api-url {self.base_url!r} is not a usable URL (e.g. http://localhost:8000/api)"
-            ) from None
-        except httpx.ConnectError:
+        except http_calls.BadUrl:
+            raise self._bad_url() from None
+        except http_calls.NoConnection:
             raise ApiUnreachable(f"cannot reach the API at {self.base_url}") from None
 
 

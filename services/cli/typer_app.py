@@ -3,7 +3,7 @@ so that every expected error prints in plain words and leaves with its exit code
 
 Start-up time matters here (a client command should answer in well under half a second): this
 module and the command modules import only typer and the error table; each command imports what
-it needs (rich, httpx, the engine) when it runs.
+it needs (rich, the engine) when it runs.
 """
 
 from __future__ import annotations
