@@ -93,3 +93,16 @@ def handler_traceback(error: BaseException) -> str:
 def failure_message(error: BaseException) -> str:
     """The attempt's error message: the exception's text, then its traceback."""
     return f"{error}\n{handler_traceback(error)}" if str(error) else handler_traceback(error)
+
+
+def record_failure(message: str) -> None:
+    """End the current attempt's lines with its failure (message and traceback), as an ERROR line."""
+    lines = _current.get()
+    if lines is None:
+        return
+    stamp = _UtcFormatter().formatTime(logging.makeLogRecord({}))
+    text = f"{stamp} ERROR attempt failed: {message}".splitlines()
+    room = MAX_LINES - len(lines)
+    if len(text) > room:  # the traceback's end is what matters: keep it, over the first lines if need be
+        del lines[max(0, len(lines) - (len(text) - room)) :]
+    lines.extend(bounded_line(line) for line in text[-MAX_LINES:])

@@ -33,7 +33,7 @@ from domain.reasons import TIMEOUT_ERROR, timeout_message
 from services.runtime.faults import crash_point
 from services.runtime.logs import bind_attempt, bind_worker
 from services.runtime.resilience import repeat_until, retrying
-from services.worker.attempt_log import failure_message, install_capture, start_attempt_log
+from services.worker.attempt_log import failure_message, install_capture, record_failure, start_attempt_log
 from services.worker.registry import (
     Handler,
     HandlerContext,
@@ -58,6 +58,14 @@ class _Refused(Exception):
 
 class _TimedOut(Exception):
     """The attempt ran past the node's ``timeout_seconds``."""
+
+
+class _HandlerRaised(Exception):
+    """The handler raised ``error`` (whose traceback the attempt's error keeps)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _NotToStart(Exception):
@@ -240,11 +248,15 @@ class Worker:
             return self._failed(task, started_at, TIMEOUT_ERROR, str(timed_out))
         except _NotToStart:
             raise
-        except Exception as error:  # a handler's failure is the node's failure, whatever its type
+        except _HandlerRaised as raised:  # a handler's failure is the node's failure, whatever its type
+            error = raised.error
             message = failure_message(error)
-            log.info("attempt %s failed: %s", task.idempotency_key, message)  # into the attempt's log
+            record_failure(message)
+            log.debug("attempt %s failed: %s", task.idempotency_key, message)
             retryable = not isinstance(error, NonRetryableError)
             return self._failed(task, started_at, type(error).__name__, message, retryable=retryable)
+        except Exception as error:  # the attempt could not be made (its definition is gone ...)
+            return self._failed(task, started_at, type(error).__name__, str(error))
         return NodeSucceeded(
             task.run_id, task.node_id, task.attempt, output, self._clock.now(), self.worker_id, started_at
         )
@@ -311,12 +323,16 @@ class Worker:
         return output
 
     async def _call(self, handler: Handler, context: HandlerContext) -> Any:
-        if handler.is_async:
-            return await handler.function(context)
-        # The thread runs in a copy of this attempt's context: the handler's log lines name it too.
-        attempt_context = contextvars.copy_context()
-        call: Callable[[], Any] = lambda: attempt_context.run(handler.function, context)  # noqa: E731
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        try:
+            if handler.is_async:
+                return await handler.function(context)
+            # The thread runs in a copy of this attempt's context: its log lines name the attempt
+            # and land in the attempt's log.
+            attempt_context = contextvars.copy_context()
+            call: Callable[[], Any] = lambda: attempt_context.run(handler.function, context)  # noqa: E731
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except Exception as error:  # told apart from the worker's own failures: it has a traceback
+            raise _HandlerRaised(error) from error
 
     def _check_output(self, output: Any) -> None:
         try:
