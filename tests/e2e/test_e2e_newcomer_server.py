@@ -84,7 +84,7 @@ def failed_run(server: Server) -> str:
 
 def test_the_start_up_line_says_what_the_process_is(server: Server) -> None:
     [line] = [line for line in server.process.log().splitlines() if "started api" in line]
-    assert line.startswith("INFO "), line
+    assert " INFO services.cli.serve: started api" in f" {line}", line
     assert "backend memory" in line and f"API at http://{LOOPBACK}:{server.port}/api" in line, line
     assert "explode" in line and "talk" in line, "the handlers served are named"
 
