@@ -16,8 +16,8 @@
 #
 # All settings come from environment variables (REDIS_HOST, REDIS_PORT, REDIS_DB or REDIS_URL,
 # ENGINE_BACKEND, API_*, WORKER_CONCURRENCY, VISIBILITY_TIMEOUT_SECONDS, LOG_LEVEL, ...). There is no
-# wait for Redis here: the engine retries, the restart policy covers the rest, and `dag-service check`
-# serves as the health check.
+# wait for Redis here: the engine retries, the restart policy covers the rest, and the health checks
+# ask Redis (`check`, or the lighter `python -m services.health_probe` that docker-compose.yml uses).
 #
 # `exec` replaces this shell, so SIGTERM from `docker stop` reaches the engine itself, which stops
 # gracefully (a worker finishes the attempts it holds before it exits).

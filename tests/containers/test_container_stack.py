@@ -128,22 +128,21 @@ def one_off(*args: str, detach: bool = False, **settings: str) -> str:
 
 
 def test_the_one_off_roles_start_from_the_image(stack: Stack) -> None:
-    # The compose file's example: one run end to end inside one container, on the embedded backend.
-    user = '{"user_id": "u-9"}'
-    run_a = ("run", "examples/scenario_a_linear.json", "--input", user, "--json")
-    report = json.loads(one_off(*run_a, ENGINE_BACKEND="memory"))
-    assert report["status"] == "COMPLETED", report
-    assert report["nodes"]["get_user"]["output"]["url"].endswith("/u-9")
-    assert "valid: workflow 'scenario_c_full'" in one_off("validate", "examples/scenario_c_full.json")
-    one_off("check")  # exit 0: the stack's Redis answers over the network
-
-    # web (API and orchestrator in one process) and up (everything in one): they serve the API.
-    for role in ("web", "up"):
-        name = one_off(role, detach=True).strip()
-        try:
-            wait_for(f"role {role} to serve /api/health", functools.partial(serves_health, name), within=60)
-        finally:
-            podman("rm", "--force", "--time", "5", name)
+    # web (API and orchestrator in one process) and up (everything in one) boot while the others run.
+    servers = {role: one_off(role, detach=True).strip() for role in ("web", "up")}
+    try:
+        # The compose file's example: one run end to end inside one container, on the embedded backend.
+        user = '{"user_id": "u-9"}'
+        run_a = ("run", "examples/scenario_a_linear.json", "--input", user, "--json")
+        report = json.loads(one_off(*run_a, ENGINE_BACKEND="memory"))
+        assert report["status"] == "COMPLETED", report
+        assert report["nodes"]["get_user"]["output"]["url"].endswith("/u-9")
+        assert "valid: workflow 'scenario_c_full'" in one_off("validate", "examples/scenario_c_full.json")
+        one_off("check")  # exit 0: the stack's Redis answers over the network
+        for role, name in servers.items():
+            wait_for(f"role {role} to serve /api/health", functools.partial(serves_health, name), within=90)
+    finally:
+        podman("rm", "--force", "--time", "5", *servers.values())
 
 
 def serves_health(container: str) -> bool | None:

@@ -7,13 +7,16 @@ ports and paths of the project; a rename on either side must fail here rather th
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import json
 import os
 import re
 import shlex
 import shutil
+import socket
 import stat
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ import pytest
 import typer.core
 import typer.main
 import yaml
+from redis_support import RedisServer
 
 from services.api import create_app
 from services.cli import app as cli_app
@@ -159,20 +163,13 @@ def test_every_role_is_a_dag_service_command(services: dict[str, dict[str, Any]]
     assert default == ["api"]
 
 
-def test_health_checks_that_call_dag_service_use_a_real_command(
+def test_health_checks_of_the_engine_services_run_the_light_probe(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    commands = cli_commands()
-    checked = 0
-    for name in ENGINE_SERVICES:
+    for name in ("orchestrator", "worker"):
         test = as_list(services[name]["healthcheck"]["test"])
-        assert test[0] in {"CMD", "CMD-SHELL"}
-        if "dag-service" in test:
-            assert test[test.index("dag-service") + 1] in commands
-            checked += 1
-    assert checked >= 2, "orchestrator and worker are checked with `dag-service check`"
-    assert as_list(services["orchestrator"]["healthcheck"]["test"])[1:] == ["dag-service", "check"]
-    assert as_list(services["worker"]["healthcheck"]["test"])[1:] == ["dag-service", "check"]
+        assert test == ["CMD", "python", "-m", "services.health_probe"], name
+    assert importlib.util.find_spec("services.health_probe") is not None
 
 
 def test_every_environment_name_is_a_setting(services: dict[str, dict[str, Any]]) -> None:
@@ -401,3 +398,23 @@ def test_entrypoint_execs_dag_service(tmp_path: Path, arguments: list[str], expe
     # exec: dag-service replaced the entrypoint's shell, so it has the very pid Docker signals.
     assert lines[0] == f"pid={process.pid}"
     assert lines[1:] == [f"arg={argument}" for argument in expected]
+
+
+def test_the_health_probe_exits_0_when_redis_answers_and_3_when_it_does_not(
+    redis_server: RedisServer,
+) -> None:
+    def probe(port: int) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": os.environ["PATH"], "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port)}
+        command = [sys.executable, "-m", "services.health_probe"]
+        return subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=60, check=False, start_new_session=True
+        )
+
+    answering = probe(redis_server.port)
+    assert (answering.returncode, answering.stdout) == (0, "ok: redis backend answers\n"), answering
+    with socket.socket() as unused:  # a port nothing listens on: bound, never listening
+        unused.bind(("127.0.0.1", 0))
+        silent = probe(unused.getsockname()[1])
+    assert silent.returncode == 3, silent
+    assert silent.stderr.startswith("error: Redis does not answer:"), silent.stderr
+    assert "Traceback" not in silent.stderr
