@@ -104,10 +104,6 @@ def _passed_since(container: Container, since: float) -> str:
     return str(health.get("Status"))
 
 
-def health_of(container: Container) -> str:
-    return podman("inspect", "--format", "{{.State.Health.Status}}", container.id, timeout=60).strip()
-
-
 DOCKER_DEFAULT_INTERVAL_NS = 30_000_000_000  # Docker's interval where a check names none
 
 
