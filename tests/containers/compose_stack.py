@@ -151,17 +151,20 @@ class HealthDriver(threading.Thread):
     def _check(self, container: Container) -> None:
         """The check's verdict is recorded by podman in the container's state; the log says when."""
         started = time.monotonic()
-        result = subprocess.run(
-            ["podman", "healthcheck", "run", container.id],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            start_new_session=True,
-            check=False,
-        )
+        try:
+            result = subprocess.run(
+                ["podman", "healthcheck", "run", container.id],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                start_new_session=True,
+                check=False,
+            )
+            verdict = result.stdout.strip() or result.stderr.strip() or "healthy"
+        except subprocess.TimeoutExpired:
+            verdict = "podman healthcheck run timed out"  # counts as no check; the next one comes
+        took = time.monotonic() - started
         with self._log.open("a", encoding="utf-8") as log:
-            verdict = result.stdout.strip() or "healthy"
-            took = time.monotonic() - started
             log.write(f"{time.strftime('%H:%M:%S')} {container.name}: {verdict} in {took:.1f} s\n")
 
 
