@@ -160,7 +160,7 @@ class HealthDriver(threading.Thread):
                 start_new_session=True,
                 check=False,
             )
-            verdict = result.stdout.strip() or result.stderr.strip() or "healthy"
+            verdict = result.stdout.strip() or "healthy"
         except subprocess.TimeoutExpired:
             verdict = "podman healthcheck run timed out"  # counts as no check; the next one comes
         took = time.monotonic() - started
