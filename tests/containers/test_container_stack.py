@@ -1,6 +1,6 @@
 """deploy/Dockerfile and docker-compose.yml, built and run for real on podman (marker ``containers``).
 
-Run alone with ``uv run pytest -m containers`` (the default ``uv run pytest`` leaves it out). The
+Run alone with ``uv run pytest -m containers -n 0`` (other runs leave it out). The
 first run on a machine installs podman and builds the stand-in base images (a few minutes); later
 runs reuse them. Every HTTP request goes to the port the compose file publishes on 127.0.0.1.
 """
