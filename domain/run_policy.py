@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from domain.definition import FailurePolicy, WorkflowDefinition
 from domain.errors import Problem
 from domain.rendering import CompiledConfig, compile_config
-from domain.templates import WORKFLOW_NAMESPACE
+from domain.templates import ONLY_INPUT, WORKFLOW_NAMESPACE
 
 if TYPE_CHECKING:
     from domain.plan import WorkflowPlan
@@ -27,12 +27,9 @@ def compile_output(
         return None, []
     compiled, problems = compile_config(output, OUTPUT_PATH, label="output")
     for ref in compiled.references:
-        if ref.root == WORKFLOW_NAMESPACE:
-            if not ref.path or ref.path[0] != "input":
-                problems.append(
-                    Problem(OUTPUT_PATH, f"'{ref.text}': only '{WORKFLOW_NAMESPACE}.input' can be read")
-                )
-        elif ref.root not in node_index:
+        if ref.reads_run_data_outside_input:
+            problems.append(Problem(OUTPUT_PATH, f"'{ref.text}': {ONLY_INPUT}"))
+        elif ref.root != WORKFLOW_NAMESPACE and ref.root not in node_index:
             problems.append(Problem(OUTPUT_PATH, f"'{ref.text}' reads unknown node '{ref.root}'"))
     return compiled, problems
 

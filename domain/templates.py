@@ -21,6 +21,7 @@ from typing import Any
 from domain.errors import TemplateError
 
 WORKFLOW_NAMESPACE = "workflow"
+ONLY_INPUT = f"only '{WORKFLOW_NAMESPACE}.input' can be read"
 _OPEN, _CLOSE = "{{", "}}"
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _INDEX = re.compile(r"\[(\d+)\]")
@@ -34,6 +35,12 @@ class Reference:
     root: str
     path: tuple[PathSegment, ...]
     text: str
+
+    @property
+    def reads_run_data_outside_input(self) -> bool:
+        """A reference to the workflow namespace other than ``workflow.input...``: only the run's input
+        can be read there (ONLY_INPUT says so)."""
+        return self.root == WORKFLOW_NAMESPACE and (not self.path or self.path[0] != "input")
 
     def resolve_in(self, data: Mapping[str, Any]) -> Any:
         """Walk ``path`` from ``data[root]``; a clear TemplateError names the first missing step."""

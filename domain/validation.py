@@ -21,7 +21,7 @@ from domain.plan import NodeSpec, WorkflowPlan
 from domain.rendering import CompiledConfig, compile_config
 from domain.retry import NO_RETRY
 from domain.run_policy import compile_output, with_run_policy
-from domain.templates import WORKFLOW_NAMESPACE
+from domain.templates import ONLY_INPUT, WORKFLOW_NAMESPACE, Reference
 from domain.unknown_keys import unknown_key_message
 
 RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE})
@@ -296,7 +296,7 @@ class _GraphChecker:
             for ref, where in located:
                 if ref.root in self.known_elsewhere:
                     continue  # a malformed node, reported on its own
-                problem = self._reference_problem(node.id, ref.root, ref.path, direct)
+                problem = self._reference_problem(node.id, ref)
                 if problem is None and ref.root not in direct and ref.root != WORKFLOW_NAMESPACE:
                     if ancestors is None:
                         ancestors = self._ancestors(position)
@@ -308,12 +308,11 @@ class _GraphChecker:
                 if problem is not None:
                     self._add(f"{self._path(position)}{where}", problem)
 
-    def _reference_problem(
-        self, node_id: str, root: str, path: tuple[str | int, ...], direct: set[str]
-    ) -> str | None:
+    def _reference_problem(self, node_id: str, ref: Reference) -> str | None:
+        root = ref.root
+        if ref.reads_run_data_outside_input:
+            return f"node '{node_id}': {ONLY_INPUT}"
         if root == WORKFLOW_NAMESPACE:
-            if not path or path[0] != "input":
-                return f"node '{node_id}': only '{WORKFLOW_NAMESPACE}.input' can be read"
             return None
         if root == node_id:
             return f"node '{node_id}' cannot read its own output in a template"
