@@ -173,4 +173,16 @@ class FinishRun:
     identity)."""
 
 
-type Command = DispatchNode | ScheduleRetry | ScheduleDeadline | ScheduleRunDeadline | FinishRun
+@dataclass(frozen=True, slots=True)
+class CancelAttempts:
+    """Tell the workers holding these attempts (``(node_id, attempt)``) that their run ended
+    without them (cancelled, failed fast, timed out): their handlers should stop. Delivered after
+    the commit, best effort; the attempts' late results are stale and ignored either way."""
+
+    run_id: str
+    attempts: tuple[tuple[str, int], ...]
+
+
+type Command = (
+    DispatchNode | ScheduleRetry | ScheduleDeadline | ScheduleRunDeadline | FinishRun | CancelAttempts
+)

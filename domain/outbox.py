@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from domain.events import (
     AttemptTimedOut,
+    CancelAttempts,
     Command,
     DispatchNode,
     FinishRun,
@@ -53,5 +54,5 @@ def outbox(run: Run, commands: Iterable[Command], tasks: list[Task], timers: lis
     for command in commands:
         if isinstance(command, DispatchNode):
             tasks.append(task_of(run, command))
-        elif not isinstance(command, FinishRun):
+        elif not isinstance(command, FinishRun | CancelAttempts):
             timers.append(timer_of(command))

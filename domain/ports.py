@@ -195,6 +195,24 @@ class AttemptLogStore(Protocol):
         ...
 
 
+type AttemptRef = tuple[str, str, int]
+"""(run id, node id, attempt): one attempt of one node."""
+
+
+class AttemptSignals(Protocol):
+    """Word from the orchestrator to the workers holding attempts: which ones to stop. Which
+    attempts a cancel affects is the domain's decision (``CancelAttempts``); this only delivers
+    it. A signal is kept at least as long as an attempt can run (the run's retention)."""
+
+    async def cancel(self, run_id: str, attempts: Sequence[tuple[str, int]]) -> None:
+        """Mark these attempts (``(node_id, attempt)`` of ``run_id``) to be stopped (idempotent)."""
+        ...
+
+    async def cancelled(self, attempts: Collection[AttemptRef]) -> set[AttemptRef]:
+        """Those of ``attempts`` marked to be stopped."""
+        ...
+
+
 class TimerStore(Protocol):
     """Timers waiting for their time (retries, attempt deadlines); the run repository sets them as
     part of a transition (``domain.outbox.Timer``)."""

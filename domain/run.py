@@ -22,6 +22,7 @@ from domain.errors import RunNotActive, TemplateError
 from domain.events import (
     OUTPUT_LOST,
     AttemptTimedOut,
+    CancelAttempts,
     CancelRequested,
     DispatchNode,
     Event,
@@ -279,6 +280,7 @@ class Run:
     def _end(self, status: RunStatus, unfinished_as: NodeStatus, error: ErrorInfo | None, step: Step) -> None:
         """End the run at once: every node not finished yet ends ``unfinished_as`` (with ``error``
         when given); touches every node once (bounded by MAX_NODES)."""
+        self._cancel_in_flight(step)
         for index, node in enumerate(self.nodes):
             if not node.status.is_final:
                 node.status = unfinished_as
@@ -290,6 +292,17 @@ class Run:
         self.unfinished = 0
         self.in_flight = 0
         self._finish(status, step)
+
+    def _cancel_in_flight(self, step: Step) -> None:
+        """The attempts in flight are about to end with the run: their workers are told to stop
+        them (``CancelAttempts``), when there are any."""
+        if not self.in_flight:
+            return
+        attempts = tuple(
+            (spec.id, node.attempt) for spec, node in self.node_states() if node.status in _IN_FLIGHT
+        )
+        if attempts:
+            step.commands.append(CancelAttempts(self.run_id, attempts))
 
     def _finish(self, status: RunStatus, step: Step) -> None:
         self.status = status
@@ -388,6 +401,7 @@ class Run:
         """Every node not finished ends CANCELLED, except ``always`` nodes not started yet (clean-up
         steps, which still run when their parents have ended). Returns the nodes cancelled."""
         error = fail_fast_error(failed.id)
+        self._cancel_in_flight(step)
         cancelled = []
         for index, node in enumerate(self.nodes):
             if node.status.is_final:

@@ -13,6 +13,7 @@ from dependency_injector import containers, providers
 
 from adapters.memory import (
     InMemoryAttemptLogStore,
+    InMemoryAttemptSignals,
     InMemoryDefinitionRepository,
     InMemoryQueue,
     InMemoryRunRepository,
@@ -24,6 +25,7 @@ from adapters.redis.connection import check_reachable, create_client
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
 from adapters.redis.runs import RedisRunRepository
+from adapters.redis.signals import RedisAttemptSignals
 from adapters.system import SystemClock, UuidIds
 from services.application.completions import RunCompletions
 from services.application.workflows import WorkflowService
@@ -105,6 +107,13 @@ class Container(containers.DeclarativeContainer):
             RedisAttemptLogStore, redis_client, key_space, redis_url, settings.provided.run_retention_seconds
         ),
     )
+    signals = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryAttemptSignals),
+        redis=providers.Singleton(
+            RedisAttemptSignals, redis_client, key_space, redis_url, settings.provided.run_retention_seconds
+        ),
+    )
 
     # Stateless: one per container, not one per HTTP request.
     workflows = providers.Singleton(
@@ -123,6 +132,7 @@ class Container(containers.DeclarativeContainer):
         runs=runs,
         events=events,
         timers=timers,
+        signals=signals,
         clock=clock,
         batch_size=settings.provided.orchestrator_batch_size,
         on_run_finished=completions.provided.finished,
@@ -139,6 +149,9 @@ class Container(containers.DeclarativeContainer):
         max_output_bytes=settings.provided.max_output_bytes,
         visibility_timeout_seconds=_visibility,
         attempt_logs=attempt_logs,
+        signals=signals,
+        cancel_poll_seconds=settings.provided.cancel_poll_seconds,
+        cancel_grace_seconds=settings.provided.cancel_grace_seconds,
     )
 
 

@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     )
     max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     worker_concurrency: int = Field(default=64, ge=1, le=10_000)
+    cancel_poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        le=60,
+        description="How often a worker asks whether attempts it holds were cancelled.",
+    )
+    cancel_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a cancelled handler may take to stop before its worker abandons it.",
+    )
     worker_handler_modules: str = Field(
         default="", description="Comma-separated modules imported at start to register handlers."
     )

@@ -3,10 +3,12 @@
 from adapters.memory.attempt_logs import InMemoryAttemptLogStore
 from adapters.memory.queue import InMemoryQueue
 from adapters.memory.repositories import InMemoryDefinitionRepository, InMemoryRunRepository
+from adapters.memory.signals import InMemoryAttemptSignals
 from adapters.memory.timers import InMemoryTimerStore
 
 __all__ = [
     "InMemoryAttemptLogStore",
+    "InMemoryAttemptSignals",
     "InMemoryDefinitionRepository",
     "InMemoryQueue",
     "InMemoryRunRepository",

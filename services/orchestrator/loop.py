@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 
-from domain.events import Event, FinishRun
-from domain.ports import Clock, Delivery, EventBus, RunRepository, TimerStore
+from domain.events import CancelAttempts, Event, FinishRun
+from domain.ports import AttemptSignals, Clock, Delivery, EventBus, RunRepository, TimerStore
 from domain.statuses import RunStatus
 from services.runtime.faults import crash_point
 from services.runtime.logs import run_context
@@ -36,6 +37,7 @@ class Orchestrator:
         events: EventBus,
         timers: TimerStore,
         clock: Clock,
+        signals: AttemptSignals | None = None,
         batch_size: int,
         on_run_finished: RunFinishedHook | None = None,
         idle_block_seconds: float = 1.0,
@@ -44,6 +46,7 @@ class Orchestrator:
         self._runs = runs
         self._events = events
         self._timers = timers
+        self._signals = signals
         self._clock = clock
         self._batch_size = batch_size
         self._on_run_finished = on_run_finished
@@ -91,3 +94,7 @@ class Orchestrator:
                     log.info("run %s finished %s", command.run_id, command.status)
                 if self._on_run_finished is not None:
                     self._on_run_finished(command.run_id, command.status)
+            elif type(command) is CancelAttempts and self._signals is not None:
+                # After the commit: the run has ended either way, and the attempts' late results
+                # are stale. Told so the workers stop them now rather than at their deadline.
+                await retrying(partial(self._signals.cancel, command.run_id, command.attempts), "cancelling")

@@ -21,6 +21,7 @@ from domain.messages import Task
 from domain.plan import WorkflowPlan
 from domain.ports import (
     AttemptLogStore,
+    AttemptSignals,
     Clock,
     DefinitionRepository,
     Delivery,
@@ -34,6 +35,7 @@ from services.runtime.faults import crash_point
 from services.runtime.logs import bind_attempt, bind_worker
 from services.runtime.resilience import repeat_until, retrying
 from services.worker.attempt_log import failure_message, install_capture, record_failure, start_attempt_log
+from services.worker.cancels import AttemptCancelled, CancelWatch
 from services.worker.registry import (
     Handler,
     HandlerContext,
@@ -89,7 +91,11 @@ class Worker:
         executor: Executor | None = None,
         idle_block_seconds: float = 1.0,
         attempt_logs: AttemptLogStore | None = None,
+        signals: AttemptSignals | None = None,
+        cancel_poll_seconds: float = 0.25,
+        cancel_grace_seconds: float = 10.0,
     ) -> None:
+        self._cancels = CancelWatch(signals, cancel_poll_seconds, cancel_grace_seconds)
         self._attempt_logs = attempt_logs
         if attempt_logs is not None:
             install_capture()
@@ -118,6 +124,7 @@ class Worker:
         helpers = [
             asyncio.create_task(self._heartbeat(stop)),
             asyncio.create_task(self._maintain(stop)),
+            asyncio.create_task(self._cancels.watch()),
         ]
         try:
             await repeat_until(stop, lambda: self._take_tasks(stop), f"worker {self.worker_id}")
@@ -219,8 +226,8 @@ class Worker:
         lines = start_attempt_log()
         try:
             result = await self._attempt(task, started_at)
-        except _NotToStart as reason:
-            log.info("not starting %s: %s", task.idempotency_key, reason)
+        except (_NotToStart, AttemptCancelled) as reason:
+            log.info("not finishing %s: %s", task.idempotency_key, reason)
             await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task")
             return
         if lines and self._attempt_logs is not None:  # stored before the result: readable once it shows
@@ -246,7 +253,7 @@ class Worker:
             return self._failed(task, started_at, refusal.kind, str(refusal), retryable=False)
         except _TimedOut as timed_out:
             return self._failed(task, started_at, TIMEOUT_ERROR, str(timed_out))
-        except _NotToStart:
+        except (_NotToStart, AttemptCancelled):
             raise
         except _HandlerRaised as raised:  # a handler's failure is the node's failure, whatever its type
             error = raised.error
@@ -323,14 +330,19 @@ class Worker:
         return output
 
     async def _call(self, handler: Handler, context: HandlerContext) -> Any:
+        attempt = (context.run_id, context.node_id, context.attempt)
         try:
             if handler.is_async:
-                return await handler.function(context)
-            # The thread runs in a copy of this attempt's context: its log lines name the attempt
-            # and land in the attempt's log.
-            attempt_context = contextvars.copy_context()
-            call: Callable[[], Any] = lambda: attempt_context.run(handler.function, context)  # noqa: E731
-            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+                call = handler.function(context)
+            else:
+                # The thread runs in a copy of this attempt's context: its log lines name the
+                # attempt and land in the attempt's log.
+                attempt_context = contextvars.copy_context()
+                run: Callable[[], Any] = lambda: attempt_context.run(handler.function, context)  # noqa: E731
+                call = asyncio.get_running_loop().run_in_executor(self._executor, run)
+            return await self._cancels.run(attempt, call, context.cancelled)
+        except AttemptCancelled:
+            raise
         except Exception as error:  # told apart from the worker's own failures: it has a traceback
             raise _HandlerRaised(error) from error
 

@@ -7,8 +7,9 @@ import inspect
 import logging
 import os
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.application.errors import ConfigurationError
@@ -31,6 +32,9 @@ class HandlerContext:
     log: logging.Logger = logging.getLogger("dag.handler")  # noqa: RUF009 - one logger, shared
     """A logger whose lines (INFO and above) go to this attempt's log, as any ``logging`` call made
     while the attempt runs does (``dag-service logs RUN NODE``)."""
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    """Set when the run ended without this attempt (cancelled, failed fast, timed out): a sync
+    handler polls ``ctx.cancelled.is_set()`` and returns; an async handler's task is cancelled."""
 
 
 type HandlerFunction = Callable[[HandlerContext], Any] | Callable[[HandlerContext], Awaitable[Any]]

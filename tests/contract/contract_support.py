@@ -29,6 +29,7 @@ from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
 from adapters.redis.runs import RedisRunRepository
+from adapters.redis.signals import RedisAttemptSignals
 from adapters.system import SystemClock
 from domain.events import Command, Event, FinishRun, RunStarted
 from domain.history import HistoryEntry
@@ -36,6 +37,7 @@ from domain.messages import Task
 from domain.plan import WorkflowPlan
 from domain.ports import (
     AttemptLogStore,
+    AttemptSignals,
     DefinitionRepository,
     Delivery,
     EventBus,
@@ -88,6 +90,7 @@ class Backend:
     events: EventBus
     timers: TimerStore
     attempt_logs: AttemptLogStore
+    signals: AttemptSignals
     keys: KeySpace | None
     client: Any
     """The raw Redis client (None for memory): for looking at streams and keys behind the adapters."""
@@ -159,6 +162,7 @@ class BackendFactory:
             events=container.events(),
             timers=container.timers(),
             attempt_logs=container.attempt_logs(),
+            signals=container.signals(),
             keys=container.key_space() if is_redis else None,
             client=container.redis_client() if is_redis else None,
             _factory=self,
@@ -186,6 +190,7 @@ class BackendFactory:
             events=events,
             timers=timers,
             attempt_logs=RedisAttemptLogStore(client, keys, url, settings.run_retention_seconds),
+            signals=RedisAttemptSignals(client, keys, url, settings.run_retention_seconds),
             keys=keys,
             client=client,
             _factory=self,

@@ -10,6 +10,7 @@ from domain_builders import RUN_ID, handle, new_run, node, plan_of, snapshot
 
 from domain.events import (
     AttemptTimedOut,
+    CancelAttempts,
     CancelRequested,
     DispatchNode,
     Event,
@@ -532,7 +533,11 @@ def test_cancel_requested_cancels_every_unfinished_node_and_ignores_later_result
     fail(run, "r", 1, at=2.6)  # r waits for a retry
     assert run.node("r").retry_at is not None
 
-    assert handle(run, CancelRequested(RUN_ID, 3.0)) == [FinishRun(RUN_ID, RunStatus.CANCELLED)]
+    # The workers holding b and d (in flight; r waits for a retry: nobody holds it) are told.
+    assert handle(run, CancelRequested(RUN_ID, 3.0)) == [
+        CancelAttempts(RUN_ID, (("b", 1), ("d", 1))),
+        FinishRun(RUN_ID, RunStatus.CANCELLED),
+    ]
     assert run.status is RunStatus.CANCELLED
     assert run.finished_at == 3.0
     assert statuses(run) == {
