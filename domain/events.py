@@ -20,6 +20,8 @@ class RunStarted:
     run_id: str
     at: float
     definition_id: str | None = None
+    started_by: str | None = None
+    """Who started the run (the API token's name); None when no token was needed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,8 @@ class RunTimedOut:
 class CancelRequested:
     run_id: str
     at: float
+    cancelled_by: str | None = None
+    """Who asked for the cancel (the API token's name); None when no token was needed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,8 @@ class HistoryEntry:
     skipped: tuple[str, ...] = ()
     run_status: RunStatus | None = None
     """Set on the entry that ended the run."""
+    by: str | None = None
+    """Who asked for it (the API token's name), on the entries of a start and of a cancel."""
 
     def to_json(self) -> dict[str, Any]:
         """The entry as JSON, leaving out what is empty."""
@@ -89,6 +91,8 @@ class HistoryEntry:
             document["skipped"] = list(self.skipped)
         if self.run_status is not None:
             document["run_status"] = self.run_status.value
+        if self.by is not None:
+            document["by"] = self.by
         return document
 
     @classmethod
@@ -107,4 +111,5 @@ class HistoryEntry:
             dispatched=tuple(document.get("dispatched", ())),
             skipped=tuple(document.get("skipped", ())),
             run_status=None if status is None else RunStatus(status),
+            by=document.get("by"),
         )

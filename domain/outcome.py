@@ -42,6 +42,7 @@ class Step:
     retry_at: float | None = None
     run_status: RunStatus | None = None
     recorded_output: str | None = None
+    by: str | None = None
 
     def outcome(self, event: Event) -> Outcome:
         node_id: str | None = getattr(event, "node_id", None)
@@ -56,5 +57,6 @@ class Step:
             () if self.dispatched is None else tuple(self.dispatched),
             () if self.skipped is None else tuple(self.skipped),
             self.run_status,
+            self.by,
         )
         return Outcome(self.commands, entry, self.changed, self.recorded_output)

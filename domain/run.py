@@ -104,6 +104,10 @@ class Run:
     """The run's output (the definition's ``output`` rendered when the run completed)."""
     start_request: IdempotentStart | None = None
     """The idempotency key the run was started with, and its request's fingerprint."""
+    started_by: str | None = None
+    """The name of the API token that started the run (None: no token was needed)."""
+    cancelled_by: str | None = None
+    """The name of the API token that cancelled the run."""
 
     @classmethod
     def create(
@@ -114,6 +118,7 @@ class Run:
         run_input: dict[str, Any],
         at: float,
         start_request: IdempotentStart | None = None,
+        started_by: str | None = None,
     ) -> Run:
         nodes = [NodeRun.initial(spec) for spec in plan.nodes]
         return cls(
@@ -125,7 +130,12 @@ class Run:
             nodes,
             unfinished=len(nodes),
             start_request=start_request,
+            started_by=started_by,
         )
+
+    def start_event(self) -> RunStarted:
+        """The event that announces a run just created (queued by the store that adds it)."""
+        return RunStarted(self.run_id, self.created_at, self.definition_id, self.started_by)
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -153,6 +163,7 @@ class Run:
             return False
         self.status = RunStatus.RUNNING
         self.started_at = event.at
+        step.by = event.started_by
         if self.plan.timeout_seconds is not None:
             step.commands.append(ScheduleRunDeadline(self.run_id, event.at + self.plan.timeout_seconds))
         ended: deque[int] = deque()
@@ -242,6 +253,7 @@ class Run:
     def _on_cancel_requested(self, event: CancelRequested, step: Step) -> bool:
         if self.status.is_final:
             return False
+        self.cancelled_by = step.by = event.cancelled_by
         self._end(RunStatus.CANCELLED, NodeStatus.CANCELLED, None, step)
         return True
 

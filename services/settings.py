@@ -6,10 +6,11 @@ import json
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.limits import Limits
+from services.access import ApiToken, api_token_of
 from services.application.errors import ConfigurationError
 from services.defaults import DEFAULT_API_STR
 
@@ -40,9 +41,10 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_enable_docs: bool = True
     backend_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+    api_tokens: Annotated[list[ApiToken], NoDecode] = Field(
         default_factory=list,
-        description="Bearer tokens the API accepts (JSON list or comma-separated); empty: no authentication.",
+        description="Bearer tokens the API accepts: comma-separated or a JSON list of strings (every "
+        'scope), or a JSON list of objects {"name", "token", "scopes"}; empty: no authentication.',
     )
     max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     worker_concurrency: int = Field(default=64, ge=1, le=10_000)
@@ -69,15 +71,22 @@ class Settings(BaseSettings):
     )
     metrics_host: str = "0.0.0.0"
 
-    @field_validator("backend_cors_origins", "api_tokens", mode="before")
+    @field_validator("backend_cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
-        """A JSON list or a comma-separated string (as the seed accepts for BACKEND_CORS_ORIGINS)."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [item.strip() for item in text.split(",") if item.strip()]
+        return comma_separated(value)
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _plain_tokens(cls, value: object) -> object:
+        """Plain strings (the earlier form) become tokens of every scope; empty ones are dropped."""
+        value = comma_separated(value)
+        if isinstance(value, list):
+            kept = [item for item in value if not (isinstance(item, str) and not item.strip())]
+            return [
+                api_token_of(item.strip() if isinstance(item, str) else item, n)
+                for n, item in enumerate(kept)
+            ]
         return value
 
     @field_validator("log_level")
@@ -122,6 +131,16 @@ class Settings(BaseSettings):
 
     def handler_modules(self) -> list[str]:
         return [name.strip() for name in self.worker_handler_modules.split(",") if name.strip()]
+
+
+def comma_separated(value: object) -> object:
+    """A JSON list or a comma-separated string (as the seed accepts for BACKEND_CORS_ORIGINS)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
 
 
 def without_password(url: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from adapters.memory.queue import InMemoryQueue
 from adapters.memory.timers import InMemoryTimerStore
 from domain.errors import NotFound, RunAlreadyExists
-from domain.events import Command, Event, RunStarted
+from domain.events import Command, Event
 from domain.history import HistoryEntry
 from domain.messages import Task
 from domain.outbox import Timer, outbox
@@ -94,7 +94,7 @@ class InMemoryRunRepository:
             raise RunAlreadyExists(run.run_id)
         self._runs[run.run_id] = run
         self._history[run.run_id] = []
-        await self._events.send([RunStarted(run.run_id, run.created_at, run.definition_id)])
+        await self._events.send([run.start_event()])
 
     async def get(self, run_id: str, *, outputs: bool = True) -> Run:
         try:

@@ -65,16 +65,16 @@ def create_app(
         app.include_router(routes.router, prefix=prefix)
     install_ui(app, prefix)
     install_error_handlers(app)
-    tokens = [
-        token for token in (secret.get_secret_value().strip() for secret in settings.api_tokens) if token
-    ]
+    tokens = [token for token in settings.api_tokens if token.token.get_secret_value().strip()]
     open_paths = {f"{prefix}/health", f"{prefix}/ready", "/"}
     open_paths.update(url for url in (app.openapi_url, *doc_pages) if url)
     complete_openapi(app, open_paths if tokens else None)
     app.add_middleware(ClientDisconnects)  # innermost: sees the route's errors before the others
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
     if tokens:
-        app.add_middleware(BearerAuth, tokens=tokens, open_paths=open_paths, open_prefixes=[f"{UI_PATH}/"])
+        app.add_middleware(
+            BearerAuth, tokens=tokens, open_paths=open_paths, open_prefixes=[f"{UI_PATH}/"], prefix=prefix
+        )
     origins = [str(origin).rstrip("/") for origin in settings.backend_cors_origins]
     if origins:
         app.add_middleware(

@@ -107,6 +107,7 @@ def install_error_handlers(app: FastAPI) -> None:
 _DESCRIPTIONS = {
     400: "Invalid request: every problem is listed in details",
     401: "Missing or invalid bearer token (when API_TOKENS is set); see WWW-Authenticate",
+    403: "The bearer token lacks the scope the route needs (read, run or admin); the message names it",
     404: "Not found",
     409: (
         "Conflicts with the run's state (results of a run still going, cancel of an ended run), or "

@@ -13,8 +13,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.access import ApiToken, scope_for
 from services.api.errors import response_for
-from services.application.errors import PayloadTooLarge, Unauthorized, UsageError
+from services.application.errors import Forbidden, PayloadTooLarge, Unauthorized, UsageError
+
+TOKEN_NAME = "token_name"
+"""Key of the request's state under which ``BearerAuth`` leaves the name of the token presented."""
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -75,7 +79,9 @@ class BodySizeLimit:
 class BearerAuth:
     """Require ``Authorization: Bearer <token>`` with one of ``tokens``, except on ``open_paths``,
     paths under ``open_prefixes`` (the web UI's static files) and CORS preflight requests. A refusal
-    is a 401 (``unauthorized``) with ``WWW-Authenticate: Bearer``.
+    is a 401 (``unauthorized``) with ``WWW-Authenticate: Bearer``; a valid token without the scope
+    the request needs (``access.scope_for``) is a 403 (``forbidden``) naming the scope. The token's
+    name is left in ``scope["state"]["token_name"]`` for the routes (who started, who cancelled).
 
     Tokens are compared in constant time (``secrets.compare_digest``), against every configured token.
     """
@@ -83,19 +89,21 @@ class BearerAuth:
     def __init__(
         self,
         app: ASGIApp,
-        tokens: Sequence[str],
+        tokens: Sequence[ApiToken],
         open_paths: Collection[str],
         open_prefixes: Sequence[str] = (),
+        prefix: str = "",
     ) -> None:
         self.app = app
-        self.tokens = [token.encode() for token in tokens if token]
-        if not self.tokens:
-            raise ValueError("BearerAuth needs at least one non-empty token")
+        self.tokens = [(token.token.get_secret_value().encode(), token) for token in tokens]
+        if not self.tokens or not all(secret for secret, _ in self.tokens):
+            raise ValueError("BearerAuth needs non-empty tokens")
         self.open_paths = frozenset(open_paths)
         self.open_prefixes = tuple(open_prefixes)
+        self.prefix = prefix
 
-    def _accepts(self, scope: Scope) -> bool | None:
-        """True: a valid token; False: a wrong one; None: none at all."""
+    def _accepts(self, scope: Scope) -> ApiToken | bool | None:
+        """The token presented when valid; False: a wrong one; None: none at all."""
         header = _header(scope, b"authorization")
         if header is None:
             return None
@@ -103,17 +111,23 @@ class BearerAuth:
         if scheme.lower() != b"bearer" or not presented.strip():
             return False
         presented = presented.strip()
-        matched = False
-        for token in self.tokens:  # no early exit: the time does not tell which token matched
-            matched |= secrets.compare_digest(presented, token)
-        return matched
+        matched: ApiToken | None = None
+        for secret, token in self.tokens:  # no early exit: the time does not tell which token matched
+            if secrets.compare_digest(presented, secret):
+                matched = token
+        return matched or False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._exempt(scope):
             await self.app(scope, receive, send)
             return
         accepted = self._accepts(scope)
-        if accepted:
+        if isinstance(accepted, ApiToken):
+            needed = scope_for(scope["method"], scope["path"], self.prefix)
+            if needed not in accepted.scopes:
+                await response_for(Forbidden(accepted.name, needed.value))(scope, receive, send)
+                return
+            scope.setdefault("state", {})[TOKEN_NAME] = accepted.name
             await self.app(scope, receive, send)
             return
         if accepted is None:

@@ -18,7 +18,7 @@ from domain.ports import RunQuery, RunSummary
 from domain.statuses import RunStatus
 from services.api.bodies import idempotency_of, parse_json, start_request_of, under_input
 from services.api.common_schemas import IfChanged
-from services.api.dependencies import JSON_BODY, Service
+from services.api.dependencies import JSON_BODY, Service, token_name
 from services.api.errors import error_responses
 from services.api.openapi import json_body
 from services.api.resource_schemas import (
@@ -118,7 +118,7 @@ async def start_run(request: Request, response: Response, service: Service) -> R
         assert workflow is not None
         definition_id = await service.latest_definition(workflow)
     try:
-        run, repeated = await service.start_once(definition_id, run_input, once)
+        run, repeated = await service.start_once(definition_id, run_input, once, token_name(request))
     except InvalidInput as error:
         raise under_input(error) from None
     if repeated:
@@ -175,10 +175,10 @@ async def get_results(run_id: str, service: Service) -> RunResultsView:
     summary="Cancel a run",
     responses=error_responses(404, 409, 503),
 )
-async def cancel_run(run_id: str, service: Service) -> CancelAccepted:
+async def cancel_run(run_id: str, request: Request, service: Service) -> CancelAccepted:
     """Nodes not yet started never start and the run ends CANCELLED (attempts already running
     finish, their results ignored). 409 when the run has already ended."""
-    return CancelAccepted(run_id=run_id, status=await service.cancel(run_id))
+    return CancelAccepted(run_id=run_id, status=await service.cancel(run_id, token_name(request)))
 
 
 async def first_event_after(

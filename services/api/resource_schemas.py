@@ -108,6 +108,8 @@ class RunDetail(BaseModel):
         description="Why the run failed when no node's error says it (RunTimedOut, OutputError)."
     )
     output: Any = Field(description="The run's output (the definition's `output` mapping) once it completed.")
+    started_by: str | None = Field(None, description="Name of the API token that started the run.")
+    cancelled_by: str | None = Field(None, description="Name of the API token that cancelled the run.")
 
 
 class RunResultsView(BaseModel):
@@ -137,6 +139,7 @@ class RunEventView(BaseModel):
     dispatched: list[str] = Field(default_factory=list, description="Nodes this event queued.")
     skipped: list[str] = Field(default_factory=list, description="Nodes skipped after a failure.")
     run_status: RunStatus | None = Field(None, description="Set on the event that ended the run.")
+    by: str | None = Field(None, description="Who started or cancelled the run (the API token's name).")
 
 
 def definition_view(summary: DefinitionSummary) -> DefinitionView:
@@ -209,6 +212,8 @@ def run_detail(view: RunView) -> RunDetail:
         nodes={node_id: node_detail(node) for node_id, node in view.nodes.items()},
         error=node_error_or_none(view.error),
         output=view.output,
+        started_by=view.started_by,
+        cancelled_by=view.cancelled_by,
     )
 
 
@@ -232,4 +237,5 @@ def run_event(seq: int, entry: HistoryEntry) -> RunEventView:
         dispatched=list(entry.dispatched),
         skipped=list(entry.skipped),
         run_status=entry.run_status,
+        by=entry.by,
     )

@@ -12,7 +12,7 @@ from services.api.bodies import (
     under_input,
 )
 from services.api.common_schemas import IfChanged
-from services.api.dependencies import JSON_BODY, Service, json_response, workflow_service
+from services.api.dependencies import JSON_BODY, Service, json_response, token_name, workflow_service
 from services.api.errors import error_responses
 from services.api.openapi import json_body
 from services.api.seed_schemas import (
@@ -62,7 +62,7 @@ async def trigger_workflow(execution_id: str, request: Request) -> Response:
     run_input, request_id = trigger_body_of(await request.body())
     once = idempotency_of(request.headers, request_id, "trigger", execution_id, run_input)
     try:
-        run, _ = await service.start_once(execution_id, run_input, once)
+        run, _ = await service.start_once(execution_id, run_input, once, token_name(request))
     except InvalidInput as error:
         raise under_input(error) from None
     return json_response(RunTriggered(instance_id=run.run_id))

@@ -68,6 +68,16 @@ class Unauthorized(ServiceError):
     """The request carries no valid bearer token while the API requires one (API_TOKENS)."""
 
 
+class Forbidden(ServiceError):
+    """The bearer token is valid but lacks the scope the request needs (403)."""
+
+    def __init__(self, token_name: str, scope: str) -> None:
+        self.scope = scope
+        super().__init__(
+            f"the token '{token_name}' lacks the scope '{scope}' this request needs (see API_TOKENS)"
+        )
+
+
 class PayloadTooLarge(ServiceError):
     """The request body is over MAX_REQUEST_BYTES; refused before it is buffered."""
 
@@ -158,6 +168,7 @@ ERROR_TABLE: tuple[tuple[type[Exception], ErrorOutcome], ...] = (
     (IdempotencyKeyReused, ErrorOutcome("idempotency_key_reused", 409, EXIT_INVALID)),
     (RunAlreadyExists, ErrorOutcome("run_already_exists", 409, EXIT_INVALID)),
     (Unauthorized, ErrorOutcome("unauthorized", 401, EXIT_INVALID)),
+    (Forbidden, ErrorOutcome("forbidden", 403, EXIT_INVALID)),
     (NotFound, ErrorOutcome("not_found", 404, EXIT_INVALID)),
     (PayloadTooLarge, ErrorOutcome("payload_too_large", 413, EXIT_INVALID)),
     (UnsupportedMediaType, ErrorOutcome("unsupported_media_type", 415, EXIT_INVALID)),

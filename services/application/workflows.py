@@ -94,16 +94,21 @@ class WorkflowService:
         return run
 
     async def start_once(
-        self, definition_id: str, run_input: Any, request: IdempotentStart | None
+        self,
+        definition_id: str,
+        run_input: Any,
+        request: IdempotentStart | None,
+        started_by: str | None = None,
     ) -> tuple[Run, bool]:
         """``start``, at most once per idempotency key: (the run, whether it was started before by
-        the same request). The same key with another request raises ``IdempotencyKeyReused``."""
+        the same request). The same key with another request raises ``IdempotencyKeyReused``.
+        ``started_by``: the name of the token that asked (recorded on the run and its history)."""
         checked_input = validate_input(run_input, self._limits)
         definition = await self._definitions.get(definition_id)
         checked_input = typed_input(definition.plan, checked_input)
         now = self._clock.now()
         run_id = self._ids.new_id() if request is None else request.run_id
-        run = Run.create(run_id, definition_id, definition.plan, checked_input, now, request)
+        run = Run.create(run_id, definition_id, definition.plan, checked_input, now, request, started_by)
         try:
             await self._runs.add(run)
         except RunAlreadyExists:
@@ -122,14 +127,14 @@ class WorkflowService:
         check_limit(query.limit)
         return await self._runs.page(query)
 
-    async def cancel(self, run_id: str) -> RunStatus:
+    async def cancel(self, run_id: str, cancelled_by: str | None = None) -> RunStatus:
         """Ask for the run to end CANCELLED; returns its status before. Nodes not yet started never
         start; attempts already running finish but their results are ignored. Raises
         ``RunAlreadyFinished`` when it has ended."""
         run = await self._runs.get(run_id, outputs=False)
         if run.status.is_final:
             raise RunAlreadyFinished(run_id, run.status)
-        await self._events.send([CancelRequested(run_id, self._clock.now())])
+        await self._events.send([CancelRequested(run_id, self._clock.now(), cancelled_by)])
         return run.status
 
     async def history(self, run_id: str, after: int, limit: int) -> list[tuple[int, HistoryEntry]]:

@@ -56,6 +56,7 @@ def new_run_meta(run: Run) -> dict[str, str]:
         "input": encode_compact(run.input),
         **progress_fields(run, 0),
         **start_request_fields(run.start_request),
+        **({} if run.started_by is None else {"started_by": run.started_by}),
     }
 
 
@@ -78,6 +79,7 @@ def progress_fields(run: Run, version: int) -> dict[str, str]:
         "in_flight": str(run.in_flight),
         "failed": str(run.failed_nodes),
         "error": "" if run.error is None else encode_compact([run.error.type, run.error.message]),
+        "cancelled_by": run.cancelled_by or "",
         VERSION: str(version),
     }
 
@@ -126,6 +128,8 @@ def decode_run(
         error=_error(meta.get("error")),
         output=json.loads(raw_output) if (raw_output := meta.get("output")) else None,
         start_request=_start_request(meta),
+        started_by=meta.get("started_by"),
+        cancelled_by=meta.get("cancelled_by") or None,
     )
     return StoredRun(run, int(meta.get(VERSION) or 0))
 
@@ -234,6 +238,8 @@ def encode_entry(entry: HistoryEntry) -> str:
         parts += (',"skipped":["', '","'.join(entry.skipped), '"]')
     if entry.run_status is not None:
         parts += (',"run_status":"', entry.run_status.value, '"')
+    if entry.by is not None:
+        parts += (',"by":', encode_compact(entry.by))
     parts.append("}")
     return "".join(parts)
 
