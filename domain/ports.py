@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from domain.events import Command, Event
 from domain.history import HistoryEntry
+from domain.idempotency import IdempotentStart
 from domain.messages import Task
 from domain.paging import Page
 from domain.plan import WorkflowPlan
@@ -37,6 +38,8 @@ class StoredDefinition:
     created_at: float
     version: int = 0
     """1 for the first definition registered under its name, then 2, 3 ...; 0 until stored."""
+    request: IdempotentStart | None = None
+    """The idempotency key it was registered with, and its request's fingerprint."""
 
     @property
     def name(self) -> str:
@@ -59,7 +62,9 @@ class DefinitionSummary:
 
 class DefinitionRepository(Protocol):
     async def add(self, definition: StoredDefinition) -> StoredDefinition:
-        """Store a definition as the next version of its name; returns it with that version."""
+        """Store a definition as the next version of its name; returns it with that version. Raises
+        ``DefinitionAlreadyExists`` (storing nothing, taking no version) when its id is taken,
+        atomically: what makes an idempotent registration happen once across API replicas."""
         ...
 
     async def get(self, definition_id: str) -> StoredDefinition: ...

@@ -9,7 +9,7 @@ from typing import Any
 
 from adapters.memory.queue import InMemoryQueue
 from adapters.memory.timers import InMemoryTimerStore
-from domain.errors import NotFound, RunAlreadyExists
+from domain.errors import DefinitionAlreadyExists, NotFound, RunAlreadyExists
 from domain.events import Command, Event
 from domain.history import HistoryEntry
 from domain.messages import Task
@@ -40,6 +40,8 @@ class InMemoryDefinitionRepository:
         self._versions: dict[str, int] = {}
 
     async def add(self, definition: StoredDefinition) -> StoredDefinition:
+        if definition.definition_id in self._definitions:
+            raise DefinitionAlreadyExists(definition.definition_id)
         version = self._versions[definition.name] = self._versions.get(definition.name, 0) + 1
         stored = dataclasses.replace(definition, version=version)
         self._definitions[definition.definition_id] = stored

@@ -59,16 +59,21 @@ router = APIRouter()
     tags=["definitions"],
     status_code=201,
     summary="Register a definition (a new version of its name)",
-    responses=error_responses(400, 413, 415, 503),
+    responses=error_responses(400, 409, 413, 415, 503),
     openapi_extra=json_body("WorkflowDefinition", required=True),
     dependencies=JSON_BODY,
 )
 async def create_definition(
-    request: Request, service: Service, if_changed: IfChanged = False
+    request: Request, response: Response, service: Service, if_changed: IfChanged = False
 ) -> DefinitionView:
-    """Registering a name again makes its next version; runs pin the version they start with."""
+    """Registering a name again makes its next version; runs pin the version they start with.
+    With an `Idempotency-Key` header, a registration repeated with the same key and body answers
+    200 with the version the first one registered; the same key with another body is a 409."""
     definition = parse_json(await request.body(), "a workflow definition")
-    stored = await service.register(definition, if_changed=if_changed)
+    once = idempotency_of(request.headers, None, "definitions", definition, if_changed)
+    stored, repeated = await service.register_once(definition, once, if_changed=if_changed)
+    if repeated:
+        response.status_code = 200  # the answer the first request got, with its version
     return definition_view(stored.summary())
 
 

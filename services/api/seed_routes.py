@@ -33,7 +33,7 @@ router = APIRouter()
     "/workflow",
     tags=["workflows"],
     summary="Register a workflow definition",
-    responses=error_responses(400, 413, 415, 503),
+    responses=error_responses(400, 409, 413, 415, 503),
     openapi_extra=json_body("WorkflowDefinition", required=True),
     dependencies=JSON_BODY,
 )
@@ -42,7 +42,8 @@ async def submit_workflow(
 ) -> WorkflowCreated:
     """Validate and store a definition; a 400 lists every problem with its JSON path."""
     definition = parse_json(await request.body(), "a workflow definition")
-    stored = await service.register(definition, if_changed=if_changed)
+    once = idempotency_of(request.headers, None, "definitions", definition, if_changed)
+    stored, _ = await service.register_once(definition, once, if_changed=if_changed)
     return WorkflowCreated(execution_id=stored.definition_id)
 
 

@@ -53,14 +53,15 @@ class RunAlreadyFinished(ServiceError):
 
 
 class IdempotencyKeyReused(ServiceError):
-    """A start repeated an idempotency key with a different request (409)."""
+    """A start or registration repeated an idempotency key with a different request (409);
+    ``what``: what the key's first request made ("run", "definition"), ``made_id`` its id."""
 
-    def __init__(self, key: str, run_id: str) -> None:
+    def __init__(self, key: str, made_id: str, what: str = "run") -> None:
         self.key = key
-        self.run_id = run_id
+        self.made_id = made_id
         super().__init__(
-            f"idempotency key '{key}' was used for another request (run '{run_id}'); use a new key "
-            "for a new run"
+            f"idempotency key '{key}' was used for another request ({what} '{made_id}'); use a new "
+            f"key for a new {what}"
         )
 
 

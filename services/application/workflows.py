@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from domain.errors import InvalidInput, NotFound, Problem, RunAlreadyExists
+from domain.errors import DefinitionAlreadyExists, InvalidInput, NotFound, Problem, RunAlreadyExists
 from domain.events import CancelRequested
 from domain.history import HistoryEntry
 from domain.idempotency import IdempotentStart
@@ -59,18 +59,36 @@ class WorkflowService:
     # -- definitions -----------------------------------------------------------------------------
 
     async def register(self, raw: Any, *, if_changed: bool = False) -> StoredDefinition:
+        stored, _ = await self.register_once(raw, None, if_changed=if_changed)
+        return stored
+
+    async def register_once(
+        self, raw: Any, request: IdempotentStart | None, *, if_changed: bool = False
+    ) -> tuple[StoredDefinition, bool]:
         """Validate and store a definition as the next version of its name; raises
         ``InvalidDefinition`` with every problem. ``if_changed``: when the newest version of the name
         has the same content, that version is answered and nothing is stored (a registration that is
-        retried, or a deploy that registers on every start, makes no new version)."""
+        retried, or a deploy that registers on every start, makes no new version). With ``request``
+        at most once per idempotency key: (the definition, whether the same request registered it
+        before); the same key with another request raises ``IdempotencyKeyReused``."""
         plan = build_plan(raw, self._limits, self._known_handlers)
         if if_changed:
             newest = await self._definitions.page(plan.name, None, 1)
             if newest.items:
                 latest = await self._definitions.get(newest.items[0].definition_id)
                 if latest.plan.source == plan.source:
-                    return latest
-        return await self._definitions.add(StoredDefinition(self._ids.new_id(), plan, self._clock.now()))
+                    return latest, False
+        definition_id = self._ids.new_id() if request is None else request.definition_id
+        try:
+            stored = StoredDefinition(definition_id, plan, self._clock.now(), request=request)
+            return await self._definitions.add(stored), False
+        except DefinitionAlreadyExists:
+            if request is None:
+                raise
+            earlier = await self._definitions.get(definition_id)
+            if earlier.request != request:
+                raise IdempotencyKeyReused(request.key, definition_id, "definition") from None
+            return earlier, True
 
     async def get_definition(self, definition_id: str) -> StoredDefinition:
         return await self._definitions.get(definition_id)
