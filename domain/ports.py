@@ -214,3 +214,13 @@ class TimerStore(Protocol):
         ...
 
     async def next_due_at(self) -> float | None: ...
+
+
+class RateLimiter(Protocol):
+    """Token buckets by key (an API token's name, or a client's address), shared by every process
+    on the same store: each holds up to ``burst`` requests and refills at ``rate`` per second."""
+
+    async def take(self, key: str, now: float) -> float:
+        """Take one request from ``key``'s bucket: 0.0 when it had one, else the seconds until it
+        will have one (nothing taken)."""
+        ...

@@ -15,6 +15,7 @@ from adapters.memory import (
     InMemoryAttemptLogStore,
     InMemoryDefinitionRepository,
     InMemoryQueue,
+    InMemoryRateLimiter,
     InMemoryRunRepository,
     InMemoryTimerStore,
 )
@@ -23,6 +24,7 @@ from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
 from adapters.redis.connection import check_reachable, create_client
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
+from adapters.redis.rate_limits import RedisRateLimiter
 from adapters.redis.runs import RedisRunRepository
 from adapters.system import SystemClock, UuidIds
 from services.application.completions import RunCompletions
@@ -103,6 +105,15 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(InMemoryAttemptLogStore),
         redis=providers.Singleton(
             RedisAttemptLogStore, redis_client, key_space, redis_url, settings.provided.run_retention_seconds
+        ),
+    )
+
+    _rate = settings.provided.api_rate_limit_per_second
+    rate_limiter = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryRateLimiter, _rate, settings.provided.rate_burst.call()),
+        redis=providers.Singleton(
+            RedisRateLimiter, redis_client, key_space, redis_url, _rate, settings.provided.rate_burst.call()
         ),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,6 +46,15 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Bearer tokens the API accepts: comma-separated or a JSON list of strings (every "
         'scope), or a JSON list of objects {"name", "token", "scopes"}; empty: no authentication.',
+    )
+    api_rate_limit_per_second: float = Field(
+        default=0.0,
+        ge=0,
+        description="Requests per second each client (API token, or address without one) may make; "
+        "0: no limit.",
+    )
+    api_rate_limit_burst: int = Field(
+        default=0, ge=0, description="Requests a client may make at once; 0: twice the rate (at least 1)."
     )
     max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     worker_concurrency: int = Field(default=64, ge=1, le=10_000)
@@ -128,6 +138,11 @@ class Settings(BaseSettings):
             max_nesting_depth=self.max_nesting_depth,
             max_input_bytes=self.max_input_bytes,
         )
+
+    def rate_burst(self) -> int:
+        if self.api_rate_limit_burst:
+            return self.api_rate_limit_burst
+        return max(1, math.ceil(2 * self.api_rate_limit_per_second))
 
     def handler_modules(self) -> list[str]:
         return [name.strip() for name in self.worker_handler_modules.split(",") if name.strip()]

@@ -2,6 +2,7 @@
 
 from adapters.memory.attempt_logs import InMemoryAttemptLogStore
 from adapters.memory.queue import InMemoryQueue
+from adapters.memory.rate_limits import InMemoryRateLimiter
 from adapters.memory.repositories import InMemoryDefinitionRepository, InMemoryRunRepository
 from adapters.memory.timers import InMemoryTimerStore
 
@@ -9,6 +10,7 @@ __all__ = [
     "InMemoryAttemptLogStore",
     "InMemoryDefinitionRepository",
     "InMemoryQueue",
+    "InMemoryRateLimiter",
     "InMemoryRunRepository",
     "InMemoryTimerStore",
 ]

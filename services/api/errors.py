@@ -116,6 +116,7 @@ _DESCRIPTIONS = {
     413: "Request body over MAX_REQUEST_BYTES",
     415: "Request body declared as something other than JSON",
     422: "Request validation failed (replaces FastAPI's own 422 shape)",
+    429: "Too many requests from this client (API_RATE_LIMIT_PER_SECOND); see Retry-After",
     503: "The backend (Redis) cannot be reached",
 }
 

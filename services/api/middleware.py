@@ -5,17 +5,19 @@ answer before any request body is buffered), and CORS; every refusal in the one 
 
 from __future__ import annotations
 
+import math
 import secrets
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from domain.ports import RateLimiter
 from services.access import ApiToken, scope_for
 from services.api.errors import response_for
-from services.application.errors import Forbidden, PayloadTooLarge, Unauthorized, UsageError
+from services.application.errors import Forbidden, PayloadTooLarge, RateLimited, Unauthorized, UsageError
 
 TOKEN_NAME = "token_name"
 """Key of the request's state under which ``BearerAuth`` leaves the name of the token presented."""
@@ -143,6 +145,46 @@ class BearerAuth:
         if path in self.open_paths or (self.open_prefixes and path.startswith(self.open_prefixes)):
             return True
         return scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method") is not None
+
+
+class RateLimit:
+    """Answer 429 (``rate_limited``, with ``Retry-After`` in whole seconds, rounded up) to a client
+    whose bucket is empty. The client is the token's name ``BearerAuth`` left (so this runs inside
+    it), else the peer's address; ``open_paths`` and paths under ``open_prefixes`` are not limited."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: RateLimiter,
+        now: Callable[[], float],
+        open_paths: Collection[str],
+        open_prefixes: Sequence[str] = (),
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.now = now
+        self.open_paths = frozenset(open_paths)
+        self.open_prefixes = tuple(open_prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or path in self.open_paths
+            or path.startswith(self.open_prefixes or ("\0",))
+        ):
+            await self.app(scope, receive, send)
+            return
+        name = scope.get("state", {}).get(TOKEN_NAME)
+        client = scope.get("client")
+        key = f"token:{name}" if name else f"addr:{client[0] if client else 'unknown'}"
+        wait = await self.limiter.take(key, self.now())
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            response = response_for(RateLimited(seconds), headers={"Retry-After": str(seconds)})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class JsonCORSMiddleware(CORSMiddleware):

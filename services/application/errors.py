@@ -79,6 +79,16 @@ class Forbidden(ServiceError):
         )
 
 
+class RateLimited(ServiceError):
+    """The client made more requests than API_RATE_LIMIT_PER_SECOND allows (429)."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            f"too many requests (API_RATE_LIMIT_PER_SECOND); retry after {retry_after} second(s)"
+        )
+
+
 class PayloadTooLarge(ServiceError):
     """The request body is over MAX_REQUEST_BYTES; refused before it is buffered."""
 
@@ -170,6 +180,7 @@ ERROR_TABLE: tuple[tuple[type[Exception], ErrorOutcome], ...] = (
     (RunAlreadyExists, ErrorOutcome("run_already_exists", 409, EXIT_INVALID)),
     (Unauthorized, ErrorOutcome("unauthorized", 401, EXIT_INVALID)),
     (Forbidden, ErrorOutcome("forbidden", 403, EXIT_INVALID)),
+    (RateLimited, ErrorOutcome("rate_limited", 429, EXIT_UNAVAILABLE)),
     (NotFound, ErrorOutcome("not_found", 404, EXIT_INVALID)),
     (PayloadTooLarge, ErrorOutcome("payload_too_large", 413, EXIT_INVALID)),
     (UnsupportedMediaType, ErrorOutcome("unsupported_media_type", 415, EXIT_INVALID)),

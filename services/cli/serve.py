@@ -80,7 +80,8 @@ async def _serve_api(container: Container, stop: asyncio.Event, metrics: Metrics
     async def backend_answers() -> None:
         await open_backend(container)  # raises BackendUnavailable when Redis does not answer
 
-    app = create_app(container.workflows, settings, ready=backend_answers, metrics=metrics)
+    limiter = container.rate_limiter() if settings.api_rate_limit_per_second > 0 else None
+    app = create_app(container.workflows, settings, ready=backend_answers, metrics=metrics, limiter=limiter)
     await serve_http(app, settings.api_host, settings.api_port, stop)
 
 

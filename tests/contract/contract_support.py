@@ -28,6 +28,7 @@ from adapters.redis.attempt_logs import RedisAttemptLogStore
 from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
+from adapters.redis.rate_limits import RedisRateLimiter
 from adapters.redis.runs import RedisRunRepository
 from adapters.system import SystemClock
 from domain.events import Command, Event, FinishRun, RunStarted
@@ -40,6 +41,7 @@ from domain.ports import (
     Delivery,
     EventBus,
     MessageQueue,
+    RateLimiter,
     RunRepository,
     StoredDefinition,
     TaskQueue,
@@ -88,6 +90,7 @@ class Backend:
     events: EventBus
     timers: TimerStore
     attempt_logs: AttemptLogStore
+    rate_limiter: RateLimiter
     keys: KeySpace | None
     client: Any
     """The raw Redis client (None for memory): for looking at streams and keys behind the adapters."""
@@ -159,6 +162,7 @@ class BackendFactory:
             events=container.events(),
             timers=container.timers(),
             attempt_logs=container.attempt_logs(),
+            rate_limiter=container.rate_limiter(),
             keys=container.key_space() if is_redis else None,
             client=container.redis_client() if is_redis else None,
             _factory=self,
@@ -186,6 +190,9 @@ class BackendFactory:
             events=events,
             timers=timers,
             attempt_logs=RedisAttemptLogStore(client, keys, url, settings.run_retention_seconds),
+            rate_limiter=RedisRateLimiter(
+                client, keys, url, settings.api_rate_limit_per_second, settings.rate_burst()
+            ),
             keys=keys,
             client=client,
             _factory=self,
