@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -58,7 +59,7 @@ async def serve_http(
         lifespan="off",
         access_log=False,  # uvicorn formats every access line even when it is not shown
         proxy_headers=False,  # nothing here reads the client's address
-        timeout_graceful_shutdown=grace_seconds,
+        timeout_graceful_shutdown=None if grace_seconds is None else math.ceil(grace_seconds),
     )
     server = _Server(config)
     serving = asyncio.create_task(server.serve())
