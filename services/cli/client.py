@@ -149,6 +149,10 @@ class ApiClient:
     def cancel(self, run_id: str) -> dict[str, Any]:
         return self._request("POST", f"/runs/{quote(run_id, safe='')}/cancel")
 
+    def redrive(self, run_id: str, from_nodes: list[str]) -> dict[str, Any]:
+        body = {"from": from_nodes} if from_nodes else None
+        return self._request("POST", f"/runs/{quote(run_id, safe='')}/redrive", body)
+
     def attempt_log(self, run_id: str, node_id: str, attempt: int | None) -> dict[str, Any]:
         query = "" if attempt is None else f"?attempt={attempt}"
         return self._request(
