@@ -25,6 +25,7 @@ from contract_support import (
 from adapters.system import UuidIds
 from domain.events import (
     CancelRequested,
+    EventDeadLettered,
     NodeFailed,
     NodeSucceeded,
     RedriveRequested,
@@ -229,3 +230,41 @@ async def test_an_old_run_deadline_does_not_time_a_redriven_run_out(backend: Bac
     await driver.deliver(RunTimedOut(driver.run_id, T0 + 15))  # the redrive's
     run = await driver.get()
     assert run.status is RunStatus.FAILED and run.error.type == "RunTimedOut"
+
+
+async def test_a_staged_output_run_again_by_from_is_replaced(backend: Backend) -> None:
+    big = {"pad": "x" * 5000}
+    driver = Driver(backend, await add_run(backend, workflow(node("a"), node("b", ["a"]))))
+    await driver.begin()
+    await driver.take_tasks(1)
+    await driver.deliver(NodeSucceeded(driver.run_id, "a", 1, big, T0 + 1))
+    await driver.take_tasks(1)
+    await driver.deliver(NodeFailed(driver.run_id, "b", 1, "Boom", "x", T0 + 2, retryable=False))
+
+    await redrive(driver, T0 + 5, "a")
+    await driver.take_tasks(1)
+    bigger = {"pad": "y" * 6000}
+    await driver.deliver(NodeSucceeded(driver.run_id, "a", 2, bigger, T0 + 6))
+
+    assert (await backend.runs.read_data(driver.run_id, {"a"}))["a"] == bigger
+    if backend.is_redis:
+        staged = backend.keys.run(driver.run_id).staged
+        assert await backend.client.hlen(staged) == 0, "no staged output is left behind"
+
+
+async def test_a_dead_lettered_retry_after_a_redrive_fails_the_run_again(backend: Backend) -> None:
+    driver = Driver(backend, await add_run(backend, workflow(node("a", retry_policy=retry(2, 1.0)))))
+    await driver.begin()
+    await driver.take_tasks(1)
+    await driver.deliver(NodeFailed(driver.run_id, "a", 1, "Boom", "x", T0 + 1, retryable=False))
+    await redrive(driver, T0 + 5)
+    await driver.take_tasks(1)
+    await driver.deliver(NodeFailed(driver.run_id, "a", 2, "Boom", "x", T0 + 6))
+    assert (await driver.get()).node("a").retry_at is not None  # the policy counts from the redrive
+
+    await driver.deliver(EventDeadLettered(driver.run_id, "a", 3, "retry dead-lettered", T0 + 7))
+
+    run = await driver.get()
+    assert run.status is RunStatus.FAILED and run.node("a").error.type == "DeadLettered"
+    await redrive(driver, T0 + 10)  # and it can be redriven again
+    assert [(t.node_id, t.attempt) for t in await driver.take_tasks(1, exactly=True)] == [("a", 3)]
