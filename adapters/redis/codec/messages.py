@@ -20,6 +20,7 @@ from domain.events import (
     NodeFailed,
     NodeStarted,
     NodeSucceeded,
+    RedriveRequested,
     RetryDue,
     RunStarted,
     RunTimedOut,
@@ -114,6 +115,13 @@ def encode_event(event: Event) -> Fields:
             return {"k": "run_timeout", "r": event.run_id, "t": repr(event.at)}
         case CancelRequested():
             return {"k": "cancel", "r": event.run_id, "t": repr(event.at)}
+        case RedriveRequested():
+            return {
+                "k": "redrive",
+                "r": event.run_id,
+                "t": repr(event.at),
+                "from": json.dumps(event.from_nodes),
+            }
         case EventDeadLettered():
             about = {} if event.node_id is None else {"n": event.node_id, "a": str(event.attempt)}
             return {"k": "dead", "r": event.run_id, "t": repr(event.at), "em": event.message, **about}
@@ -126,6 +134,8 @@ def decode_event(fields: Mapping[str, str]) -> Event:
             return RunStarted(run_id, at, fields.get("d"))
         if kind == "cancel":
             return CancelRequested(run_id, at)
+        if kind == "redrive":
+            return RedriveRequested(run_id, at, tuple(json.loads(fields.get("from", "[]"))))
         if kind == "run_timeout":
             return RunTimedOut(run_id, at)
         if kind == "dead" and "n" not in fields:
