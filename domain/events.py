@@ -122,6 +122,16 @@ class EventDeadLettered:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class RedriveRequested:
+    """A FAILED or CANCELLED run is to run again (``domain.redrive``): its failed, cancelled and
+    skipped nodes, and ``from_nodes`` with their descendants even when they completed."""
+
+    run_id: str
+    at: float
+    from_nodes: tuple[str, ...] = ()
+
+
 type Event = (
     RunStarted
     | NodeStarted
@@ -132,6 +142,7 @@ type Event = (
     | RunTimedOut
     | CancelRequested
     | EventDeadLettered
+    | RedriveRequested
 )
 
 

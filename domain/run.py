@@ -30,6 +30,7 @@ from domain.events import (
     NodeFailed,
     NodeStarted,
     NodeSucceeded,
+    RedriveRequested,
     RetryDue,
     RunStarted,
     RunTimedOut,
@@ -52,6 +53,7 @@ from domain.reasons import (
     skip_error,
     timeout_message,
 )
+from domain.redrive import apply_redrive
 from domain.run_data import condition_verdict, render_output
 from domain.statuses import NodeStatus, RunStatus
 from domain.trigger_rules import ParentOutcome, Readiness, TriggerRule, readiness
@@ -108,6 +110,8 @@ class Run:
     """The name of the API token that started the run (None: no token was needed)."""
     cancelled_by: str | None = None
     """The name of the API token that cancelled the run."""
+    redriven_at: float | None = None
+    """When the run was last redriven (``domain.redrive``): its timeout counts from then."""
 
     @classmethod
     def create(
@@ -245,6 +249,10 @@ class Run:
     def _on_run_timed_out(self, event: RunTimedOut, step: Step) -> bool:
         if self.status is not RunStatus.RUNNING:
             return False
+        began = self.redriven_at if self.redriven_at is not None else self.started_at
+        timeout = self.plan.timeout_seconds
+        if timeout is not None and began is not None and event.at < began + timeout:
+            return False  # the deadline of the run's life before its redrive
         error = run_timed_out_error(self.plan.timeout_seconds)
         self.error = step.error = error
         self._end(RunStatus.FAILED, NodeStatus.CANCELLED, error, step)
@@ -372,7 +380,7 @@ class Run:
         node.error = error
         step.error = error
         step.changed.append(index)
-        if retryable and node.attempt < spec.retry.max_attempts and spec.retry.retries(error.type):
+        if retryable and node.attempts_this_time < spec.retry.max_attempts and spec.retry.retries(error.type):
             self._schedule_retry(spec, node, error, step)
             return
         self._close(index, NodeStatus.FAILED, step)
@@ -419,7 +427,7 @@ class Run:
             node.failed_attempts = []
         node.failed_attempts.append(FailedAttempt(node.attempt, node.started_at, step.at, error))
         node.status = NodeStatus.PENDING
-        delay = spec.retry.delay_before(node.attempt + 1, f"{self.run_id}/{spec.id}")
+        delay = spec.retry.delay_before(node.attempts_this_time + 1, f"{self.run_id}/{spec.id}")
         node.retry_at = step.at + delay
         self.in_flight -= 1
         step.retry_at = node.retry_at
@@ -441,7 +449,7 @@ class Run:
             outcome = _OUTCOME_OF[parent.status]
             for child_index in specs[parent_index].children:
                 child = nodes[child_index]
-                if child.attempt or child.status is not pending:
+                if child.attempt != child.attempts_before or child.status is not pending:
                     continue  # decided early (one_success, one_failed), or ended with the run
                 child.waiting_on -= 1
                 if outcome is failed:
@@ -538,4 +546,5 @@ _HANDLERS: dict[type, Callable[[Run, Any, Step], bool]] = {
     RunTimedOut: Run._on_run_timed_out,
     CancelRequested: Run._on_cancel_requested,
     EventDeadLettered: Run._on_event_dead_lettered,
+    RedriveRequested: apply_redrive,
 }

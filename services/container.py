@@ -150,6 +150,7 @@ class Container(containers.DeclarativeContainer):
         max_output_bytes=settings.provided.max_output_bytes,
         visibility_timeout_seconds=_visibility,
         attempt_logs=attempt_logs,
+        shutdown_grace_seconds=settings.provided.shutdown_grace_seconds,
     )
 
 

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "dag"
     visibility_timeout_seconds: float = Field(default=30.0, gt=0)
     max_deliveries: int = Field(default=5, ge=1)
+    shutdown_grace_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="On SIGTERM, how long a worker finishes the attempts it holds (and the API its "
+        "open requests) before handing them back and exiting.",
+    )
     run_retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     api_str: str = DEFAULT_API_STR
     api_host: str = "0.0.0.0"

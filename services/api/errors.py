@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import InvalidDefinition, InvalidInput, Problem
 from services.api.common_schemas import ErrorBody, ErrorDetail, ErrorResponse
-from services.application.errors import ERROR_TABLE, outcome_of
+from services.application.errors import ERROR_TABLE, UnknownRedriveNode, outcome_of
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ def _describe(error: Exception) -> tuple[str, list[ErrorDetail]]:
         if isinstance(error, InvalidDefinition):
             return f"invalid workflow definition: {len(details)} problem(s), listed in details", details
         message = "; ".join(f"{detail.path}: {detail.message}" for detail in details)
+        if isinstance(error, UnknownRedriveNode):
+            return f"unknown node to redrive from: {message}", details
         return f"invalid run input: {message}", details
     return str(error), []
 

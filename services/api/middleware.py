@@ -30,6 +30,33 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+DRAIN_MIN_BYTES = 1024 * 1024
+
+
+def drain_bound(limit: int) -> int:
+    """How many bytes past the limit the server reads (and drops) of a refused body before it
+    answers: the limit itself, at least 1 MiB. A client that sends the whole body before reading
+    the answer (urllib, requests) then reads the 413 instead of a reset connection."""
+    return max(limit, DRAIN_MIN_BYTES)
+
+
+async def _discard(receive: Receive, budget: int) -> bool:
+    """Read and drop the rest of a request body, at most ``budget`` bytes; whether it ended."""
+    while budget >= 0:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False  # the client went away
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return True
+    return False
+
+
+# Said when the rest of a refused body was not read: without it uvicorn would go on reading (and
+# dropping) whatever the client sends after the answer, however much that is.
+_CLOSE = {"Connection": "close"}
+
+
 class BodySizeLimit:
     """Refuse a request body over ``limit`` bytes with 413 (``payload_too_large``).
 
@@ -37,35 +64,51 @@ class BodySizeLimit:
     body, or a ``Content-Length`` that lies) the bytes are counted as ``http.request`` messages
     arrive, and the application's read fails with ``PayloadTooLarge`` as soon as the count passes the
     limit: nothing larger than the limit (plus one chunk) is ever held.
+
+    Before the 413 goes out, the rest of the body is read and dropped, up to ``drain_bound(limit)``
+    bytes past the limit, so that clients still sending receive the answer; a body longer than
+    that (or declared so) is answered at once and the connection closed while the client sends.
+    A client that asked ``Expect: 100-continue`` has not sent the body yet: it is answered at once.
     """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
+        self.drain = drain_bound(limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = _header(scope, b"content-length")
+        waiting_to_send = (_header(scope, b"expect") or b"").strip().lower() == b"100-continue"
         if declared is not None and declared.strip().isdigit() and int(declared) > self.limit:
-            await response_for(PayloadTooLarge(self.limit, int(declared)))(scope, receive, send)
+            drained = False
+            if not waiting_to_send and int(declared) <= self.limit + self.drain:
+                drained = await _discard(receive, self.limit + self.drain)
+            refusal = PayloadTooLarge(self.limit, int(declared))
+            await response_for(refusal, headers=None if drained else _CLOSE)(scope, receive, send)
             return
 
         received = 0
         started = False
+        undrained = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, undrained
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    if message.get("more_body", False):
+                        undrained = not await _discard(receive, self.drain)
                     raise PayloadTooLarge(self.limit)
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if message["type"] == "http.response.start" and undrained:
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             started = started or message["type"] == "http.response.start"
             await send(message)
 
@@ -75,7 +118,7 @@ class BodySizeLimit:
             # Normally the API's exception handler has answered already; this covers a read outside it.
             if started:
                 raise
-            await response_for(error)(scope, receive, send)
+            await response_for(error, headers=_CLOSE if undrained else None)(scope, receive, send)
 
 
 class BearerAuth:

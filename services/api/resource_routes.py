@@ -16,7 +16,7 @@ from domain.errors import InvalidInput, NotFound, Problem
 from domain.paging import MAX_PAGE_SIZE
 from domain.ports import RunQuery, RunSummary
 from domain.statuses import RunStatus
-from services.api.bodies import idempotency_of, parse_json, start_request_of, under_input
+from services.api.bodies import idempotency_of, parse_json, redrive_from_of, start_request_of, under_input
 from services.api.common_schemas import IfChanged
 from services.api.dependencies import JSON_BODY, Service, token_name
 from services.api.errors import error_responses
@@ -26,6 +26,7 @@ from services.api.resource_schemas import (
     DefinitionDetail,
     DefinitionPage,
     DefinitionView,
+    RedriveAccepted,
     RunDetail,
     RunEventView,
     RunPage,
@@ -186,6 +187,25 @@ async def cancel_run(run_id: str, request: Request, service: Service) -> CancelA
     return CancelAccepted(run_id=run_id, status=await service.cancel(run_id, token_name(request)))
 
 
+@router.post(
+    "/runs/{run_id}/redrive",
+    tags=["runs"],
+    status_code=202,
+    summary="Run a failed or cancelled run again",
+    responses=error_responses(400, 404, 409, 422, 503),
+    openapi_extra=json_body("RedriveRequest", required=False),
+)
+async def redrive_run(run_id: str, request: Request, service: Service) -> RedriveAccepted:
+    """A FAILED or CANCELLED run (a timed-out run is FAILED) runs again: its failed, cancelled and
+    skipped nodes, and with `{"from": ["node"]}` those nodes and their descendants even when they
+    completed; every other node keeps its output. The run is RUNNING again, its timeout counting
+    from now; attempt numbers go on, and each node gets its whole retry policy again. 409 for a
+    COMPLETED, RUNNING or PENDING run; 422 naming an unknown node of `from`."""
+    redriven = await service.redrive(run_id, redrive_from_of(await request.body()))
+    run = await service.get_run(run_id, outputs=False)
+    return RedriveAccepted(run_id=run_id, status=run.status, redriven=redriven)
+
+
 async def first_event_after(
     run_id: str,
     service: Service,
@@ -222,11 +242,12 @@ async def run_events(
 async def _follow(
     service: WorkflowService, run_id: str, after: int
 ) -> AsyncIterator[tuple[int, RunEventView]]:
+    ended = False
+    """Whether the last entry given ended the run: the stream ends unless a redrive follows it."""
     if after > 0:
         # The last entry the client saw may be the one that ended the run.
         seen = await retrying(lambda: service.history(run_id, after - 1, 1), "reading a run's events")
-        if seen and seen[0][1].run_status is not None:
-            return
+        ended = bool(seen) and seen[0][1].run_status is not None
     position = after
     while True:
         try:
@@ -236,10 +257,14 @@ async def _follow(
             )
         except NotFound:
             return  # expired after its retention
+        if not entries and ended:
+            return
         for number, entry in entries:
             yield number, run_event(number, entry)
             position = number
-            if entry.run_status is not None:
-                return
+        if entries:
+            ended = entries[-1][1].run_status is not None
+        if ended and len(entries) < EVENTS_PAGE:
+            return
         if len(entries) < EVENTS_PAGE:
             await asyncio.sleep(EVENTS_POLL_SECONDS)

@@ -37,6 +37,18 @@ class StartRunRequest(BaseModel):
     input: dict[str, Any] = Field(default_factory=dict, description="The run input, a JSON object.")
 
 
+class RedriveRequest(BaseModel):
+    """Body of ``POST /runs/{id}/redrive`` (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_: list[str] = Field(
+        default_factory=list,
+        alias="from",
+        description="Nodes to run again with all their descendants, even when they completed.",
+    )
+
+
 class DefinitionView(BaseModel):
     definition_id: str
     name: str
@@ -125,6 +137,12 @@ class CancelAccepted(BaseModel):
     cancel_requested: Literal[True] = True
 
 
+class RedriveAccepted(BaseModel):
+    run_id: str
+    status: RunStatus = Field(description="The run's status now: RUNNING (or already ended again).")
+    redriven: list[str] = Field(description="The nodes that run again, in definition order.")
+
+
 class RunEventView(BaseModel):
     """One entry of a run's history: the data of a Server-Sent Event (its `id` is `seq`)."""
 
@@ -140,6 +158,7 @@ class RunEventView(BaseModel):
     skipped: list[str] = Field(default_factory=list, description="Nodes skipped after a failure.")
     run_status: RunStatus | None = Field(None, description="Set on the event that ended the run.")
     by: str | None = Field(None, description="Who started or cancelled the run (the API token's name).")
+    redriven: list[str] = Field(default_factory=list, description="Nodes a redrive runs again.")
 
 
 def definition_view(summary: DefinitionSummary) -> DefinitionView:
@@ -238,4 +257,5 @@ def run_event(seq: int, entry: HistoryEntry) -> RunEventView:
         skipped=list(entry.skipped),
         run_status=entry.run_status,
         by=entry.by,
+        redriven=list(entry.redriven),
     )

@@ -52,6 +52,15 @@ class RunAlreadyFinished(ServiceError):
         super().__init__(f"workflow run '{run_id}' has already finished ({status.value}); nothing to cancel")
 
 
+class RunNotRedrivable(ServiceError):
+    """A redrive was asked for a run that cannot be redriven now (COMPLETED, RUNNING, PENDING, or
+    nothing to run again): 409."""
+
+
+class UnknownRedriveNode(InvalidInput):
+    """``from`` of a redrive names a node the run's workflow does not have (422)."""
+
+
 class IdempotencyKeyReused(ServiceError):
     """A start or registration repeated an idempotency key with a different request (409);
     ``what``: what the key's first request made ("run", "definition"), ``made_id`` its id."""
@@ -171,11 +180,13 @@ EXIT_INTERRUPTED = 130
 # Most specific first: the first class the error is an instance of wins.
 ERROR_TABLE: tuple[tuple[type[Exception], ErrorOutcome], ...] = (
     (InvalidDefinition, ErrorOutcome("invalid_definition", 400, EXIT_INVALID)),
+    (UnknownRedriveNode, ErrorOutcome("unknown_node", 422, EXIT_INVALID)),
     (InvalidInput, ErrorOutcome("invalid_input", 400, EXIT_INVALID)),
     (UsageError, ErrorOutcome("bad_request", 400, EXIT_INVALID)),
     (RunNotFinishedYet, ErrorOutcome("run_not_finished", 409, EXIT_INVALID)),
     (RunNotFinished, ErrorOutcome("run_not_finished", 400, EXIT_INVALID)),
     (RunAlreadyFinished, ErrorOutcome("run_already_finished", 409, EXIT_INVALID)),
+    (RunNotRedrivable, ErrorOutcome("run_not_redrivable", 409, EXIT_INVALID)),
     (IdempotencyKeyReused, ErrorOutcome("idempotency_key_reused", 409, EXIT_INVALID)),
     (RunAlreadyExists, ErrorOutcome("run_already_exists", 409, EXIT_INVALID)),
     (Unauthorized, ErrorOutcome("unauthorized", 401, EXIT_INVALID)),

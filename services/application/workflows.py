@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import DefinitionAlreadyExists, InvalidInput, NotFound, Problem, RunAlreadyExists
-from domain.events import CancelRequested
+from domain.events import CancelRequested, RedriveRequested
 from domain.history import HistoryEntry
 from domain.idempotency import IdempotentStart
 from domain.limits import Limits
@@ -23,6 +24,7 @@ from domain.ports import (
     RunSummary,
     StoredDefinition,
 )
+from domain.redrive import nodes_to_redrive, redrive_refusal, unknown_from_nodes
 from domain.run import Run
 from domain.statuses import RunStatus
 from domain.validation import build_plan, typed_input, validate_input
@@ -30,6 +32,8 @@ from services.application.errors import (
     IdempotencyKeyReused,
     NodeNotFound,
     RunAlreadyFinished,
+    RunNotRedrivable,
+    UnknownRedriveNode,
     UsageError,
 )
 
@@ -154,6 +158,28 @@ class WorkflowService:
             raise RunAlreadyFinished(run_id, run.status)
         await self._events.send([CancelRequested(run_id, self._clock.now(), cancelled_by)])
         return run.status
+
+    async def redrive(self, run_id: str, from_nodes: Sequence[str] = ()) -> list[str]:
+        """Run a FAILED or CANCELLED run again (``domain.redrive``); returns the nodes that run
+        again. The store applies the redrive at once, its commit checking that the run is still the
+        one read: of two redrives at the same moment one starts the run, the other finds it RUNNING
+        (``RunNotRedrivable``, 409). ``UnknownRedriveNode`` (422) names a node of ``from`` the
+        workflow does not have."""
+        run = await self._runs.get(run_id, outputs=False)
+        problems = unknown_from_nodes(run.plan, from_nodes)
+        if problems:
+            raise UnknownRedriveNode(problems)
+        refusal = redrive_refusal(run, from_nodes)
+        if refusal is not None:
+            raise RunNotRedrivable(refusal)
+        redriven = [run.plan.nodes[index].id for index in nodes_to_redrive(run.plan, run.nodes, from_nodes)]
+        # An applied redrive always has commands (it dispatches a node, or ends the run at once).
+        if not await self._runs.apply([RedriveRequested(run_id, self._clock.now(), tuple(from_nodes))]):
+            now = await self._runs.get(run_id, outputs=False)
+            raise RunNotRedrivable(
+                redrive_refusal(now, from_nodes) or f"workflow run '{run_id}' changed meanwhile; try again"
+            )
+        return redriven
 
     async def history(self, run_id: str, after: int, limit: int) -> list[tuple[int, HistoryEntry]]:
         if after < 0:

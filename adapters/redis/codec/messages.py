@@ -20,6 +20,7 @@ from domain.events import (
     NodeFailed,
     NodeStarted,
     NodeSucceeded,
+    RedriveRequested,
     RetryDue,
     RunStarted,
     RunTimedOut,
@@ -119,6 +120,13 @@ def encode_event(event: Event) -> Fields:
             if event.cancelled_by is not None:
                 cancel["by"] = event.cancelled_by
             return cancel
+        case RedriveRequested():
+            return {
+                "k": "redrive",
+                "r": event.run_id,
+                "t": repr(event.at),
+                "from": json.dumps(event.from_nodes),
+            }
         case EventDeadLettered():
             about = {} if event.node_id is None else {"n": event.node_id, "a": str(event.attempt)}
             return {"k": "dead", "r": event.run_id, "t": repr(event.at), "em": event.message, **about}
@@ -131,6 +139,8 @@ def decode_event(fields: Mapping[str, str]) -> Event:
             return RunStarted(run_id, at, fields.get("d"), fields.get("by"))
         if kind == "cancel":
             return CancelRequested(run_id, at, fields.get("by"))
+        if kind == "redrive":
+            return RedriveRequested(run_id, at, tuple(json.loads(fields.get("from", "[]"))))
         if kind == "run_timeout":
             return RunTimedOut(run_id, at)
         if kind == "dead" and "n" not in fields:

@@ -80,6 +80,7 @@ def progress_fields(run: Run, version: int) -> dict[str, str]:
         "failed": str(run.failed_nodes),
         "error": "" if run.error is None else encode_compact([run.error.type, run.error.message]),
         "cancelled_by": run.cancelled_by or "",
+        "redriven_at": _time(run.redriven_at),
         VERSION: str(version),
     }
 
@@ -130,6 +131,7 @@ def decode_run(
         start_request=_start_request(meta),
         started_by=meta.get("started_by"),
         cancelled_by=meta.get("cancelled_by") or None,
+        redriven_at=_optional_float(meta.get("redriven_at")),
     )
     return StoredRun(run, int(meta.get(VERSION) or 0))
 
@@ -174,6 +176,8 @@ def encode_node(node: NodeRun) -> str:
         parts += (',"pf":', str(node.failed_parents))
     if node.skipped_parents:
         parts += (',"ps":', str(node.skipped_parents))
+    if node.attempts_before:
+        parts += (',"ab":', str(node.attempts_before))
     if node.failed_attempts:
         failed = [
             [f.attempt, f.started_at, f.finished_at, f.error.type, f.error.message]
@@ -204,6 +208,7 @@ def decode_node(raw: str) -> NodeRun:
         failed_attempts=failed or None,
         failed_parents=int(state.get("pf", 0)),
         skipped_parents=int(state.get("ps", 0)),
+        attempts_before=int(state.get("ab", 0)),
     )
 
 
@@ -240,6 +245,8 @@ def encode_entry(entry: HistoryEntry) -> str:
         parts += (',"run_status":"', entry.run_status.value, '"')
     if entry.by is not None:
         parts += (',"by":', encode_compact(entry.by))
+    if entry.redriven:
+        parts += (',"redriven":["', '","'.join(entry.redriven), '"]')
     parts.append("}")
     return "".join(parts)
 
