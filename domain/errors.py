@@ -81,6 +81,15 @@ class RunNotActive(DomainError):
         super().__init__(f"workflow run '{run_id}' is {status}")
 
 
+class DefinitionAlreadyExists(DomainError):
+    """A definition was added under an id a stored one already has (an idempotent registration
+    repeated)."""
+
+    def __init__(self, definition_id: str) -> None:
+        self.definition_id = definition_id
+        super().__init__(f"workflow definition '{definition_id}' already exists")
+
+
 class RunAlreadyExists(DomainError):
     """A run was added under an id that a stored run already has (an idempotent start repeated)."""
 

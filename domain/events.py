@@ -20,6 +20,8 @@ class RunStarted:
     run_id: str
     at: float
     definition_id: str | None = None
+    started_by: str | None = None
+    """Who started the run (the API token's name); None when no token was needed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,8 @@ class RunTimedOut:
 class CancelRequested:
     run_id: str
     at: float
+    cancelled_by: str | None = None
+    """Who asked for the cancel (the API token's name); None when no token was needed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +122,16 @@ class EventDeadLettered:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class RedriveRequested:
+    """A FAILED or CANCELLED run is to run again (``domain.redrive``): its failed, cancelled and
+    skipped nodes, and ``from_nodes`` with their descendants even when they completed."""
+
+    run_id: str
+    at: float
+    from_nodes: tuple[str, ...] = ()
+
+
 type Event = (
     RunStarted
     | NodeStarted
@@ -128,6 +142,7 @@ type Event = (
     | RunTimedOut
     | CancelRequested
     | EventDeadLettered
+    | RedriveRequested
 )
 
 

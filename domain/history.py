@@ -19,6 +19,7 @@ from domain.events import (
     NodeFailed,
     NodeStarted,
     NodeSucceeded,
+    RedriveRequested,
     RetryDue,
     RunStarted,
     RunTimedOut,
@@ -37,6 +38,7 @@ class EntryKind(StrEnum):
     RUN_TIMED_OUT = "run_timed_out"
     CANCEL_REQUESTED = "cancel_requested"
     EVENT_DEAD_LETTERED = "event_dead_lettered"
+    REDRIVE_REQUESTED = "redrive_requested"
 
 
 KIND_OF_EVENT: dict[type, EntryKind] = {
@@ -49,6 +51,7 @@ KIND_OF_EVENT: dict[type, EntryKind] = {
     RunTimedOut: EntryKind.RUN_TIMED_OUT,
     CancelRequested: EntryKind.CANCEL_REQUESTED,
     EventDeadLettered: EntryKind.EVENT_DEAD_LETTERED,
+    RedriveRequested: EntryKind.REDRIVE_REQUESTED,
 }
 
 
@@ -70,6 +73,10 @@ class HistoryEntry:
     skipped: tuple[str, ...] = ()
     run_status: RunStatus | None = None
     """Set on the entry that ended the run."""
+    by: str | None = None
+    """Who asked for it (the API token's name), on the entries of a start and of a cancel."""
+    redriven: tuple[str, ...] = ()
+    """Nodes a redrive put back to run again (set on its entry only)."""
 
     def to_json(self) -> dict[str, Any]:
         """The entry as JSON, leaving out what is empty."""
@@ -89,6 +96,10 @@ class HistoryEntry:
             document["skipped"] = list(self.skipped)
         if self.run_status is not None:
             document["run_status"] = self.run_status.value
+        if self.by is not None:
+            document["by"] = self.by
+        if self.redriven:
+            document["redriven"] = list(self.redriven)
         return document
 
     @classmethod
@@ -107,4 +118,6 @@ class HistoryEntry:
             dispatched=tuple(document.get("dispatched", ())),
             skipped=tuple(document.get("skipped", ())),
             run_status=None if status is None else RunStatus(status),
+            by=document.get("by"),
+            redriven=tuple(document.get("redriven", ())),
         )

@@ -1,8 +1,10 @@
-"""Idempotent starts: a client that retries a start with the same idempotency key gets the run it
-started the first time, not a second one.
+"""Idempotent starts and registrations: a client that retries a start (a registration) with the
+same idempotency key gets the run it started (the version it registered) the first time, not a
+second one.
 
 The run's id is derived from the key, so the store's own "this run id is new" check, atomic with
-the run's creation, is what de-duplicates: across API replicas, and with no second record to keep
+the run's creation, is what de-duplicates (likewise a definition's id, and "this definition id is
+new"): across API replicas, and with no second record to keep
 in step with the run (the key lives as long as the run does: the run's retention). The request's
 fingerprint is kept with the run, so that the same key with a different request is told apart.
 """
@@ -27,7 +29,14 @@ class IdempotentStart:
 
     @property
     def run_id(self) -> str:
-        return hashlib.sha256(f"run\n{self.key}".encode()).hexdigest()[:32]
+        return self._derived_id("run")
+
+    @property
+    def definition_id(self) -> str:
+        return self._derived_id("definition")
+
+    def _derived_id(self, kind: str) -> str:
+        return hashlib.sha256(f"{kind}\n{self.key}".encode()).hexdigest()[:32]
 
 
 def idempotent_start(key: str, where: str, *request: Any) -> IdempotentStart:

@@ -38,11 +38,19 @@ class NodeRun:
     failed_parents: int = 0
     """Parents that ended FAILED or CANCELLED (counted until the node's trigger rule decided)."""
     skipped_parents: int = 0
+    attempts_before: int = 0
+    """Attempts made before the run's latest redrive of this node: attempt numbers go on counting,
+    the retry policy counts from here (each redrive gives the node its whole policy again)."""
+
+    @property
+    def attempts_this_time(self) -> int:
+        """Attempts made since the node was last redriven (all of them if it never was)."""
+        return self.attempt - self.attempts_before
 
     @property
     def undecided(self) -> bool:
         """Whether the node's trigger rule and condition have not decided yet."""
-        return self.attempt == 0 and self.status is NodeStatus.PENDING
+        return self.attempt == self.attempts_before and self.status is NodeStatus.PENDING
 
     @classmethod
     def initial(cls, spec: NodeSpec) -> NodeRun:

@@ -21,6 +21,10 @@ class Outcome:
     """Indices (in the plan) of the nodes whose state changed; an index may appear more than once."""
     recorded_output: str | None = None
     """The node whose output the event recorded in ``Run.outputs``."""
+    cleared_outputs: list[str] | None = None
+    """Nodes whose output the event dropped (completed nodes a redrive runs again)."""
+    resumed: bool = False
+    """The event took an ended run back to RUNNING (a redrive): a store lifts its expiry."""
 
     @property
     def run_status(self) -> RunStatus | None:
@@ -42,6 +46,9 @@ class Step:
     retry_at: float | None = None
     run_status: RunStatus | None = None
     recorded_output: str | None = None
+    by: str | None = None
+    redriven: list[str] | None = None
+    cleared_outputs: list[str] | None = None
 
     def outcome(self, event: Event) -> Outcome:
         node_id: str | None = getattr(event, "node_id", None)
@@ -56,5 +63,10 @@ class Step:
             () if self.dispatched is None else tuple(self.dispatched),
             () if self.skipped is None else tuple(self.skipped),
             self.run_status,
+            self.by,
+            () if self.redriven is None else tuple(self.redriven),
         )
-        return Outcome(self.commands, entry, self.changed, self.recorded_output)
+        resumed = self.redriven is not None
+        return Outcome(
+            self.commands, entry, self.changed, self.recorded_output, self.cleared_outputs, resumed
+        )

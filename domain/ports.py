@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from domain.events import Command, Event
 from domain.history import HistoryEntry
+from domain.idempotency import IdempotentStart
 from domain.messages import Task
 from domain.paging import Page
 from domain.plan import WorkflowPlan
@@ -37,6 +38,8 @@ class StoredDefinition:
     created_at: float
     version: int = 0
     """1 for the first definition registered under its name, then 2, 3 ...; 0 until stored."""
+    request: IdempotentStart | None = None
+    """The idempotency key it was registered with, and its request's fingerprint."""
 
     @property
     def name(self) -> str:
@@ -59,7 +62,9 @@ class DefinitionSummary:
 
 class DefinitionRepository(Protocol):
     async def add(self, definition: StoredDefinition) -> StoredDefinition:
-        """Store a definition as the next version of its name; returns it with that version."""
+        """Store a definition as the next version of its name; returns it with that version. Raises
+        ``DefinitionAlreadyExists`` (storing nothing, taking no version) when its id is taken,
+        atomically: what makes an idempotent registration happen once across API replicas."""
         ...
 
     async def get(self, definition_id: str) -> StoredDefinition: ...
@@ -227,3 +232,13 @@ class TimerStore(Protocol):
         ...
 
     async def next_due_at(self) -> float | None: ...
+
+
+class RateLimiter(Protocol):
+    """Token buckets by key (an API token's name, or a client's address), shared by every process
+    on the same store: each holds up to ``burst`` requests and refills at ``rate`` per second."""
+
+    async def take(self, key: str, now: float) -> float:
+        """Take one request from ``key``'s bucket: 0.0 when it had one, else the seconds until it
+        will have one (nothing taken)."""
+        ...

@@ -31,6 +31,7 @@ from domain.events import (
     NodeFailed,
     NodeStarted,
     NodeSucceeded,
+    RedriveRequested,
     RetryDue,
     RunStarted,
     RunTimedOut,
@@ -53,6 +54,7 @@ from domain.reasons import (
     skip_error,
     timeout_message,
 )
+from domain.redrive import apply_redrive
 from domain.run_data import condition_verdict, render_output
 from domain.statuses import NodeStatus, RunStatus
 from domain.trigger_rules import ParentOutcome, Readiness, TriggerRule, readiness
@@ -105,6 +107,12 @@ class Run:
     """The run's output (the definition's ``output`` rendered when the run completed)."""
     start_request: IdempotentStart | None = None
     """The idempotency key the run was started with, and its request's fingerprint."""
+    started_by: str | None = None
+    """The name of the API token that started the run (None: no token was needed)."""
+    cancelled_by: str | None = None
+    """The name of the API token that cancelled the run."""
+    redriven_at: float | None = None
+    """When the run was last redriven (``domain.redrive``): its timeout counts from then."""
 
     @classmethod
     def create(
@@ -115,6 +123,7 @@ class Run:
         run_input: dict[str, Any],
         at: float,
         start_request: IdempotentStart | None = None,
+        started_by: str | None = None,
     ) -> Run:
         nodes = [NodeRun.initial(spec) for spec in plan.nodes]
         return cls(
@@ -126,7 +135,12 @@ class Run:
             nodes,
             unfinished=len(nodes),
             start_request=start_request,
+            started_by=started_by,
         )
+
+    def start_event(self) -> RunStarted:
+        """The event that announces a run just created (queued by the store that adds it)."""
+        return RunStarted(self.run_id, self.created_at, self.definition_id, self.started_by)
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -154,6 +168,7 @@ class Run:
             return False
         self.status = RunStatus.RUNNING
         self.started_at = event.at
+        step.by = event.started_by
         if self.plan.timeout_seconds is not None:
             step.commands.append(ScheduleRunDeadline(self.run_id, event.at + self.plan.timeout_seconds))
         ended: deque[int] = deque()
@@ -235,6 +250,10 @@ class Run:
     def _on_run_timed_out(self, event: RunTimedOut, step: Step) -> bool:
         if self.status is not RunStatus.RUNNING:
             return False
+        began = self.redriven_at if self.redriven_at is not None else self.started_at
+        timeout = self.plan.timeout_seconds
+        if timeout is not None and began is not None and event.at < began + timeout:
+            return False  # the deadline of the run's life before its redrive
         error = run_timed_out_error(self.plan.timeout_seconds)
         self.error = step.error = error
         self._end(RunStatus.FAILED, NodeStatus.CANCELLED, error, step)
@@ -243,6 +262,7 @@ class Run:
     def _on_cancel_requested(self, event: CancelRequested, step: Step) -> bool:
         if self.status.is_final:
             return False
+        self.cancelled_by = step.by = event.cancelled_by
         self._end(RunStatus.CANCELLED, NodeStatus.CANCELLED, None, step)
         return True
 
@@ -373,7 +393,7 @@ class Run:
         node.error = error
         step.error = error
         step.changed.append(index)
-        if retryable and node.attempt < spec.retry.max_attempts and spec.retry.retries(error.type):
+        if retryable and node.attempts_this_time < spec.retry.max_attempts and spec.retry.retries(error.type):
             self._schedule_retry(spec, node, error, step)
             return
         self._close(index, NodeStatus.FAILED, step)
@@ -421,7 +441,7 @@ class Run:
             node.failed_attempts = []
         node.failed_attempts.append(FailedAttempt(node.attempt, node.started_at, step.at, error))
         node.status = NodeStatus.PENDING
-        delay = spec.retry.delay_before(node.attempt + 1, f"{self.run_id}/{spec.id}")
+        delay = spec.retry.delay_before(node.attempts_this_time + 1, f"{self.run_id}/{spec.id}")
         node.retry_at = step.at + delay
         self.in_flight -= 1
         step.retry_at = node.retry_at
@@ -443,7 +463,7 @@ class Run:
             outcome = _OUTCOME_OF[parent.status]
             for child_index in specs[parent_index].children:
                 child = nodes[child_index]
-                if child.attempt or child.status is not pending:
+                if child.attempt != child.attempts_before or child.status is not pending:
                     continue  # decided early (one_success, one_failed), or ended with the run
                 child.waiting_on -= 1
                 if outcome is failed:
@@ -540,4 +560,5 @@ _HANDLERS: dict[type, Callable[[Run, Any, Step], bool]] = {
     RunTimedOut: Run._on_run_timed_out,
     CancelRequested: Run._on_cancel_requested,
     EventDeadLettered: Run._on_event_dead_lettered,
+    RedriveRequested: apply_redrive,
 }

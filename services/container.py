@@ -16,6 +16,7 @@ from adapters.memory import (
     InMemoryAttemptSignals,
     InMemoryDefinitionRepository,
     InMemoryQueue,
+    InMemoryRateLimiter,
     InMemoryRunRepository,
     InMemoryTimerStore,
 )
@@ -24,6 +25,7 @@ from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
 from adapters.redis.connection import check_reachable, create_client
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
+from adapters.redis.rate_limits import RedisRateLimiter
 from adapters.redis.runs import RedisRunRepository
 from adapters.redis.signals import RedisAttemptSignals
 from adapters.system import SystemClock, UuidIds
@@ -115,6 +117,15 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    _rate = settings.provided.api_rate_limit_per_second
+    rate_limiter = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryRateLimiter, _rate, settings.provided.rate_burst.call()),
+        redis=providers.Singleton(
+            RedisRateLimiter, redis_client, key_space, redis_url, _rate, settings.provided.rate_burst.call()
+        ),
+    )
+
     # Stateless: one per container, not one per HTTP request.
     workflows = providers.Singleton(
         WorkflowService,
@@ -152,6 +163,7 @@ class Container(containers.DeclarativeContainer):
         signals=signals,
         cancel_poll_seconds=settings.provided.cancel_poll_seconds,
         cancel_grace_seconds=settings.provided.cancel_grace_seconds,
+        shutdown_grace_seconds=settings.provided.shutdown_grace_seconds,
     )
 
 

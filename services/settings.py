@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.limits import Limits
+from services.access import ApiToken, api_token_of
 from services.application.errors import ConfigurationError
 from services.defaults import DEFAULT_API_STR
 
@@ -34,15 +36,31 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "dag"
     visibility_timeout_seconds: float = Field(default=30.0, gt=0)
     max_deliveries: int = Field(default=5, ge=1)
+    shutdown_grace_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="On SIGTERM, how long a worker finishes the attempts it holds (and the API its "
+        "open requests) before handing them back and exiting.",
+    )
     run_retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     api_str: str = DEFAULT_API_STR
     api_host: str = "0.0.0.0"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_enable_docs: bool = True
     backend_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+    api_tokens: Annotated[list[ApiToken], NoDecode] = Field(
         default_factory=list,
-        description="Bearer tokens the API accepts (JSON list or comma-separated); empty: no authentication.",
+        description="Bearer tokens the API accepts: comma-separated or a JSON list of strings (every "
+        'scope), or a JSON list of objects {"name", "token", "scopes"}; empty: no authentication.',
+    )
+    api_rate_limit_per_second: float = Field(
+        default=0.0,
+        ge=0,
+        description="Requests per second each client (API token, or address without one) may make; "
+        "0: no limit.",
+    )
+    api_rate_limit_burst: int = Field(
+        default=0, ge=0, description="Requests a client may make at once; 0: twice the rate (at least 1)."
     )
     max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     worker_concurrency: int = Field(default=64, ge=1, le=10_000)
@@ -80,15 +98,22 @@ class Settings(BaseSettings):
     )
     metrics_host: str = "0.0.0.0"
 
-    @field_validator("backend_cors_origins", "api_tokens", mode="before")
+    @field_validator("backend_cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
-        """A JSON list or a comma-separated string (as the seed accepts for BACKEND_CORS_ORIGINS)."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [item.strip() for item in text.split(",") if item.strip()]
+        return comma_separated(value)
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _plain_tokens(cls, value: object) -> object:
+        """Plain strings (the earlier form) become tokens of every scope; empty ones are dropped."""
+        value = comma_separated(value)
+        if isinstance(value, list):
+            kept = [item for item in value if not (isinstance(item, str) and not item.strip())]
+            return [
+                api_token_of(item.strip() if isinstance(item, str) else item, n)
+                for n, item in enumerate(kept)
+            ]
         return value
 
     @field_validator("log_level")
@@ -131,8 +156,23 @@ class Settings(BaseSettings):
             max_input_bytes=self.max_input_bytes,
         )
 
+    def rate_burst(self) -> int:
+        if self.api_rate_limit_burst:
+            return self.api_rate_limit_burst
+        return max(1, math.ceil(2 * self.api_rate_limit_per_second))
+
     def handler_modules(self) -> list[str]:
         return [name.strip() for name in self.worker_handler_modules.split(",") if name.strip()]
+
+
+def comma_separated(value: object) -> object:
+    """A JSON list or a comma-separated string (as the seed accepts for BACKEND_CORS_ORIGINS)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
 
 
 def without_password(url: str) -> str:

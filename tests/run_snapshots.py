@@ -24,6 +24,7 @@ def snapshot(run: Run) -> tuple[Any, ...]:
             tuple(state.failed_attempts or ()),
             state.failed_parents,
             state.skipped_parents,
+            state.attempts_before,
         )
         for spec, state in run.node_states()
     )
@@ -42,5 +43,6 @@ def snapshot(run: Run) -> tuple[Any, ...]:
         run.error,
         run.output,
         run.start_request,
+        run.redriven_at,
         nodes,
     )

@@ -2,6 +2,7 @@
 
 from adapters.memory.attempt_logs import InMemoryAttemptLogStore
 from adapters.memory.queue import InMemoryQueue
+from adapters.memory.rate_limits import InMemoryRateLimiter
 from adapters.memory.repositories import InMemoryDefinitionRepository, InMemoryRunRepository
 from adapters.memory.signals import InMemoryAttemptSignals
 from adapters.memory.timers import InMemoryTimerStore
@@ -11,6 +12,7 @@ __all__ = [
     "InMemoryAttemptSignals",
     "InMemoryDefinitionRepository",
     "InMemoryQueue",
+    "InMemoryRateLimiter",
     "InMemoryRunRepository",
     "InMemoryTimerStore",
 ]

@@ -9,8 +9,8 @@ from typing import Any
 
 from adapters.memory.queue import InMemoryQueue
 from adapters.memory.timers import InMemoryTimerStore
-from domain.errors import NotFound, RunAlreadyExists
-from domain.events import Command, Event, RunStarted
+from domain.errors import DefinitionAlreadyExists, NotFound, RunAlreadyExists
+from domain.events import Command, Event
 from domain.history import HistoryEntry
 from domain.messages import Task
 from domain.outbox import Timer, outbox
@@ -40,6 +40,8 @@ class InMemoryDefinitionRepository:
         self._versions: dict[str, int] = {}
 
     async def add(self, definition: StoredDefinition) -> StoredDefinition:
+        if definition.definition_id in self._definitions:
+            raise DefinitionAlreadyExists(definition.definition_id)
         version = self._versions[definition.name] = self._versions.get(definition.name, 0) + 1
         stored = dataclasses.replace(definition, version=version)
         self._definitions[definition.definition_id] = stored
@@ -94,7 +96,7 @@ class InMemoryRunRepository:
             raise RunAlreadyExists(run.run_id)
         self._runs[run.run_id] = run
         self._history[run.run_id] = []
-        await self._events.send([RunStarted(run.run_id, run.created_at, run.definition_id)])
+        await self._events.send([run.start_event()])
 
     async def get(self, run_id: str, *, outputs: bool = True) -> Run:
         try:

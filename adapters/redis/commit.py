@@ -72,6 +72,9 @@ class Group:
     def expire(self, key: str, seconds: int) -> None:
         self._op("EXPIRE", key, [str(seconds)])
 
+    def persist(self, key: str) -> None:
+        self._op("PERSIST", key, [])
+
     def _op(self, name: str, key: str, arguments: Sequence[str]) -> None:
         self._ops += (name, str(self._commit.key(key)), str(len(arguments)), *arguments)
         self._op_count += 1

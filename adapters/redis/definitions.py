@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
+
 from adapters.redis.codec.definitions import decode_document, decode_summary, encode_document, encode_summary
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import KeySpace
 from adapters.redis.pages import members_after
-from domain.errors import NotFound
+from domain.errors import DefinitionAlreadyExists, NotFound
 from domain.paging import Page, Position, decode_cursor, encode_cursor
 from domain.ports import DefinitionSummary, StoredDefinition
 
@@ -28,20 +31,51 @@ class RedisDefinitionRepository:
 
     async def add(self, definition: StoredDefinition) -> StoredDefinition:
         async with translated_errors(self._url):
-            version = int(await self._client.hincrby(self._keys.definition_versions, definition.name, 1))
-            stored = dataclasses.replace(definition, version=version)
-            await self._store(stored)
+            if definition.request is None:
+                version = int(await self._client.hincrby(self._keys.definition_versions, definition.name, 1))
+                stored = dataclasses.replace(definition, version=version)
+                await self._store(stored)
+            else:
+                stored = await self._add_once(definition)
         self._cache[definition.definition_id] = stored
         return stored
 
+    async def _add_once(self, definition: StoredDefinition) -> StoredDefinition:
+        """An idempotent registration (its id derived from its key): the check that the id is new,
+        the next version and the writes in one optimistic transaction (WATCH on the definition's key
+        and the version counters; a concurrent change retries), so racing replicas store it once and
+        take one version."""
+        document_key, versions = (
+            self._keys.definition(definition.definition_id),
+            self._keys.definition_versions,
+        )
+        async with self._client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(document_key, versions)
+                    if await pipe.exists(document_key):
+                        raise DefinitionAlreadyExists(definition.definition_id)
+                    version = int(await pipe.hget(versions, definition.name) or 0) + 1
+                    stored = dataclasses.replace(definition, version=version)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(versions, definition.name, str(version))
+                    self._write(pipe, stored)
+                    await pipe.execute()
+                    return stored
+                except WatchError:
+                    continue
+
     async def _store(self, stored: StoredDefinition) -> None:
-        keys, definition_id = self._keys, stored.definition_id
         pipe = self._client.pipeline(transaction=True)
+        self._write(pipe, stored)
+        await pipe.execute()
+
+    def _write(self, pipe: Pipeline, stored: StoredDefinition) -> None:
+        keys, definition_id = self._keys, stored.definition_id
         pipe.set(keys.definition(definition_id), encode_document(stored))
         pipe.hset(keys.definition_summaries, definition_id, encode_summary(stored))
         for index in (keys.definition_index(None), keys.definition_index(stored.name)):
             pipe.zadd(index, {definition_id: stored.created_at})
-        await pipe.execute()
 
     async def restore(self, definition_id: str) -> None:
         """Store again a definition this process knows and Redis lost (with its data), so that the

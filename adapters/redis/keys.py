@@ -107,3 +107,7 @@ class KeySpace:
     def definition_index(self, name: str | None) -> str:
         """Sorted set of definition ids by creation time: all of them, or those of one name."""
         return f"{self.prefix}:defs:all" if name is None else f"{self.prefix}:defs:name:{name}"
+
+    def rate_bucket(self, key: str) -> str:
+        """Hash: the API rate limit's bucket of one client (a token's name or an address)."""
+        return f"{self.prefix}:rate:{key}"

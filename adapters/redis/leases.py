@@ -25,7 +25,7 @@ from adapters.redis.scripts import Script, run_scripts
 
 log = logging.getLogger(__name__)
 
-RENEW_INTERVAL_SECONDS = 1.0
+RENEW_INTERVAL_SECONDS = 3.0
 """At most this long between two renewals (a third of the lease when that is shorter)."""
 
 

@@ -32,7 +32,7 @@ from adapters.redis.pages import members_after
 from adapters.redis.scripts import Script, run_scripts
 from adapters.redis.transitions import RedisTransitions
 from domain.errors import NotFound, RunAlreadyExists
-from domain.events import Command, Event, RunStarted
+from domain.events import Command, Event
 from domain.history import HistoryEntry
 from domain.paging import Page, Position, decode_cursor, encode_cursor
 from domain.plan import WorkflowPlan
@@ -82,7 +82,7 @@ class RedisRunRepository:
         group.require_equal(meta, STATUS, "")  # a new run id (an idempotent start is not repeated)
         group.hset(meta, new_run_meta(run))
         group.zadd(shard.run_index(RunStatus.PENDING.value), run.created_at, run.run_id)
-        group.xadd(shard.events, encode_event(RunStarted(run.run_id, run.created_at, run.definition_id)))
+        group.xadd(shard.events, encode_event(run.start_event()))
         keys, args = commit.call()
         definition_key = self._keys.definition(run.definition_id)
         async with translated_errors(self._url):

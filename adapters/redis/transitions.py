@@ -14,6 +14,7 @@ when the cache is over its bound (least recently used first).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections import OrderedDict
@@ -118,11 +119,18 @@ class RedisTransitions:
         self._script = script
         self._retention = retention_seconds
         self.cache = RunCache()
+        # One apply at a time in a process: the API's (a redrive) and the orchestrator's share the
+        # cached runs of a process that serves both (``web``, ``up``).
+        self._lock = asyncio.Lock()
 
     async def apply(
         self, events: Sequence[Event], delivered: Sequence[Delivery[Event]] = ()
     ) -> list[Command]:
         """``delivered``: the events' deliveries, each acknowledged by the commit of its run."""
+        async with self._lock:
+            return await self._apply(events, delivered)
+
+    async def _apply(self, events: Sequence[Event], delivered: Sequence[Delivery[Event]]) -> list[Command]:
         events = list(events)
         batches: dict[str, _RunBatch] = {}
         for position, event in enumerate(events):
@@ -234,6 +242,8 @@ class RedisTransitions:
                 continue
             outcomes.append(outcome)
             batch.commands.extend(outcome.commands)
+            if outcome.cleared_outputs:  # before a later event of the batch records them again
+                group.hdel(keys.out, outcome.cleared_outputs)
             if outcome.recorded_output is not None:
                 self._write_output(run, event, keys, group, batch, position)
                 if position in resolved:
@@ -274,6 +284,9 @@ class RedisTransitions:
         for outcome in outcomes:
             outbox(run, outcome.commands, tasks, timers)
             changed.update(dict.fromkeys(outcome.changed))
+            if outcome.resumed:  # an ended run runs again (a redrive): its retention is lifted
+                for key in keys.all():
+                    group.persist(key)
         nodes = run.nodes
         group.hset(keys.nodes, {run.plan.nodes[i].id: encode_node(nodes[i]) for i in changed})
         after = progress_fields(run, stored.version + 1)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from domain.ports import RateLimiter
 from services.api import graph_routes, health_routes, log_routes, metrics_routes, resource_routes, seed_routes
 from services.api.dependencies import ApiServices, ReadinessProbe, install_services
 from services.api.disconnects import ClientDisconnects
 from services.api.docs import asset_paths, install_docs
 from services.api.errors import install_error_handlers
 from services.api.metrics_routes import install_metrics_source
-from services.api.middleware import BearerAuth, BodySizeLimit, JsonCORSMiddleware
+from services.api.middleware import BearerAuth, BodySizeLimit, JsonCORSMiddleware, RateLimit
 from services.api.openapi import complete_openapi
 from services.api.ui_routes import UI_PATH, install_ui
+from services.application.errors import ConfigurationError
 from services.application.workflows import WorkflowService
 from services.runtime.metrics_http import MetricsSource
 from services.settings import Settings
@@ -31,12 +34,15 @@ def create_app(
     settings: Settings,
     ready: ReadinessProbe | None = None,
     metrics: MetricsSource | None = None,
+    limiter: RateLimiter | None = None,
 ) -> FastAPI:
     """The API over ``workflows``: a WorkflowService, or a factory called once per request (e.g. the
     container's ``workflows`` provider). ``ready`` checks the backend for ``/ready`` (raises
     ``BackendUnavailable`` when it does not answer; None: always ready). ``metrics``: what
     ``{prefix}/metrics`` serves (None: the registry without stream statistics). Opens nothing: the
     caller owns the backend's resources.
+
+    ``limiter``: the rate limit's buckets (needed when API_RATE_LIMIT_PER_SECOND is set).
 
     Middleware, outermost first: CORS (so refusals carry its headers), bearer authentication
     (API_TOKENS), the request body limit (MAX_REQUEST_BYTES).
@@ -65,16 +71,23 @@ def create_app(
         app.include_router(routes.router, prefix=prefix)
     install_ui(app, prefix)
     install_error_handlers(app)
-    tokens = [
-        token for token in (secret.get_secret_value().strip() for secret in settings.api_tokens) if token
-    ]
+    tokens = [token for token in settings.api_tokens if token.token.get_secret_value().strip()]
     open_paths = {f"{prefix}/health", f"{prefix}/ready", "/"}
     open_paths.update(url for url in (app.openapi_url, *doc_pages) if url)
     complete_openapi(app, open_paths if tokens else None)
     app.add_middleware(ClientDisconnects)  # innermost: sees the route's errors before the others
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
+    if settings.api_rate_limit_per_second > 0:
+        if limiter is None:
+            raise ConfigurationError("API_RATE_LIMIT_PER_SECOND is set but the API was given no rate limiter")
+        unlimited = {*open_paths, f"{prefix}/metrics"}
+        app.add_middleware(
+            RateLimit, limiter=limiter, now=time.time, open_paths=unlimited, open_prefixes=[f"{UI_PATH}/"]
+        )
     if tokens:
-        app.add_middleware(BearerAuth, tokens=tokens, open_paths=open_paths, open_prefixes=[f"{UI_PATH}/"])
+        app.add_middleware(
+            BearerAuth, tokens=tokens, open_paths=open_paths, open_prefixes=[f"{UI_PATH}/"], prefix=prefix
+        )
     origins = [str(origin).rstrip("/") for origin in settings.backend_cors_origins]
     if origins:
         app.add_middleware(

@@ -104,6 +104,29 @@ def under_input(error: InvalidInput) -> InvalidInput:
     )
 
 
+def redrive_from_of(raw: bytes) -> list[str]:
+    """The ``from`` of a redrive body ``{"from": ["node", ...]}`` (optional; an empty body is none)."""
+    if not raw.strip():
+        return []
+    body = parse_json(raw, 'an object like {"from": ["node"]}')
+    if not isinstance(body, dict):
+        message = f'the request body must be a JSON object like {{"from": ["node"]}}, got {_json_kind(body)}'
+        raise InvalidInput([Problem("$", message)])
+    problems = [Problem(f"$.{key}", f"unknown field '{key}'; expected from") for key in body if key != "from"]
+    chosen = body.get("from", [])
+    if not isinstance(chosen, list):
+        problems.append(Problem("$.from", f"must be an array of node ids, got {_json_kind(chosen)}"))
+    else:
+        problems += [
+            Problem(f"$.from[{i}]", f"must be a node id (a string), got {_json_kind(item)}")
+            for i, item in enumerate(chosen)
+            if not isinstance(item, str)
+        ]
+    if problems:
+        raise InvalidInput(problems)
+    return list(dict.fromkeys(chosen))
+
+
 def start_request_of(raw: bytes) -> tuple[str | None, str | None, Any]:
     """(definition id, workflow name, run input) of ``POST /runs``: exactly one of the first two."""
     body = parse_json(raw, 'an object like {"definition_id": "...", "input": {...}}')

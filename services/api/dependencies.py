@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from pydantic import BaseModel
 
 from services.api.bodies import check_json_content_type
+from services.api.middleware import TOKEN_NAME
 from services.application.workflows import WorkflowService
 
 ServiceProvider = Callable[[], WorkflowService]
@@ -43,6 +44,12 @@ async def workflow_service(request: Request) -> WorkflowService:
 
 
 Service = Annotated[WorkflowService, Depends(workflow_service)]
+
+
+def token_name(request: Request) -> str | None:
+    """The name of the bearer token the request came with (None: the API needs no token)."""
+    name: str | None = request.scope.get("state", {}).get(TOKEN_NAME)
+    return name
 
 
 async def _json_only(request: Request) -> None:

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import InvalidDefinition, InvalidInput, Problem
 from services.api.common_schemas import ErrorBody, ErrorDetail, ErrorResponse
-from services.application.errors import ERROR_TABLE, outcome_of
+from services.application.errors import ERROR_TABLE, UnknownRedriveNode, outcome_of
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ def _describe(error: Exception) -> tuple[str, list[ErrorDetail]]:
         if isinstance(error, InvalidDefinition):
             return f"invalid workflow definition: {len(details)} problem(s), listed in details", details
         message = "; ".join(f"{detail.path}: {detail.message}" for detail in details)
+        if isinstance(error, UnknownRedriveNode):
+            return f"unknown node to redrive from: {message}", details
         return f"invalid run input: {message}", details
     return str(error), []
 
@@ -107,6 +109,7 @@ def install_error_handlers(app: FastAPI) -> None:
 _DESCRIPTIONS = {
     400: "Invalid request: every problem is listed in details",
     401: "Missing or invalid bearer token (when API_TOKENS is set); see WWW-Authenticate",
+    403: "The bearer token lacks the scope the route needs (read, run or admin); the message names it",
     404: "Not found",
     409: (
         "Conflicts with the run's state (results of a run still going, cancel of an ended run), or "
@@ -115,6 +118,7 @@ _DESCRIPTIONS = {
     413: "Request body over MAX_REQUEST_BYTES",
     415: "Request body declared as something other than JSON",
     422: "Request validation failed (replaces FastAPI's own 422 shape)",
+    429: "Too many requests from this client (API_RATE_LIMIT_PER_SECOND); see Retry-After",
     503: "The backend (Redis) cannot be reached",
 }
 

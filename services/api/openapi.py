@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from domain.definition import WorkflowDefinition
 from services.api.errors import error_responses
-from services.api.resource_schemas import StartRunRequest
+from services.api.resource_schemas import RedriveRequest, StartRunRequest
 from services.api.seed_schemas import TriggerRequest
 
 _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -18,7 +18,7 @@ _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tr
 def request_body_schemas() -> dict[str, Any]:
     """OpenAPI component schemas of the bodies the routes read raw (they parse JSON themselves)."""
     schemas: dict[str, Any] = {}
-    for model in (WorkflowDefinition, TriggerRequest, StartRunRequest):
+    for model in (WorkflowDefinition, TriggerRequest, StartRunRequest, RedriveRequest):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema

@@ -16,9 +16,9 @@ from domain.errors import InvalidInput, NotFound, Problem
 from domain.paging import MAX_PAGE_SIZE
 from domain.ports import RunQuery, RunSummary
 from domain.statuses import RunStatus
-from services.api.bodies import idempotency_of, parse_json, start_request_of, under_input
+from services.api.bodies import idempotency_of, parse_json, redrive_from_of, start_request_of, under_input
 from services.api.common_schemas import IfChanged
-from services.api.dependencies import JSON_BODY, Service
+from services.api.dependencies import JSON_BODY, Service, token_name
 from services.api.errors import error_responses
 from services.api.openapi import json_body
 from services.api.resource_schemas import (
@@ -26,6 +26,7 @@ from services.api.resource_schemas import (
     DefinitionDetail,
     DefinitionPage,
     DefinitionView,
+    RedriveAccepted,
     RunDetail,
     RunEventView,
     RunPage,
@@ -59,16 +60,21 @@ router = APIRouter()
     tags=["definitions"],
     status_code=201,
     summary="Register a definition (a new version of its name)",
-    responses=error_responses(400, 413, 415, 503),
+    responses=error_responses(400, 409, 413, 415, 503),
     openapi_extra=json_body("WorkflowDefinition", required=True),
     dependencies=JSON_BODY,
 )
 async def create_definition(
-    request: Request, service: Service, if_changed: IfChanged = False
+    request: Request, response: Response, service: Service, if_changed: IfChanged = False
 ) -> DefinitionView:
-    """Registering a name again makes its next version; runs pin the version they start with."""
+    """Registering a name again makes its next version; runs pin the version they start with.
+    With an `Idempotency-Key` header, a registration repeated with the same key and body answers
+    200 with the version the first one registered; the same key with another body is a 409."""
     definition = parse_json(await request.body(), "a workflow definition")
-    stored = await service.register(definition, if_changed=if_changed)
+    once = idempotency_of(request.headers, None, "definitions", definition, if_changed)
+    stored, repeated = await service.register_once(definition, once, if_changed=if_changed)
+    if repeated:
+        response.status_code = 200  # the answer the first request got, with its version
     return definition_view(stored.summary())
 
 
@@ -118,7 +124,7 @@ async def start_run(request: Request, response: Response, service: Service) -> R
         assert workflow is not None
         definition_id = await service.latest_definition(workflow)
     try:
-        run, repeated = await service.start_once(definition_id, run_input, once)
+        run, repeated = await service.start_once(definition_id, run_input, once, token_name(request))
     except InvalidInput as error:
         raise under_input(error) from None
     if repeated:
@@ -175,10 +181,29 @@ async def get_results(run_id: str, service: Service) -> RunResultsView:
     summary="Cancel a run",
     responses=error_responses(404, 409, 503),
 )
-async def cancel_run(run_id: str, service: Service) -> CancelAccepted:
+async def cancel_run(run_id: str, request: Request, service: Service) -> CancelAccepted:
     """Nodes not yet started never start and the run ends CANCELLED (attempts already running
     finish, their results ignored). 409 when the run has already ended."""
-    return CancelAccepted(run_id=run_id, status=await service.cancel(run_id))
+    return CancelAccepted(run_id=run_id, status=await service.cancel(run_id, token_name(request)))
+
+
+@router.post(
+    "/runs/{run_id}/redrive",
+    tags=["runs"],
+    status_code=202,
+    summary="Run a failed or cancelled run again",
+    responses=error_responses(400, 404, 409, 422, 503),
+    openapi_extra=json_body("RedriveRequest", required=False),
+)
+async def redrive_run(run_id: str, request: Request, service: Service) -> RedriveAccepted:
+    """A FAILED or CANCELLED run (a timed-out run is FAILED) runs again: its failed, cancelled and
+    skipped nodes, and with `{"from": ["node"]}` those nodes and their descendants even when they
+    completed; every other node keeps its output. The run is RUNNING again, its timeout counting
+    from now; attempt numbers go on, and each node gets its whole retry policy again. 409 for a
+    COMPLETED, RUNNING or PENDING run; 422 naming an unknown node of `from`."""
+    redriven = await service.redrive(run_id, redrive_from_of(await request.body()))
+    run = await service.get_run(run_id, outputs=False)
+    return RedriveAccepted(run_id=run_id, status=run.status, redriven=redriven)
 
 
 async def first_event_after(
@@ -217,11 +242,12 @@ async def run_events(
 async def _follow(
     service: WorkflowService, run_id: str, after: int
 ) -> AsyncIterator[tuple[int, RunEventView]]:
+    ended = False
+    """Whether the last entry given ended the run: the stream ends unless a redrive follows it."""
     if after > 0:
         # The last entry the client saw may be the one that ended the run.
         seen = await retrying(lambda: service.history(run_id, after - 1, 1), "reading a run's events")
-        if seen and seen[0][1].run_status is not None:
-            return
+        ended = bool(seen) and seen[0][1].run_status is not None
     position = after
     while True:
         try:
@@ -231,10 +257,14 @@ async def _follow(
             )
         except NotFound:
             return  # expired after its retention
+        if not entries and ended:
+            return
         for number, entry in entries:
             yield number, run_event(number, entry)
             position = number
-            if entry.run_status is not None:
-                return
+        if entries:
+            ended = entries[-1][1].run_status is not None
+        if ended and len(entries) < EVENTS_PAGE:
+            return
         if len(entries) < EVENTS_PAGE:
             await asyncio.sleep(EVENTS_POLL_SECONDS)

@@ -37,6 +37,18 @@ class StartRunRequest(BaseModel):
     input: dict[str, Any] = Field(default_factory=dict, description="The run input, a JSON object.")
 
 
+class RedriveRequest(BaseModel):
+    """Body of ``POST /runs/{id}/redrive`` (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_: list[str] = Field(
+        default_factory=list,
+        alias="from",
+        description="Nodes to run again with all their descendants, even when they completed.",
+    )
+
+
 class DefinitionView(BaseModel):
     definition_id: str
     name: str
@@ -108,6 +120,8 @@ class RunDetail(BaseModel):
         description="Why the run failed when no node's error says it (RunTimedOut, OutputError)."
     )
     output: Any = Field(description="The run's output (the definition's `output` mapping) once it completed.")
+    started_by: str | None = Field(None, description="Name of the API token that started the run.")
+    cancelled_by: str | None = Field(None, description="Name of the API token that cancelled the run.")
 
 
 class RunResultsView(BaseModel):
@@ -121,6 +135,12 @@ class CancelAccepted(BaseModel):
     run_id: str
     status: RunStatus = Field(description="The run's status when the cancel was asked for.")
     cancel_requested: Literal[True] = True
+
+
+class RedriveAccepted(BaseModel):
+    run_id: str
+    status: RunStatus = Field(description="The run's status now: RUNNING (or already ended again).")
+    redriven: list[str] = Field(description="The nodes that run again, in definition order.")
 
 
 class RunEventView(BaseModel):
@@ -137,6 +157,8 @@ class RunEventView(BaseModel):
     dispatched: list[str] = Field(default_factory=list, description="Nodes this event queued.")
     skipped: list[str] = Field(default_factory=list, description="Nodes skipped after a failure.")
     run_status: RunStatus | None = Field(None, description="Set on the event that ended the run.")
+    by: str | None = Field(None, description="Who started or cancelled the run (the API token's name).")
+    redriven: list[str] = Field(default_factory=list, description="Nodes a redrive runs again.")
 
 
 def definition_view(summary: DefinitionSummary) -> DefinitionView:
@@ -209,6 +231,8 @@ def run_detail(view: RunView) -> RunDetail:
         nodes={node_id: node_detail(node) for node_id, node in view.nodes.items()},
         error=node_error_or_none(view.error),
         output=view.output,
+        started_by=view.started_by,
+        cancelled_by=view.cancelled_by,
     )
 
 
@@ -232,4 +256,6 @@ def run_event(seq: int, entry: HistoryEntry) -> RunEventView:
         dispatched=list(entry.dispatched),
         skipped=list(entry.skipped),
         run_status=entry.run_status,
+        by=entry.by,
+        redriven=list(entry.redriven),
     )

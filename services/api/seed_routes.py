@@ -12,7 +12,7 @@ from services.api.bodies import (
     under_input,
 )
 from services.api.common_schemas import IfChanged
-from services.api.dependencies import JSON_BODY, Service, json_response, workflow_service
+from services.api.dependencies import JSON_BODY, Service, json_response, token_name, workflow_service
 from services.api.errors import error_responses
 from services.api.openapi import json_body
 from services.api.seed_schemas import (
@@ -33,7 +33,7 @@ router = APIRouter()
     "/workflow",
     tags=["workflows"],
     summary="Register a workflow definition",
-    responses=error_responses(400, 413, 415, 503),
+    responses=error_responses(400, 409, 413, 415, 503),
     openapi_extra=json_body("WorkflowDefinition", required=True),
     dependencies=JSON_BODY,
 )
@@ -42,7 +42,8 @@ async def submit_workflow(
 ) -> WorkflowCreated:
     """Validate and store a definition; a 400 lists every problem with its JSON path."""
     definition = parse_json(await request.body(), "a workflow definition")
-    stored = await service.register(definition, if_changed=if_changed)
+    once = idempotency_of(request.headers, None, "definitions", definition, if_changed)
+    stored, _ = await service.register_once(definition, once, if_changed=if_changed)
     return WorkflowCreated(execution_id=stored.definition_id)
 
 
@@ -62,7 +63,7 @@ async def trigger_workflow(execution_id: str, request: Request) -> Response:
     run_input, request_id = trigger_body_of(await request.body())
     once = idempotency_of(request.headers, request_id, "trigger", execution_id, run_input)
     try:
-        run, _ = await service.start_once(execution_id, run_input, once)
+        run, _ = await service.start_once(execution_id, run_input, once, token_name(request))
     except InvalidInput as error:
         raise under_input(error) from None
     return json_response(RunTriggered(instance_id=run.run_id))

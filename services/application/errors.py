@@ -52,20 +52,50 @@ class RunAlreadyFinished(ServiceError):
         super().__init__(f"workflow run '{run_id}' has already finished ({status.value}); nothing to cancel")
 
 
-class IdempotencyKeyReused(ServiceError):
-    """A start repeated an idempotency key with a different request (409)."""
+class RunNotRedrivable(ServiceError):
+    """A redrive was asked for a run that cannot be redriven now (COMPLETED, RUNNING, PENDING, or
+    nothing to run again): 409."""
 
-    def __init__(self, key: str, run_id: str) -> None:
+
+class UnknownRedriveNode(InvalidInput):
+    """``from`` of a redrive names a node the run's workflow does not have (422)."""
+
+
+class IdempotencyKeyReused(ServiceError):
+    """A start or registration repeated an idempotency key with a different request (409);
+    ``what``: what the key's first request made ("run", "definition"), ``made_id`` its id."""
+
+    def __init__(self, key: str, made_id: str, what: str = "run") -> None:
         self.key = key
-        self.run_id = run_id
+        self.made_id = made_id
         super().__init__(
-            f"idempotency key '{key}' was used for another request (run '{run_id}'); use a new key "
-            "for a new run"
+            f"idempotency key '{key}' was used for another request ({what} '{made_id}'); use a new "
+            f"key for a new {what}"
         )
 
 
 class Unauthorized(ServiceError):
     """The request carries no valid bearer token while the API requires one (API_TOKENS)."""
+
+
+class Forbidden(ServiceError):
+    """The bearer token is valid but lacks the scope the request needs (403)."""
+
+    def __init__(self, token_name: str, scope: str) -> None:
+        self.scope = scope
+        super().__init__(
+            f"the token '{token_name}' lacks the scope '{scope}' this request needs (see API_TOKENS)"
+        )
+
+
+class RateLimited(ServiceError):
+    """The client made more requests than API_RATE_LIMIT_PER_SECOND allows (429)."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            f"too many requests (API_RATE_LIMIT_PER_SECOND); retry after {retry_after} second(s)"
+        )
 
 
 class PayloadTooLarge(ServiceError):
@@ -150,14 +180,18 @@ EXIT_INTERRUPTED = 130
 # Most specific first: the first class the error is an instance of wins.
 ERROR_TABLE: tuple[tuple[type[Exception], ErrorOutcome], ...] = (
     (InvalidDefinition, ErrorOutcome("invalid_definition", 400, EXIT_INVALID)),
+    (UnknownRedriveNode, ErrorOutcome("unknown_node", 422, EXIT_INVALID)),
     (InvalidInput, ErrorOutcome("invalid_input", 400, EXIT_INVALID)),
     (UsageError, ErrorOutcome("bad_request", 400, EXIT_INVALID)),
     (RunNotFinishedYet, ErrorOutcome("run_not_finished", 409, EXIT_INVALID)),
     (RunNotFinished, ErrorOutcome("run_not_finished", 400, EXIT_INVALID)),
     (RunAlreadyFinished, ErrorOutcome("run_already_finished", 409, EXIT_INVALID)),
+    (RunNotRedrivable, ErrorOutcome("run_not_redrivable", 409, EXIT_INVALID)),
     (IdempotencyKeyReused, ErrorOutcome("idempotency_key_reused", 409, EXIT_INVALID)),
     (RunAlreadyExists, ErrorOutcome("run_already_exists", 409, EXIT_INVALID)),
     (Unauthorized, ErrorOutcome("unauthorized", 401, EXIT_INVALID)),
+    (Forbidden, ErrorOutcome("forbidden", 403, EXIT_INVALID)),
+    (RateLimited, ErrorOutcome("rate_limited", 429, EXIT_UNAVAILABLE)),
     (NotFound, ErrorOutcome("not_found", 404, EXIT_INVALID)),
     (PayloadTooLarge, ErrorOutcome("payload_too_large", 413, EXIT_INVALID)),
     (UnsupportedMediaType, ErrorOutcome("unsupported_media_type", 415, EXIT_INVALID)),

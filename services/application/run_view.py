@@ -72,6 +72,10 @@ class RunView:
     """Why the run failed when no node says it (its timeout, its output mapping)."""
     output: Any
     """The run's output (its definition's ``output`` mapping), once the run has completed."""
+    started_by: str | None
+    """The name of the API token that started the run; None when none was needed."""
+    cancelled_by: str | None
+    """The name of the API token that cancelled the run."""
 
     @property
     def duration_seconds(self) -> float | None:
@@ -113,6 +117,8 @@ def run_view(run: Run) -> RunView:
         nodes={spec.id: _node_view(run, spec, node) for spec, node in run.node_states()},
         error=run.error,
         output=run.output,
+        started_by=run.started_by,
+        cancelled_by=run.cancelled_by,
     )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domain.errors import InvalidInput, NotFound, Problem, RunAlreadyExists
-from domain.events import CancelRequested
+from domain.errors import DefinitionAlreadyExists, InvalidInput, NotFound, Problem, RunAlreadyExists
+from domain.events import CancelRequested, RedriveRequested
 from domain.history import HistoryEntry
 from domain.idempotency import IdempotentStart
 from domain.limits import Limits
@@ -23,6 +24,7 @@ from domain.ports import (
     RunSummary,
     StoredDefinition,
 )
+from domain.redrive import nodes_to_redrive, redrive_refusal, unknown_from_nodes
 from domain.run import Run
 from domain.statuses import RunStatus
 from domain.validation import build_plan, typed_input, validate_input
@@ -30,6 +32,8 @@ from services.application.errors import (
     IdempotencyKeyReused,
     NodeNotFound,
     RunAlreadyFinished,
+    RunNotRedrivable,
+    UnknownRedriveNode,
     UsageError,
 )
 
@@ -59,18 +63,36 @@ class WorkflowService:
     # -- definitions -----------------------------------------------------------------------------
 
     async def register(self, raw: Any, *, if_changed: bool = False) -> StoredDefinition:
+        stored, _ = await self.register_once(raw, None, if_changed=if_changed)
+        return stored
+
+    async def register_once(
+        self, raw: Any, request: IdempotentStart | None, *, if_changed: bool = False
+    ) -> tuple[StoredDefinition, bool]:
         """Validate and store a definition as the next version of its name; raises
         ``InvalidDefinition`` with every problem. ``if_changed``: when the newest version of the name
         has the same content, that version is answered and nothing is stored (a registration that is
-        retried, or a deploy that registers on every start, makes no new version)."""
+        retried, or a deploy that registers on every start, makes no new version). With ``request``
+        at most once per idempotency key: (the definition, whether the same request registered it
+        before); the same key with another request raises ``IdempotencyKeyReused``."""
         plan = build_plan(raw, self._limits, self._known_handlers)
         if if_changed:
             newest = await self._definitions.page(plan.name, None, 1)
             if newest.items:
                 latest = await self._definitions.get(newest.items[0].definition_id)
                 if latest.plan.source == plan.source:
-                    return latest
-        return await self._definitions.add(StoredDefinition(self._ids.new_id(), plan, self._clock.now()))
+                    return latest, False
+        definition_id = self._ids.new_id() if request is None else request.definition_id
+        try:
+            stored = StoredDefinition(definition_id, plan, self._clock.now(), request=request)
+            return await self._definitions.add(stored), False
+        except DefinitionAlreadyExists:
+            if request is None:
+                raise
+            earlier = await self._definitions.get(definition_id)
+            if earlier.request != request:
+                raise IdempotencyKeyReused(request.key, definition_id, "definition") from None
+            return earlier, True
 
     async def get_definition(self, definition_id: str) -> StoredDefinition:
         return await self._definitions.get(definition_id)
@@ -94,16 +116,21 @@ class WorkflowService:
         return run
 
     async def start_once(
-        self, definition_id: str, run_input: Any, request: IdempotentStart | None
+        self,
+        definition_id: str,
+        run_input: Any,
+        request: IdempotentStart | None,
+        started_by: str | None = None,
     ) -> tuple[Run, bool]:
         """``start``, at most once per idempotency key: (the run, whether it was started before by
-        the same request). The same key with another request raises ``IdempotencyKeyReused``."""
+        the same request). The same key with another request raises ``IdempotencyKeyReused``.
+        ``started_by``: the name of the token that asked (recorded on the run and its history)."""
         checked_input = validate_input(run_input, self._limits)
         definition = await self._definitions.get(definition_id)
         checked_input = typed_input(definition.plan, checked_input)
         now = self._clock.now()
         run_id = self._ids.new_id() if request is None else request.run_id
-        run = Run.create(run_id, definition_id, definition.plan, checked_input, now, request)
+        run = Run.create(run_id, definition_id, definition.plan, checked_input, now, request, started_by)
         try:
             await self._runs.add(run)
         except RunAlreadyExists:
@@ -122,15 +149,37 @@ class WorkflowService:
         check_limit(query.limit)
         return await self._runs.page(query)
 
-    async def cancel(self, run_id: str) -> RunStatus:
+    async def cancel(self, run_id: str, cancelled_by: str | None = None) -> RunStatus:
         """Ask for the run to end CANCELLED; returns its status before. Nodes not yet started never
         start; attempts already running finish but their results are ignored. Raises
         ``RunAlreadyFinished`` when it has ended."""
         run = await self._runs.get(run_id, outputs=False)
         if run.status.is_final:
             raise RunAlreadyFinished(run_id, run.status)
-        await self._events.send([CancelRequested(run_id, self._clock.now())])
+        await self._events.send([CancelRequested(run_id, self._clock.now(), cancelled_by)])
         return run.status
+
+    async def redrive(self, run_id: str, from_nodes: Sequence[str] = ()) -> list[str]:
+        """Run a FAILED or CANCELLED run again (``domain.redrive``); returns the nodes that run
+        again. The store applies the redrive at once, its commit checking that the run is still the
+        one read: of two redrives at the same moment one starts the run, the other finds it RUNNING
+        (``RunNotRedrivable``, 409). ``UnknownRedriveNode`` (422) names a node of ``from`` the
+        workflow does not have."""
+        run = await self._runs.get(run_id, outputs=False)
+        problems = unknown_from_nodes(run.plan, from_nodes)
+        if problems:
+            raise UnknownRedriveNode(problems)
+        refusal = redrive_refusal(run, from_nodes)
+        if refusal is not None:
+            raise RunNotRedrivable(refusal)
+        redriven = [run.plan.nodes[index].id for index in nodes_to_redrive(run.plan, run.nodes, from_nodes)]
+        # An applied redrive always has commands (it dispatches a node, or ends the run at once).
+        if not await self._runs.apply([RedriveRequested(run_id, self._clock.now(), tuple(from_nodes))]):
+            now = await self._runs.get(run_id, outputs=False)
+            raise RunNotRedrivable(
+                redrive_refusal(now, from_nodes) or f"workflow run '{run_id}' changed meanwhile; try again"
+            )
+        return redriven
 
     async def history(self, run_id: str, after: int, limit: int) -> list[tuple[int, HistoryEntry]]:
         if after < 0:

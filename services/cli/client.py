@@ -149,6 +149,10 @@ class ApiClient:
     def cancel(self, run_id: str) -> dict[str, Any]:
         return self._request("POST", f"/runs/{quote(run_id, safe='')}/cancel")
 
+    def redrive(self, run_id: str, from_nodes: list[str]) -> dict[str, Any]:
+        body = {"from": from_nodes} if from_nodes else None
+        return self._request("POST", f"/runs/{quote(run_id, safe='')}/redrive", body)
+
     def attempt_log(self, run_id: str, node_id: str, attempt: int | None) -> dict[str, Any]:
         query = "" if attempt is None else f"?attempt={attempt}"
         return self._request(
@@ -258,6 +262,8 @@ def event_line(event: dict[str, Any]) -> str:
         parts.append(f"- {error.get('type')}: {first_line(error.get('message'))}")
     if event.get("retry_at"):
         parts.append(f"- retry at {str(event['retry_at'])[11:23]}")
+    if event.get("redriven"):
+        parts.append(f"-> runs again {', '.join(event['redriven'])}")
     if event.get("dispatched"):
         parts.append(f"-> queued {', '.join(event['dispatched'])}")
     if event.get("skipped"):

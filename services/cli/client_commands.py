@@ -125,6 +125,7 @@ def _follow(client: ApiClient, run_id: str, total: int, as_json: bool) -> str:
     from services.cli.progress import RunProgress
 
     finished: set[str] = set()
+    final: str | None = None
     with RunProgress(stderr(), enabled=not as_json and stderr().is_terminal) as progress:
         progress.start_run(f"run {run_id}", total)
         for event in client.events(run_id):
@@ -142,7 +143,9 @@ def _follow(client: ApiClient, run_id: str, total: int, as_json: bool) -> str:
             finished.update(event.get("skipped") or ())
             progress.advance_to(len(finished))
             if event.get("run_status"):
-                return str(event["run_status"])
+                final = str(event["run_status"])  # the stream goes on when a redrive followed
+    if final is not None:
+        return final
     raise ApiError.from_response(502, "stream_ended", f"the event stream of run {run_id} ended early")
 
 
@@ -158,6 +161,32 @@ def cancel(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonF
         print_document(answer)
     else:
         typer.echo(f"cancel requested for run {instance_id} (it was {answer.get('status')})")
+
+
+def redrive(
+    instance_id: InstanceArgument,
+    from_nodes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--from", help="Also run this node and its descendants again, even if completed (repeatable)."
+        ),
+    ] = None,
+    api_url: ApiUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a FAILED or CANCELLED run again: its failed, cancelled and skipped nodes (completed
+    outputs are kept); the run is RUNNING again. Follow it with `watch`.
+
+    Exit 0 when the redrive was accepted, 2 when the run cannot be redriven (COMPLETED, still
+    running) or a node of --from is unknown, 3 when the API is unreachable.
+    """
+    client = _client(api_url)
+    answer = guarded(lambda: client.redrive(instance_id, from_nodes or []))
+    if as_json:
+        print_document(answer)
+    else:
+        nodes = ", ".join(answer.get("redriven") or [])
+        typer.echo(f"run {instance_id} redriven ({answer.get('status')}): {nodes}")
 
 
 def logs(
@@ -184,5 +213,5 @@ def logs(
     print_line(f"run {instance_id}, node {node_id}, attempt {answer.get('attempt')}: {len(lines)} line(s)")
 
 
-COMMANDS = (submit, trigger, status, results, watch, logs, cancel)
+COMMANDS = (submit, trigger, status, results, watch, logs, cancel, redrive)
 """In the order ``dag-service --help`` lists them."""

@@ -58,7 +58,10 @@ async def serve(container: Container, roles: Roles, stop: asyncio.Event | None =
         loops: list[Coroutine[Any, Any, None]] = []
         if metrics is not None and settings.metrics_port:
             app = metrics_app(metrics)
-            loops.append(serve_http(app, settings.metrics_host, settings.metrics_port, stop, "the metrics"))
+            metrics_serving = serve_http(
+                app, settings.metrics_host, settings.metrics_port, stop, "the metrics", grace_seconds=1.0
+            )
+            loops.append(metrics_serving)
         if roles.orchestrator:
             orchestrator = container.orchestrator(consumer=consumer_name("orchestrator"))
             loops.append(orchestrator.run(stop))
@@ -80,8 +83,10 @@ async def _serve_api(container: Container, stop: asyncio.Event, metrics: Metrics
     async def backend_answers() -> None:
         await open_backend(container)  # raises BackendUnavailable when Redis does not answer
 
-    app = create_app(container.workflows, settings, ready=backend_answers, metrics=metrics)
-    await serve_http(app, settings.api_host, settings.api_port, stop)
+    limiter = container.rate_limiter() if settings.api_rate_limit_per_second > 0 else None
+    app = create_app(container.workflows, settings, ready=backend_answers, metrics=metrics, limiter=limiter)
+    grace = settings.shutdown_grace_seconds
+    await serve_http(app, settings.api_host, settings.api_port, stop, grace_seconds=grace)
 
 
 def describe_process(container: Container, roles: Roles) -> str:

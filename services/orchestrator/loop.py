@@ -13,7 +13,14 @@ import logging
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from domain.events import CancelAttempts, Event, FinishRun
+from domain.events import (
+    CancelAttempts,
+    Event,
+    FinishRun,
+    ScheduleDeadline,
+    ScheduleRetry,
+    ScheduleRunDeadline,
+)
 from domain.ports import AttemptSignals, Clock, Delivery, EventBus, RunRepository, TimerStore
 from domain.statuses import RunStatus
 from services.runtime.faults import crash_point
@@ -25,7 +32,10 @@ log = logging.getLogger(__name__)
 type RunFinishedHook = Callable[[str, RunStatus], None]
 
 MAINTENANCE_INTERVAL_SECONDS = 30.0
-TIMER_POLL_SECONDS = 0.05
+TIMER_IDLE_SECONDS = 2.0
+"""The longest the timer loop sleeps without a timer it knows of: it is woken at once when this
+orchestrator schedules one, so this bounds only how late it sees a timer another orchestrator set."""
+_SCHEDULES = (ScheduleRetry, ScheduleDeadline, ScheduleRunDeadline)
 
 
 class Orchestrator:
@@ -51,6 +61,8 @@ class Orchestrator:
         self._batch_size = batch_size
         self._on_run_finished = on_run_finished
         self._idle_block = idle_block_seconds
+        self._timer_scheduled = asyncio.Event()
+        self._next_timer_check = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         helpers = [
@@ -72,11 +84,17 @@ class Orchestrator:
             await self.apply(deliveries)
 
     async def _fire_timers(self) -> None:
-        # Timers are scheduled by whichever orchestrator applies a failure, so poll, but never
-        # sleep past the earliest one known.
+        # Sleep until the earliest timer known, at most TIMER_IDLE_SECONDS (timers another
+        # orchestrator sets); ``apply`` wakes this loop when it schedules an earlier one.
+        self._timer_scheduled.clear()
+        self._next_timer_check = float("inf")  # one scheduled while this reads may be missed by it
         due_at = await self._timers.fire_due(self._clock.now(), self._batch_size)
-        wait = TIMER_POLL_SECONDS if due_at is None else due_at - self._clock.now()
-        await asyncio.sleep(min(max(wait, 0.0), TIMER_POLL_SECONDS))
+        wait = TIMER_IDLE_SECONDS if due_at is None else due_at - self._clock.now()
+        wait = min(max(wait, 0.0), TIMER_IDLE_SECONDS)
+        self._next_timer_check = self._clock.now() + wait
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._timer_scheduled.wait()
 
     async def _maintain(self) -> None:
         while True:
@@ -89,7 +107,9 @@ class Orchestrator:
         crash_point("orchestrator.after_receive_before_apply")
         commands = await self._runs.apply([delivery.message for delivery in deliveries], deliveries)
         for command in commands:
-            if type(command) is FinishRun:
+            if isinstance(command, _SCHEDULES) and command.due_at < self._next_timer_check:
+                self._timer_scheduled.set()
+            elif type(command) is FinishRun:
                 with run_context(command.run_id):
                     log.info("run %s finished %s", command.run_id, command.status)
                 if self._on_run_finished is not None:

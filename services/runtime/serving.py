@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -39,9 +40,15 @@ class _Server(uvicorn.Server):
 
 
 async def serve_http(
-    app: ASGIApp, host: str, port: int, stop: asyncio.Event, what: str = "the HTTP API"
+    app: ASGIApp,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    what: str = "the HTTP API",
+    grace_seconds: float | None = None,
 ) -> None:
-    """Serve ``app`` until ``stop`` is set. If the server ends by itself (it could not listen),
+    """Serve ``app`` until ``stop`` is set, then let open requests finish for at most
+    ``grace_seconds`` (None: as long as they take). If the server ends by itself (it could not listen),
     set ``stop`` so that the process's other roles end too, and raise ``UsageError``."""
     config = uvicorn.Config(
         app,
@@ -52,6 +59,7 @@ async def serve_http(
         lifespan="off",
         access_log=False,  # uvicorn formats every access line even when it is not shown
         proxy_headers=False,  # nothing here reads the client's address
+        timeout_graceful_shutdown=None if grace_seconds is None else math.ceil(grace_seconds),
     )
     server = _Server(config)
     serving = asyncio.create_task(server.serve())

@@ -33,7 +33,7 @@ from domain.ports import (
 from domain.reasons import TIMEOUT_ERROR, timeout_message
 from services.runtime.faults import crash_point
 from services.runtime.logs import bind_attempt, bind_worker
-from services.runtime.resilience import repeat_until, retrying
+from services.runtime.resilience import Stopped, repeat_until, retrying
 from services.worker.attempt_log import failure_message, install_capture, record_failure, start_attempt_log
 from services.worker.cancels import AttemptCancelled, CancelWatch
 from services.worker.registry import (
@@ -94,6 +94,7 @@ class Worker:
         signals: AttemptSignals | None = None,
         cancel_poll_seconds: float = 0.25,
         cancel_grace_seconds: float = 10.0,
+        shutdown_grace_seconds: float = 30.0,
     ) -> None:
         self._cancels = CancelWatch(signals, cancel_poll_seconds, cancel_grace_seconds)
         self._attempt_logs = attempt_logs
@@ -117,9 +118,15 @@ class Worker:
         self._waiting: list[Delivery[Task]] = []
         self._slot_freed = asyncio.Event()
         self._reports: set[asyncio.Future[None]] = set()
+        self._shutdown_grace = shutdown_grace_seconds
+        self._stop = asyncio.Event()  # the run's: a retry during an outage gives up once it is set
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Take tasks until ``stop`` is set, then let the attempts in hand finish."""
+        """Take tasks until ``stop`` is set, then let the attempts in hand finish, for at most
+        ``shutdown_grace_seconds``: what is still running then (or cannot be reported because the
+        backend is down) is handed back, left unacknowledged for another worker to take over after
+        the visibility timeout."""
+        self._stop = stop
         bind_worker(self.worker_id)
         helpers = [
             asyncio.create_task(self._heartbeat(stop)),
@@ -130,7 +137,7 @@ class Worker:
             await repeat_until(stop, lambda: self._take_tasks(stop), f"worker {self.worker_id}")
             if self._running:
                 log.info("worker %s finishing %d attempt(s)", self.worker_id, len(self._running))
-                await asyncio.gather(*self._running, return_exceptions=True)
+                await self._finish_or_hand_back()
         finally:
             for helper in [*helpers, *self._reports]:
                 helper.cancel()
@@ -138,6 +145,20 @@ class Worker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _finish_or_hand_back(self) -> None:
+        _, unfinished = await asyncio.wait(list(self._running), timeout=self._shutdown_grace)
+        if unfinished:
+            log.warning(
+                "worker %s handing back %d attempt(s) not finished within %g s: another worker "
+                "takes them over after the visibility timeout",
+                self.worker_id,
+                len(unfinished),
+                self._shutdown_grace,
+            )
+            for attempt in unfinished:
+                attempt.cancel()
+            await asyncio.wait(unfinished)
 
     async def _take_tasks(self, stop: asyncio.Event) -> None:
         free = self._concurrency - len(self._running)
@@ -198,7 +219,8 @@ class Worker:
             for task in (self._running[a].message for a in batch if a in self._running)
         ]
         if started:
-            await retrying(lambda: self._events.send(started), "reporting starts")
+            with contextlib.suppress(Stopped):  # a start not reported: the result says it anyway
+                await retrying(lambda: self._events.send(started), "reporting starts", self._stop)
 
     def _release(self, attempt: asyncio.Task[None]) -> None:
         self._running.pop(attempt, None)
@@ -221,6 +243,13 @@ class Worker:
             await retrying(self._tasks.maintain, "task stream housekeeping")
 
     async def _execute(self, delivery: Delivery[Task], started_at: float) -> None:
+        try:
+            await self._execute_and_report(delivery, started_at)
+        except Stopped as stopped:
+            # Stopping while the backend is down: left unacknowledged, another worker repeats it.
+            log.warning("handing back %s: %s", delivery.message.idempotency_key, stopped)
+
+    async def _execute_and_report(self, delivery: Delivery[Task], started_at: float) -> None:
         task = delivery.message
         bind_attempt(task.run_id, task.node_id, task.attempt, self.worker_id)  # this attempt's log lines
         lines = start_attempt_log()
@@ -228,23 +257,23 @@ class Worker:
             result = await self._attempt(task, started_at)
         except (_NotToStart, AttemptCancelled) as reason:
             log.info("not finishing %s: %s", task.idempotency_key, reason)
-            await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task")
+            await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task", self._stop)
             return
         if lines and self._attempt_logs is not None:  # stored before the result: readable once it shows
             store = self._attempt_logs
             append = lambda: store.append(task.run_id, task.node_id, task.attempt, lines)  # noqa: E731
-            await retrying(append, "storing an attempt's log")
+            await retrying(append, "storing an attempt's log", self._stop)
         # The result is stored before the task is acknowledged: a crash in between repeats the
         # attempt, whose second result is then ignored. (Direct calls first: this is the hot path.)
         try:
             await self._events.send([result])
         except BackendError:
-            await retrying(lambda: self._events.send([result]), "reporting a result")
+            await retrying(lambda: self._events.send([result]), "reporting a result", self._stop)
         crash_point("worker.after_result_before_ack")
         try:
             await self._tasks.ack([delivery])
         except BackendError:
-            await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task")
+            await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task", self._stop)
 
     async def _attempt(self, task: Task, started_at: float) -> Event:
         try:
@@ -253,7 +282,7 @@ class Worker:
             return self._failed(task, started_at, refusal.kind, str(refusal), retryable=False)
         except _TimedOut as timed_out:
             return self._failed(task, started_at, TIMEOUT_ERROR, str(timed_out))
-        except (_NotToStart, AttemptCancelled):
+        except (_NotToStart, AttemptCancelled, Stopped):
             raise
         except _HandlerRaised as raised:  # a handler's failure is the node's failure, whatever its type
             error = raised.error
@@ -288,7 +317,7 @@ class Worker:
         if loaded is not None and loaded.done() and loaded.exception() is None:
             plan = loaded.result().plan
         else:
-            plan = await retrying(lambda: self._plan(task.definition_id), "loading a definition")
+            plan = await retrying(lambda: self._plan(task.definition_id), "loading a definition", self._stop)
         spec = plan.node(task.node_id)
         try:
             handler = self._registry.get(task.handler)
@@ -299,7 +328,7 @@ class Worker:
                 data = await self._runs.read_data(task.run_id, spec.reads)
             except BackendError:
                 read = lambda: self._runs.read_data(task.run_id, spec.reads)  # noqa: E731
-                data = await retrying(read, "reading inputs")
+                data = await retrying(read, "reading inputs", self._stop)
         except RunNotActive as inactive:
             raise _NotToStart(str(inactive)) from None
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -11,8 +12,9 @@ from api_support import ALLOWED_ORIGIN, assert_error, client_for, make_settings,
 
 from domain.errors import BackendUnavailable
 from services.api import create_app
+from services.application.errors import ConfigurationError
 from services.container import Container, open_backend
-from services.settings import Settings
+from services.settings import Settings, load_settings
 
 TOKENS = ["first-token", "second-token"]
 DEFINITION = workflow("one", node("input", "input"))
@@ -141,3 +143,26 @@ async def test_not_ready_when_the_backend_does_not_answer_in_time(
     async with client_for(create_app(container.workflows, make_settings(), ready=probe)) as client:
         error = assert_error(await client.get("/api/ready"), 503, "backend_unavailable")
     assert "did not answer" in error["message"]
+
+
+async def test_named_tokens_with_scopes_from_the_environment(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = [{"name": "viewer", "token": "view-secret", "scopes": ["read"]}, "plain-secret"]
+    monkeypatch.setenv("API_TOKENS", json.dumps(tokens))
+    async with client_for(create_app(container.workflows, Settings())) as client:
+        assert_error(await client.get("/api/workflows/any", headers=bearer("view-secret")), 404, "not_found")
+        error = assert_error(
+            await client.post("/api/workflow", json=DEFINITION, headers=bearer("view-secret")),
+            403,
+            "forbidden",
+        )
+        assert "'viewer'" in error["message"] and "'admin'" in error["message"]
+        response = await client.post("/api/workflow", json=DEFINITION, headers=bearer("plain-secret"))
+        assert response.status_code == 200, response.text  # a plain token has every scope
+
+
+def test_a_token_with_an_unknown_scope_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_TOKENS", '[{"name": "x", "token": "t", "scopes": ["write"]}]')
+    with pytest.raises(ConfigurationError, match="API_TOKENS"):
+        load_settings()

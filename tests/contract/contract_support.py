@@ -28,6 +28,7 @@ from adapters.redis.attempt_logs import RedisAttemptLogStore
 from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
+from adapters.redis.rate_limits import RedisRateLimiter
 from adapters.redis.runs import RedisRunRepository
 from adapters.redis.signals import RedisAttemptSignals
 from adapters.system import SystemClock
@@ -42,6 +43,7 @@ from domain.ports import (
     Delivery,
     EventBus,
     MessageQueue,
+    RateLimiter,
     RunRepository,
     StoredDefinition,
     TaskQueue,
@@ -91,6 +93,7 @@ class Backend:
     timers: TimerStore
     attempt_logs: AttemptLogStore
     signals: AttemptSignals
+    rate_limiter: RateLimiter
     keys: KeySpace | None
     client: Any
     """The raw Redis client (None for memory): for looking at streams and keys behind the adapters."""
@@ -163,6 +166,7 @@ class BackendFactory:
             timers=container.timers(),
             attempt_logs=container.attempt_logs(),
             signals=container.signals(),
+            rate_limiter=container.rate_limiter(),
             keys=container.key_space() if is_redis else None,
             client=container.redis_client() if is_redis else None,
             _factory=self,
@@ -191,6 +195,9 @@ class BackendFactory:
             timers=timers,
             attempt_logs=RedisAttemptLogStore(client, keys, url, settings.run_retention_seconds),
             signals=RedisAttemptSignals(client, keys, url, settings.run_retention_seconds),
+            rate_limiter=RedisRateLimiter(
+                client, keys, url, settings.api_rate_limit_per_second, settings.rate_burst()
+            ),
             keys=keys,
             client=client,
             _factory=self,

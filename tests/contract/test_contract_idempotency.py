@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 from contract_support import T0, Backend, drain, node, nothing_waiting, store_definition, workflow
 
-from domain.errors import RunAlreadyExists
+from domain.errors import DefinitionAlreadyExists, RunAlreadyExists
 from domain.events import RunStarted
 from domain.idempotency import idempotent_start
+from domain.ports import StoredDefinition
 from domain.run import Run
+from domain.validation import build_plan
 
 
 async def test_a_second_run_under_the_same_id_is_refused_and_changes_nothing(backend: Backend) -> None:
@@ -28,3 +30,23 @@ async def test_a_second_run_under_the_same_id_is_refused_and_changes_nothing(bac
     received = await drain(backend.events, 1)
     assert [d.message for d in received] == [RunStarted(start.run_id, T0, stored.definition_id)]
     assert await nothing_waiting(backend.events)  # the refused add announced nothing
+
+
+async def test_a_second_definition_under_the_same_id_is_refused_and_takes_no_version(
+    backend: Backend,
+) -> None:
+    request = idempotent_start("deploy-3", "$", "definitions", workflow(node("a")))
+    first = StoredDefinition(request.definition_id, build_plan(workflow(node("a"))), T0, request=request)
+    stored = await backend.definitions.add(first)
+    other = idempotent_start("deploy-3", "$", "definitions", workflow(node("b")))
+    second = StoredDefinition(other.definition_id, build_plan(workflow(node("b"))), T0 + 1, request=other)
+
+    with pytest.raises(DefinitionAlreadyExists):
+        await backend.definitions.add(second)
+
+    kept = await backend.definitions.get(request.definition_id)
+    assert (kept.version, kept.request, [n.id for n in kept.plan.nodes]) == (1, request, ["a"])
+    page = await backend.definitions.page(stored.name, None, 10)
+    assert [item.version for item in page.items] == [1]
+    again = await backend.definitions.add(StoredDefinition("plain", build_plan(workflow(node("a"))), T0 + 2))
+    assert again.version == 2  # the refused add took no version

@@ -43,6 +43,7 @@ from domain.events import (
     NodeFailed,
     NodeStarted,
     NodeSucceeded,
+    RedriveRequested,
     RetryDue,
     RunStarted,
 )
@@ -70,6 +71,7 @@ def messages(kind: str, run_id: str, count: int) -> list[Any]:
         lambda i: AttemptTimedOut(run_id, f"n{i}", 3, T0 + i + 0.125),
         lambda i: RetryDue(run_id, f"n{i}", 2, T0 + i),
         lambda i: CancelRequested(run_id, T0 + i),
+        lambda i: RedriveRequested(run_id, T0 + i, (f"n{i}",)),
         lambda i: EventDeadLettered(run_id, None, 0, f"start {i} dead", T0 + i),
         lambda i: EventDeadLettered(run_id, f"n{i}", 2, f"retry {i} dead", T0 + i),
     ]

@@ -58,3 +58,29 @@ async def test_one_run_for_one_key_across_two_api_replicas(cluster: Callable[...
         while (await status(first, run_id))["state"] != "COMPLETED":
             assert time.monotonic() < deadline, "the run did not complete"
             await asyncio.sleep(0.05)
+
+
+@pytest.mark.timeout(120)
+async def test_one_version_for_one_key_across_two_api_replicas(cluster: Callable[..., Cluster]) -> None:
+    engine = cluster()
+    await engine.start_many(("api",))
+    second_port = free_port()
+    engine.start("api", API_PORT=str(second_port))
+    second_url = f"http://{LOOPBACK}:{second_port}"
+    await wait_healthy(second_url)
+    headers = {"Idempotency-Key": "deploy-7"}
+    async with engine.client() as first, httpx.AsyncClient(base_url=second_url, timeout=30.0) as second:
+        answers = await asyncio.gather(
+            *(api.post("/api/definitions", json=DEFINITION, headers=headers) for api in (first, second) * 4)
+        )
+        assert sorted(a.status_code for a in answers) == [200] * 7 + [201], [a.text for a in answers]
+        assert len({a.json()["definition_id"] for a in answers}) == 1
+        assert {a.json()["version"] for a in answers} == {1}
+        other = {**DEFINITION, "description": "changed"}
+        refused = await second.post("/api/workflow", json=other, headers=headers)
+        assert refused.status_code == 409 and "deploy-7" in refused.json()["error"]["message"]
+        listed = (await first.get("/api/definitions", params={"name": "replicated"})).json()["items"]
+        assert [item["version"] for item in listed] == [1]
+        assert (await second.post("/api/definitions", json=DEFINITION)).status_code == 201
+        after = (await first.get("/api/definitions", params={"name": "replicated"})).json()["items"]
+        assert sorted(item["version"] for item in after) == [1, 2]  # the counter took one version

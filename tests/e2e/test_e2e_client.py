@@ -308,3 +308,46 @@ def test_watch_and_cancel_of_an_unknown_id_exit_2(server: Server, pycache: Path 
     result = client(command, "no-such-id", "--api-url", server.url, pycache=pycache)
     assert result.returncode == EXIT_INVALID, result.describe()
     assert result.stderr.startswith("error: ") and "not found" in result.stderr_text, result.describe()
+
+
+def test_redrive_runs_a_failed_run_again_until_it_completes(
+    server: Server, tmp_path: Path, pycache: Path | None
+) -> None:
+    """The README's redrive example with real processes: a node failing its first attempt."""
+    definition = {
+        "name": "flaky",
+        "dag": {
+            "nodes": [
+                {"id": "fetch", "handler": "call_llm_service", "config": {"delay_seconds": 0}},
+                {
+                    "id": "flaky",
+                    "handler": "call_llm_service",
+                    "dependencies": ["fetch"],
+                    "config": {"delay_seconds": 0, "fail_attempts": 1},
+                },
+            ]
+        },
+    }
+    path = tmp_path / "flaky.json"
+    path.write_text(json.dumps(definition), encoding="utf-8")
+    instance_id = submit_and_trigger(server, path, pycache)
+    url = ("--api-url", server.url)
+
+    first = client("watch", instance_id, *url, pycache=pycache)
+    assert first.returncode == EXIT_FAILED, first.describe()
+    redriven = client("redrive", instance_id, *url, pycache=pycache)
+    assert redriven.returncode == EXIT_COMPLETED, redriven.describe()
+    assert redriven.stdout.strip().endswith(": flaky"), redriven.describe()
+    second = client("watch", instance_id, *url, pycache=pycache)
+    assert second.returncode == EXIT_COMPLETED, second.describe()
+    assert "redrive_requested" in second.stdout_text, second.describe()
+
+    status = wait_until_finished(server, instance_id, pycache)
+    assert status["state"] == "COMPLETED"
+    assert {n: status["nodes"][n]["attempts"] for n in ("fetch", "flaky")} == {"fetch": 1, "flaky": 2}
+    again = client("redrive", instance_id, *url, pycache=pycache)
+    assert again.returncode == EXIT_INVALID, again.describe()
+    assert "has completed" in again.stderr, again.describe()
+    unknown = client("redrive", instance_id, "--from", "nope", *url, pycache=pycache)
+    assert unknown.returncode == EXIT_INVALID, unknown.describe()
+    assert "$.from[0]" in unknown.stderr and "nope" in unknown.stderr, unknown.describe()

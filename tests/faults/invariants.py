@@ -186,14 +186,22 @@ def _history_problems(
     status: str,
     figures: Figures,
 ) -> list[str]:
-    """One completion per completed node, one dispatch per attempt, children after parents, one end."""
+    """One completion per completed node, one dispatch per attempt, children after parents, one end
+    per life of the run (a redrive starts another)."""
     problems: list[str] = []
     succeeded = Counter(
         entry.node_id for entry in history if entry.kind is EntryKind.NODE_SUCCEEDED and entry.error is None
     )
-    ends = [entry.run_status for entry in history if entry.run_status]
-    if ends != [status]:
-        problems.append(f"{run_id}: history ends {ends}, the run is {status}")
+    # One end per life of the run: a redrive starts the next life of an ended run.
+    lives: list[list[str]] = [[]]
+    for entry in history:
+        if entry.kind is EntryKind.REDRIVE_REQUESTED:
+            lives.append([])
+        if entry.run_status:
+            lives[-1].append(entry.run_status)
+    ends = [end for life in lives for end in life]
+    if any(len(life) != 1 for life in lives) or ends[-1:] != [status]:
+        problems.append(f"{run_id}: history ends {ends} over {len(lives)} life/lives, the run is {status}")
     completed_at: dict[str, int] = {}
     dispatched_count: Counter[str] = Counter()
     for position, entry in enumerate(history):

@@ -4,7 +4,9 @@ own key, and its summary in one hash of all summaries (for listing without readi
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from domain.idempotency import IdempotentStart
 from domain.limits import Limits
 from domain.ports import DefinitionSummary, StoredDefinition
 from domain.validation import build_plan
@@ -14,11 +16,13 @@ _STORED_LIMITS = Limits(max_nodes=10**7, max_edges=10**8, max_config_bytes=10**9
 
 
 def encode_document(definition: StoredDefinition) -> str:
-    document = {
+    document: dict[str, Any] = {
         "source": dict(definition.plan.source),
         "created_at": definition.created_at,
         "version": definition.version,
     }
+    if definition.request is not None:
+        document["request"] = [definition.request.key, definition.request.fingerprint]
     return json.dumps(document)
 
 
@@ -26,8 +30,13 @@ def decode_document(definition_id: str, raw: str) -> StoredDefinition:
     """Compiles the plan again (callers cache the result: definitions never change)."""
     document = json.loads(raw)
     plan = build_plan(document["source"], _STORED_LIMITS)
+    request = document.get("request")
     return StoredDefinition(
-        definition_id, plan, float(document["created_at"]), int(document.get("version", 0))
+        definition_id,
+        plan,
+        float(document["created_at"]),
+        int(document.get("version", 0)),
+        None if request is None else IdempotentStart(request[0], request[1]),
     )
 
 

@@ -20,6 +20,7 @@ from domain.events import (
     NodeFailed,
     NodeStarted,
     NodeSucceeded,
+    RedriveRequested,
     RetryDue,
     RunStarted,
     RunTimedOut,
@@ -63,6 +64,8 @@ def encode_event(event: Event) -> Fields:
             started = {"k": "start", "r": event.run_id, "t": repr(event.at)}
             if event.definition_id is not None:
                 started["d"] = event.definition_id
+            if event.started_by is not None:
+                started["by"] = event.started_by
             return started
         case NodeStarted():
             return {
@@ -113,7 +116,17 @@ def encode_event(event: Event) -> Fields:
         case RunTimedOut():
             return {"k": "run_timeout", "r": event.run_id, "t": repr(event.at)}
         case CancelRequested():
-            return {"k": "cancel", "r": event.run_id, "t": repr(event.at)}
+            cancel = {"k": "cancel", "r": event.run_id, "t": repr(event.at)}
+            if event.cancelled_by is not None:
+                cancel["by"] = event.cancelled_by
+            return cancel
+        case RedriveRequested():
+            return {
+                "k": "redrive",
+                "r": event.run_id,
+                "t": repr(event.at),
+                "from": json.dumps(event.from_nodes),
+            }
         case EventDeadLettered():
             about = {} if event.node_id is None else {"n": event.node_id, "a": str(event.attempt)}
             return {"k": "dead", "r": event.run_id, "t": repr(event.at), "em": event.message, **about}
@@ -123,9 +136,11 @@ def decode_event(fields: Mapping[str, str]) -> Event:
     try:
         kind, run_id, at = fields["k"], fields["r"], _time(fields["t"])
         if kind == "start":
-            return RunStarted(run_id, at, fields.get("d"))
+            return RunStarted(run_id, at, fields.get("d"), fields.get("by"))
         if kind == "cancel":
-            return CancelRequested(run_id, at)
+            return CancelRequested(run_id, at, fields.get("by"))
+        if kind == "redrive":
+            return RedriveRequested(run_id, at, tuple(json.loads(fields.get("from", "[]"))))
         if kind == "run_timeout":
             return RunTimedOut(run_id, at)
         if kind == "dead" and "n" not in fields:

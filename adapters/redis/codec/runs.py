@@ -56,6 +56,7 @@ def new_run_meta(run: Run) -> dict[str, str]:
         "input": encode_compact(run.input),
         **progress_fields(run, 0),
         **start_request_fields(run.start_request),
+        **({} if run.started_by is None else {"started_by": run.started_by}),
     }
 
 
@@ -78,6 +79,8 @@ def progress_fields(run: Run, version: int) -> dict[str, str]:
         "in_flight": str(run.in_flight),
         "failed": str(run.failed_nodes),
         "error": "" if run.error is None else encode_compact([run.error.type, run.error.message]),
+        "cancelled_by": run.cancelled_by or "",
+        "redriven_at": _time(run.redriven_at),
         VERSION: str(version),
     }
 
@@ -126,6 +129,9 @@ def decode_run(
         error=_error(meta.get("error")),
         output=json.loads(raw_output) if (raw_output := meta.get("output")) else None,
         start_request=_start_request(meta),
+        started_by=meta.get("started_by"),
+        cancelled_by=meta.get("cancelled_by") or None,
+        redriven_at=_optional_float(meta.get("redriven_at")),
     )
     return StoredRun(run, int(meta.get(VERSION) or 0))
 
@@ -170,6 +176,8 @@ def encode_node(node: NodeRun) -> str:
         parts += (',"pf":', str(node.failed_parents))
     if node.skipped_parents:
         parts += (',"ps":', str(node.skipped_parents))
+    if node.attempts_before:
+        parts += (',"ab":', str(node.attempts_before))
     if node.failed_attempts:
         failed = [
             [f.attempt, f.started_at, f.finished_at, f.error.type, f.error.message]
@@ -200,6 +208,7 @@ def decode_node(raw: str) -> NodeRun:
         failed_attempts=failed or None,
         failed_parents=int(state.get("pf", 0)),
         skipped_parents=int(state.get("ps", 0)),
+        attempts_before=int(state.get("ab", 0)),
     )
 
 
@@ -234,6 +243,10 @@ def encode_entry(entry: HistoryEntry) -> str:
         parts += (',"skipped":["', '","'.join(entry.skipped), '"]')
     if entry.run_status is not None:
         parts += (',"run_status":"', entry.run_status.value, '"')
+    if entry.by is not None:
+        parts += (',"by":', encode_compact(entry.by))
+    if entry.redriven:
+        parts += (',"redriven":["', '","'.join(entry.redriven), '"]')
     parts.append("}")
     return "".join(parts)
 

@@ -8,7 +8,7 @@
 --          kind 'has': HEXISTS key field (expected unused).
 --   op:    name, key, argument count, arguments. HSET, HDEL, RPUSH, ZADD, ZREM and XADD take their
 --          usual arguments (XADD: field/value pairs, the id is '*'); XACK group, entry ids;
---          EXPIRE seconds; HMOVE source field, destination key, destination field (moves a hash
+--          EXPIRE seconds; PERSIST (no arguments); HMOVE source field, destination key, destination field (moves a hash
 --          field between keys).
 --   Keys are 1-based positions in KEYS.
 -- A group is written only when all its checks hold (checked before anything is written: a script
@@ -31,6 +31,8 @@ local function write(name, key, first, last)
     end
   elseif name == 'EXPIRE' then
     redis.call('EXPIRE', key, ARGV[first])
+  elseif name == 'PERSIST' then
+    redis.call('PERSIST', key)
   elseif name == 'HMOVE' then
     local value = redis.call('HGET', key, ARGV[first])
     redis.call('HSET', KEYS[tonumber(ARGV[first + 1])], ARGV[first + 2], value)

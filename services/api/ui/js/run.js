@@ -1,5 +1,5 @@
 // A run's page: the whole planned DAG coloured by node status, live from the run's event stream;
-// the run's status, input, output and event history; a node panel; the cancel button.
+// the run's status, input, output and event history; a node panel; the cancel and redrive buttons.
 //
 // Colours follow the events as they arrive (a hint: started -> RUNNING, succeeded -> COMPLETED ...)
 // and the run's read model (GET /runs/{id}) is read again shortly after, which decides: the page
@@ -99,6 +99,7 @@ export function runPage(root, runId) {
     if (event.node_id) parts.push(" ", nodeLink(event.node_id), event.attempt ? ` #${event.attempt}` : "");
     if (event.error) parts.push(h("div", { class: "error-box" }, `${event.error.type}: ${event.error.message}`));
     if (event.retry_at) parts.push(h("div", {}, `retry at ${time(event.retry_at)}`));
+    if (event.redriven && event.redriven.length) parts.push(h("div", {}, `runs again: ${shortList(event.redriven)}`));
     if (event.dispatched && event.dispatched.length) parts.push(h("div", {}, `queued: ${shortList(event.dispatched)}`));
     if (event.skipped && event.skipped.length) parts.push(h("div", {}, `skipped: ${shortList(event.skipped)}`));
     if (event.run_status) parts.push(h("div", {}, "run ended ", badge(event.run_status)));
@@ -147,6 +148,9 @@ export function runPage(root, runId) {
         ? h("span", { id: "failed-nodes" }, "failed: ", failed.slice(0, 5).flatMap((id, i) => [i ? ", " : "", nodeLink(id)]), failed.length > 5 ? ` and ${failed.length - 5} more` : "")
         : null,
       cancel,
+      run.status === "FAILED" || run.status === "CANCELLED"
+        ? h("button", { type: "button", id: "redrive", onclick: redriveRun }, "Redrive")
+        : null,
       ].filter(Boolean),
     );
     runPanel.replaceChildren(
@@ -183,6 +187,27 @@ export function runPage(root, runId) {
       await api(`/runs/${encodeURIComponent(runId)}/cancel`, { method: "POST" });
       reconcileSoon(0);
     } catch (error) {
+      head.append(errorBox(error));
+    }
+  }
+
+  // Run the failed, cancelled and skipped nodes again (completed outputs are kept), then follow
+  // the run's events from the last one shown.
+  async function redriveRun(event) {
+    event.target.disabled = true;
+    try {
+      await api(`/runs/${encodeURIComponent(runId)}/redrive`, { method: "POST" });
+      if (stream) stream.close();
+      const last = events.length ? events[events.length - 1].seq : 0;
+      stream = followEvents(runId, {
+        after: last,
+        onEvent: onEvent,
+        onEnd: () => reconcileSoon(0),
+        onError: (error) => head.append(errorBox(error)),
+      });
+      reconcileSoon(0);
+    } catch (error) {
+      event.target.disabled = false;
       head.append(errorBox(error));
     }
   }
