@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable
 from functools import partial
 
@@ -46,9 +47,13 @@ class CancelWatch:
                 if told is not None:
                     told.set()
 
-    async def run(self, attempt: AttemptRef, call: Awaitable[object], flag: object) -> object:
+    async def run(
+        self, attempt: AttemptRef, call: Awaitable[object], flag: threading.Event, in_thread: bool
+    ) -> object:
         """Await the handler ``call``; raises ``AttemptCancelled`` when the attempt is cancelled
-        (``flag``: the context's ``threading.Event``, set for a sync handler to see)."""
+        (``flag``: the context's event, set for the handler to see; ``in_thread``: ``call`` is a
+        sync handler's thread, which only ``flag`` can stop: cancelling its future would free the
+        slot while the thread runs on)."""
         handler = asyncio.ensure_future(call)
         told = self._live[attempt] = asyncio.Event()
         waiting = asyncio.ensure_future(told.wait())
@@ -57,8 +62,9 @@ class CancelWatch:
             if handler.done():
                 return handler.result()
             started = asyncio.get_running_loop().time()
-            flag.set()  # type: ignore[attr-defined]
-            handler.cancel()  # an async handler stops at its next await; a thread runs on
+            flag.set()
+            if not in_thread:
+                handler.cancel()  # an async handler stops at its next await
             await asyncio.wait({handler}, timeout=self._grace)
             took = asyncio.get_running_loop().time() - started
             if handler.done():
@@ -70,8 +76,10 @@ class CancelWatch:
         finally:
             self._live.pop(attempt, None)
             waiting.cancel()
-            if not handler.done():
-                handler.cancel()  # the attempt's own deadline (or the worker stopping)
+            if not handler.done():  # the attempt's own deadline (or the worker stopping)
+                flag.set()
+                if not in_thread:
+                    handler.cancel()
 
 
 def _drop_late_result(handler: asyncio.Future[object]) -> None:

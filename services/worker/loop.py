@@ -256,7 +256,8 @@ class Worker:
         try:
             result = await self._attempt(task, started_at)
         except (_NotToStart, AttemptCancelled) as reason:
-            log.info("not finishing %s: %s", task.idempotency_key, reason)
+            doing = "starting" if isinstance(reason, _NotToStart) else "finishing (cancelled)"
+            log.info("not %s %s: %s", doing, task.idempotency_key, reason)
             await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task", self._stop)
             return
         if lines and self._attempt_logs is not None:  # stored before the result: readable once it shows
@@ -369,7 +370,7 @@ class Worker:
                 attempt_context = contextvars.copy_context()
                 run: Callable[[], Any] = lambda: attempt_context.run(handler.function, context)  # noqa: E731
                 call = asyncio.get_running_loop().run_in_executor(self._executor, run)
-            return await self._cancels.run(attempt, call, context.cancelled)
+            return await self._cancels.run(attempt, call, context.cancelled, not handler.is_async)
         except AttemptCancelled:
             raise
         except Exception as error:  # told apart from the worker's own failures: it has a traceback
