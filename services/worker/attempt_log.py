@@ -21,11 +21,12 @@ CAPTURE_LEVEL = logging.INFO
 MAX_TRACEBACK_CHARS = 4000
 
 _current: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("dag_attempt_log", default=None)
-_WORKER_LOOP_FILE = str(Path(__file__).with_name("loop.py"))
+_WORKER_FILES = frozenset(str(Path(__file__).with_name(name)) for name in ("loop.py", "cancels.py"))
+"""The worker's own modules a handler's call passes through (the loop, the cancel watch)."""
 
 
 def _is_worker_frame(filename: str) -> bool:
-    return filename == _WORKER_LOOP_FILE or "/concurrent/futures/" in filename
+    return filename in _WORKER_FILES or "/concurrent/futures/" in filename
 
 
 class _UtcFormatter(logging.Formatter):
