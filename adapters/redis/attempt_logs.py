@@ -18,7 +18,7 @@ class RedisAttemptLogStore:
         self._retention = retention_seconds
 
     def _key(self, run_id: str, node_id: str, attempt: int) -> str:
-        return f"{self._keys.run(run_id).meta}:log:{node_id}:{attempt}"
+        return self._keys.run(run_id).of_attempt("log", node_id, attempt)
 
     async def append(self, run_id: str, node_id: str, attempt: int, lines: Sequence[str]) -> None:
         if not lines:

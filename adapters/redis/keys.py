@@ -17,6 +17,11 @@ class RunKeys:
     def all(self) -> tuple[str, str, str, str, str]:
         return (self.meta, self.nodes, self.out, self.staged, self.history)
 
+    def of_attempt(self, kind: str, node_id: str, attempt: int) -> str:
+        """A key of one attempt of one of the run's nodes (``kind``: ``log``, ``cancel``), beside
+        the run's keys: same hash tag, so the run's shard holds it."""
+        return f"{self.meta}:{kind}:{node_id}:{attempt}"
+
 
 @dataclass(frozen=True, slots=True)
 class ShardKeys:

@@ -19,7 +19,7 @@ class RedisAttemptSignals:
         self._retention = retention_seconds
 
     def _key(self, run_id: str, node_id: str, attempt: int) -> str:
-        return f"{self._keys.run(run_id).meta}:cancel:{node_id}:{attempt}"
+        return self._keys.run(run_id).of_attempt("cancel", node_id, attempt)
 
     async def cancel(self, run_id: str, attempts: Sequence[tuple[str, int]]) -> None:
         if not attempts:
