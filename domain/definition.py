@@ -85,6 +85,9 @@ class NodeDefinition(DefinitionPart):
     config: dict[str, Any] = Field(default_factory=dict)
     retry_policy: RetryPolicySchema | None = None
     timeout_seconds: float | None = Field(default=None, gt=0, le=86_400)
+    heartbeat_timeout_seconds: float | None = Field(default=None, gt=0, le=86_400)
+    """An attempt whose handler sends no heartbeat (``ctx.heartbeat``) for this long times out,
+    even while its worker is alive (a hung handler)."""
     when: str | None = Field(default=None, min_length=1, max_length=4096)
     """A condition (``domain.conditions``): the node runs only when it holds, else ends SKIPPED."""
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS

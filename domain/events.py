@@ -74,12 +74,29 @@ class NodeFailed:
 class AttemptTimedOut:
     """The orchestrator's deadline for an attempt has passed (``at``) with no result from its worker:
     it counts when the attempt is still in flight and has run its node's timeout since it last
-    started (a deadline set by an earlier start, before the task was taken over, does not)."""
+    started, or gone its ``heartbeat_timeout_seconds`` without a heartbeat (a deadline set by an
+    earlier start, or before a later heartbeat, does not: ``domain.heartbeats``)."""
 
     run_id: str
     node_id: str
     attempt: int
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReceived:
+    """The handler of an attempt said it is alive (``ctx.heartbeat``) at ``at``, with ``details``
+    (a small JSON value: its progress; None when it gave none). Its worker sends at most one per
+    attempt per interval, carrying the latest. ``worker_id`` and ``started_at`` say who runs the
+    attempt since when, should the beat come before the report of the attempt's start."""
+
+    run_id: str
+    node_id: str
+    attempt: int
+    at: float
+    worker_id: str = ""
+    started_at: float | None = None
+    details: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +155,7 @@ type Event = (
     | NodeSucceeded
     | NodeFailed
     | AttemptTimedOut
+    | HeartbeatReceived
     | RetryDue
     | RunTimedOut
     | CancelRequested

@@ -16,6 +16,7 @@ from domain.events import (
     AttemptTimedOut,
     CancelRequested,
     EventDeadLettered,
+    HeartbeatReceived,
     NodeFailed,
     NodeStarted,
     NodeSucceeded,
@@ -39,6 +40,7 @@ class EntryKind(StrEnum):
     CANCEL_REQUESTED = "cancel_requested"
     EVENT_DEAD_LETTERED = "event_dead_lettered"
     REDRIVE_REQUESTED = "redrive_requested"
+    HEARTBEAT_RECEIVED = "heartbeat_received"
 
 
 KIND_OF_EVENT: dict[type, EntryKind] = {
@@ -52,6 +54,7 @@ KIND_OF_EVENT: dict[type, EntryKind] = {
     CancelRequested: EntryKind.CANCEL_REQUESTED,
     EventDeadLettered: EntryKind.EVENT_DEAD_LETTERED,
     RedriveRequested: EntryKind.REDRIVE_REQUESTED,
+    HeartbeatReceived: EntryKind.HEARTBEAT_RECEIVED,
 }
 
 
@@ -77,6 +80,8 @@ class HistoryEntry:
     """Who asked for it (the API token's name), on the entries of a start and of a cancel."""
     redriven: tuple[str, ...] = ()
     """Nodes a redrive put back to run again (set on its entry only)."""
+    progress: Any = None
+    """The details a heartbeat carried (on its entry only; None when it carried none)."""
 
     def to_json(self) -> dict[str, Any]:
         """The entry as JSON, leaving out what is empty."""
@@ -100,6 +105,8 @@ class HistoryEntry:
             document["by"] = self.by
         if self.redriven:
             document["redriven"] = list(self.redriven)
+        if self.progress is not None:
+            document["progress"] = self.progress
         return document
 
     @classmethod
@@ -120,4 +127,5 @@ class HistoryEntry:
             run_status=None if status is None else RunStatus(status),
             by=document.get("by"),
             redriven=tuple(document.get("redriven", ())),
+            progress=document.get("progress"),
         )

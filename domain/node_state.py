@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from domain.plan import NodeSpec
 from domain.statuses import NodeStatus
@@ -38,6 +39,10 @@ class NodeRun:
     failed_parents: int = 0
     """Parents that ended FAILED or CANCELLED (counted until the node's trigger rule decided)."""
     skipped_parents: int = 0
+    heartbeat_at: float | None = None
+    """When the handler of the current attempt last sent a heartbeat (None: none yet)."""
+    progress: Any = None
+    """The details of the current attempt's latest heartbeat that carried any (its progress)."""
     attempts_before: int = 0
     """Attempts made before the run's latest redrive of this node: attempt numbers go on counting,
     the retry policy counts from here (each redrive gives the node its whole policy again)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from domain.events import Command, Event
 from domain.history import KIND_OF_EVENT, HistoryEntry
@@ -49,6 +50,7 @@ class Step:
     by: str | None = None
     redriven: list[str] | None = None
     cleared_outputs: list[str] | None = None
+    progress: Any = None
 
     def outcome(self, event: Event) -> Outcome:
         node_id: str | None = getattr(event, "node_id", None)
@@ -65,6 +67,7 @@ class Step:
             self.run_status,
             self.by,
             () if self.redriven is None else tuple(self.redriven),
+            self.progress,
         )
         resumed = self.redriven is not None
         return Outcome(

@@ -28,6 +28,8 @@ class NodeSpec:
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
     condition: Condition | None = None
     optional: bool = False
+    heartbeat_timeout_seconds: float | None = None
+    """The longest an attempt may go without a heartbeat before it times out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,9 @@ class WorkflowPlan:
     """Roots whose data the run's own decisions read (conditions, the output mapping): node ids,
     and the workflow namespace when they read the run's input. A store keeps these at hand for the
     aggregate; other outputs only workers read."""
+    default_attempt_timeout_seconds: float | None = None
+    """The deadline of an attempt of a node that sets no timeout of either kind (the engine's
+    setting, given to ``build_plan``): nothing holds a task forever unnoticed."""
 
     def node(self, node_id: str) -> NodeSpec:
         return self.nodes[self.index[node_id]]

@@ -21,10 +21,25 @@ OUTPUT_LOST_ERROR = "OutputLost"
 TIMEOUT_ERROR = "TimeoutError"
 
 
-def timeout_message(attempt: int, timeout_seconds: float | None) -> str:
-    """The error message of an attempt that ran past its node's timeout (worker or deadline)."""
-    limit = "its timeout" if timeout_seconds is None else f"the timeout of {timeout_seconds}s"
+def timeout_message(attempt: int, timeout_seconds: float | None, *, default: bool = False) -> str:
+    """The error message of an attempt that ran past its node's timeout (worker or deadline), or
+    past the engine's default deadline (``default``: the node sets no timeout of its own)."""
+    if timeout_seconds is None:
+        limit = "its timeout"
+    elif default:
+        limit = f"the default attempt timeout of {timeout_seconds}s (its node sets no timeout)"
+    else:
+        limit = f"the timeout of {timeout_seconds}s"
     return f"attempt {attempt} exceeded {limit}"
+
+
+def heartbeat_timeout_message(attempt: int, heartbeat_timeout_seconds: float) -> str:
+    """The error message of an attempt whose handler went silent for its node's
+    ``heartbeat_timeout_seconds``."""
+    return (
+        f"attempt {attempt} sent no heartbeat for {heartbeat_timeout_seconds}s "
+        "(the heartbeat timeout of its node): its handler is hung or its worker is gone"
+    )
 
 
 def skip_error(child: NodeSpec, parent_id: str, parent: NodeRun, outcome: ParentOutcome) -> ErrorInfo:

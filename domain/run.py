@@ -28,6 +28,7 @@ from domain.events import (
     Event,
     EventDeadLettered,
     FinishRun,
+    HeartbeatReceived,
     NodeFailed,
     NodeStarted,
     NodeSucceeded,
@@ -35,10 +36,10 @@ from domain.events import (
     RetryDue,
     RunStarted,
     RunTimedOut,
-    ScheduleDeadline,
     ScheduleRetry,
     ScheduleRunDeadline,
 )
+from domain.heartbeats import DEADLINE_GRACE_SECONDS, apply_heartbeat, schedule_deadlines, timed_out_error
 from domain.idempotency import IdempotentStart
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
 from domain.outcome import Outcome, Step
@@ -48,11 +49,9 @@ from domain.reasons import (
     DEAD_LETTERED,
     OUTPUT_ERROR,
     OUTPUT_LOST_ERROR,
-    TIMEOUT_ERROR,
     fail_fast_error,
     run_timed_out_error,
     skip_error,
-    timeout_message,
 )
 from domain.redrive import apply_redrive
 from domain.run_data import condition_verdict, render_output
@@ -60,10 +59,6 @@ from domain.statuses import NodeStatus, RunStatus
 from domain.trigger_rules import ParentOutcome, Readiness, TriggerRule, readiness
 
 __all__ = ["DEADLINE_GRACE_SECONDS", "Outcome", "Run", "ensure_runnable"]
-
-DEADLINE_GRACE_SECONDS = 5.0
-"""The orchestrator's deadline for an attempt is its node's timeout plus this: the worker enforces
-the timeout itself and reports first; the deadline catches a worker that died or hangs."""
 
 _IN_FLIGHT = (NodeStatus.QUEUED, NodeStatus.RUNNING)
 _PENDING = NodeStatus.PENDING
@@ -191,10 +186,7 @@ class Run:
         node.worker_id = event.worker_id
         step.changed.append(index)
         step.worker_id = node.worker_id
-        timeout = self.plan.nodes[index].timeout_seconds
-        if timeout is not None:
-            due_at = event.at + timeout + DEADLINE_GRACE_SECONDS
-            step.commands.append(ScheduleDeadline(self.run_id, event.node_id, event.attempt, due_at))
+        schedule_deadlines(self.plan, self.plan.nodes[index], event, step)
         return True
 
     def _on_node_succeeded(self, event: NodeSucceeded, step: Step) -> bool:
@@ -231,11 +223,11 @@ class Run:
         index = self._current(event.node_id, event.attempt)
         if index is None:
             return False
-        node = self.nodes[index]
-        timeout = self.plan.nodes[index].timeout_seconds
-        if timeout is not None and node.started_at is not None and event.at < node.started_at + timeout:
-            return False  # set by an earlier start of this attempt: it has not run its timeout yet
-        error = ErrorInfo(TIMEOUT_ERROR, timeout_message(event.attempt, timeout))
+        error = timed_out_error(self.plan, self.plan.nodes[index], self.nodes[index], event.at)
+        if error is None:
+            return False  # set by an earlier start of this attempt, or before a heartbeat since
+        # Its worker is told to stop it (a hung handler would hold its slot on).
+        step.commands.append(CancelAttempts(self.run_id, ((event.node_id, event.attempt),)))
         self._fail_attempt(index, error, True, step)
         return True
 
@@ -364,6 +356,8 @@ class Run:
         node.queued_at = step.at
         node.started_at = None
         node.worker_id = None
+        if node.heartbeat_at is not None:  # the beats of an earlier attempt
+            node.heartbeat_at = node.progress = None
         self.in_flight += 1
         step.changed.append(index)
         node_id = self.plan.nodes[index].id
@@ -561,4 +555,5 @@ _HANDLERS: dict[type, Callable[[Run, Any, Step], bool]] = {
     CancelRequested: Run._on_cancel_requested,
     EventDeadLettered: Run._on_event_dead_lettered,
     RedriveRequested: apply_redrive,
+    HeartbeatReceived: apply_heartbeat,
 }

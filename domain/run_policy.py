@@ -35,9 +35,13 @@ def compile_output(
 
 
 def with_run_policy(
-    plan: WorkflowPlan, definition: WorkflowDefinition, output: CompiledConfig | None
+    plan: WorkflowPlan,
+    definition: WorkflowDefinition,
+    output: CompiledConfig | None,
+    default_attempt_timeout_seconds: float | None = None,
 ) -> WorkflowPlan:
-    """``plan`` with the workflow-level fields of ``definition``, and the roots its decisions read."""
+    """``plan`` with the workflow-level fields of ``definition``, the roots its decisions read and
+    the engine's default attempt deadline."""
     reads: set[str] = set() if output is None else set(output.roots)
     for spec in plan.nodes:
         if spec.condition is not None:
@@ -48,4 +52,5 @@ def with_run_policy(
         timeout_seconds=definition.timeout_seconds,
         output=output,
         decision_reads=frozenset(reads),
+        default_attempt_timeout_seconds=default_attempt_timeout_seconds,
     )

@@ -32,11 +32,17 @@ def _node_path(index: int) -> str:
 
 
 def build_plan(
-    raw: Any, limits: Limits = DEFAULT_LIMITS, handlers: Collection[str] | None = None
+    raw: Any,
+    limits: Limits = DEFAULT_LIMITS,
+    handlers: Collection[str] | None = None,
+    *,
+    default_attempt_timeout_seconds: float | None = None,
 ) -> WorkflowPlan:
     """Validate ``raw`` and compile it; raise ``InvalidDefinition`` listing every problem.
 
     ``handlers``: the names a worker knows; when given, unknown handlers are problems too.
+    ``default_attempt_timeout_seconds``: the deadline of the attempts of nodes that set no timeout
+    (a setting of the engine, not part of the definition).
     """
     raw_nodes = _check_shape(raw, limits)
     input_schema = raw.get("input_schema")
@@ -59,7 +65,7 @@ def build_plan(
     if problems:
         raise InvalidDefinition(problems)
     plan = checker.plan(definition.name, definition.model_dump(mode="json", exclude_none=True))
-    return with_run_policy(plan, definition, output)
+    return with_run_policy(plan, definition, output, default_attempt_timeout_seconds)
 
 
 def _check_shape(raw: Any, limits: Limits) -> list[Any]:
@@ -347,6 +353,7 @@ class _GraphChecker:
                 trigger_rule=node.trigger_rule,
                 condition=self.conditions[position],
                 optional=node.optional,
+                heartbeat_timeout_seconds=node.heartbeat_timeout_seconds,
             )
             for position, node in enumerate(self.nodes)
         )

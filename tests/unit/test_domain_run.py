@@ -372,7 +372,11 @@ def test_attempt_timed_out_is_a_retryable_failure() -> None:
     run = new_run(retry_plan(max_attempts=2, initial_backoff_seconds=4))
     started(run)
     handle(run, NodeStarted(RUN_ID, "a", 1, "w", 1.0))
-    assert handle(run, AttemptTimedOut(RUN_ID, "a", 1, 31.0)) == [ScheduleRetry(RUN_ID, "a", 2, 35.0)]
+    # The worker holding it is told to stop it (it may hang), and a retry is scheduled.
+    assert handle(run, AttemptTimedOut(RUN_ID, "a", 1, 31.0)) == [
+        CancelAttempts(RUN_ID, (("a", 1),)),
+        ScheduleRetry(RUN_ID, "a", 2, 35.0),
+    ]
     timeout_error = ErrorInfo("TimeoutError", "attempt 1 exceeded the timeout of 30.0s")
     assert run.node("a").error == timeout_error
     assert run.node("a").failed_attempts == [FailedAttempt(1, 1.0, 31.0, timeout_error)]
@@ -381,7 +385,10 @@ def test_attempt_timed_out_is_a_retryable_failure() -> None:
     assert_ignored(run, AttemptTimedOut(RUN_ID, "a", 1, 33.0))
 
     handle(run, RetryDue(RUN_ID, "a", 2, 35.0))
-    assert handle(run, AttemptTimedOut(RUN_ID, "a", 2, 70.0)) == [FinishRun(RUN_ID, RunStatus.FAILED)]
+    assert handle(run, AttemptTimedOut(RUN_ID, "a", 2, 70.0)) == [
+        CancelAttempts(RUN_ID, (("a", 2),)),
+        FinishRun(RUN_ID, RunStatus.FAILED),
+    ]
     assert run.node("a").status is NodeStatus.FAILED
     assert run.node("a").error == ErrorInfo("TimeoutError", "attempt 2 exceeded the timeout of 30.0s")
 
@@ -412,7 +419,8 @@ def test_a_deadline_set_by_an_earlier_start_does_not_time_out_the_attempt_taken_
     assert_ignored(run, AttemptTimedOut(RUN_ID, "a", 1, first_deadline.due_at))  # ran 15 s of its 30
     outcome = run.apply(AttemptTimedOut(RUN_ID, "a", 1, second_deadline.due_at))
     assert outcome is not None and outcome.commands == [
-        ScheduleRetry(RUN_ID, "a", 2, second_deadline.due_at + 1)
+        CancelAttempts(RUN_ID, (("a", 1),)),
+        ScheduleRetry(RUN_ID, "a", 2, second_deadline.due_at + 1),
     ]
     assert outcome.entry.error == ErrorInfo("TimeoutError", "attempt 1 exceeded the timeout of 30.0s")
 
@@ -429,7 +437,10 @@ def test_a_deadline_after_the_attempt_ended_changes_nothing() -> None:
 def test_attempt_timed_out_on_a_queued_attempt_counts_too() -> None:
     run = new_run(plan_of(node("a", timeout_seconds=5)))
     started(run)
-    assert handle(run, AttemptTimedOut(RUN_ID, "a", 1, 6.0)) == [FinishRun(RUN_ID, RunStatus.FAILED)]
+    assert handle(run, AttemptTimedOut(RUN_ID, "a", 1, 6.0)) == [
+        CancelAttempts(RUN_ID, (("a", 1),)),
+        FinishRun(RUN_ID, RunStatus.FAILED),
+    ]
     assert run.node("a").error is not None
     assert run.node("a").error.type == "TimeoutError"
 
