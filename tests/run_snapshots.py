@@ -25,6 +25,8 @@ def snapshot(run: Run) -> tuple[Any, ...]:
             state.failed_parents,
             state.skipped_parents,
             state.attempts_before,
+            state.heartbeat_at,
+            state.progress,
         )
         for spec, state in run.node_states()
     )

@@ -401,8 +401,10 @@ def plan_shape(plan: WorkflowPlan) -> tuple[Any, ...]:
                 spec.config.source,
                 spec.retry,
                 spec.timeout_seconds,
+                spec.heartbeat_timeout_seconds,
                 spec.reads,
             )
             for spec in plan.nodes
         ),
+        plan.default_attempt_timeout_seconds,
     )

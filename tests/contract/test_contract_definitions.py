@@ -19,14 +19,18 @@ RICH = workflow(
         retry_policy=retry(3, 0.5),
         timeout_seconds=12.5,
     ),
-    node("audit", ["extract"], config={"nested": {"deep": [1, {"x": None}]}}),
+    node("audit", ["extract"], config={"nested": {"deep": [1, {"x": None}]}}, heartbeat_timeout_seconds=4),
     node("load", ["transform", "audit"], config={}),
     name="etl",
 )
 
 
-async def test_add_then_get_returns_an_equal_plan(backend: Backend) -> None:
-    stored = StoredDefinition(new_id("def"), build_plan(RICH), T0)
+@pytest.mark.parametrize("default_timeout", [None, 90.0], ids=["no-default", "default"])
+async def test_add_then_get_returns_an_equal_plan(backend: Backend, default_timeout: float | None) -> None:
+    """The default attempt deadline the plan was compiled with is kept with it (every process then
+    decides deadlines alike, whatever its own settings)."""
+    plan = build_plan(RICH, default_attempt_timeout_seconds=default_timeout)
+    stored = StoredDefinition(new_id("def"), plan, T0)
     await backend.definitions.add(stored)
 
     # Another process (no cache) reads what this one stored; in memory it is the same repository.
@@ -41,6 +45,8 @@ async def test_add_then_get_returns_an_equal_plan(backend: Backend) -> None:
         assert fetched.plan.node("transform").handler == "custom.transform"
         assert fetched.plan.node("load").parent_ids == ("transform", "audit")
         assert fetched.plan.node("extract").config.source == RICH["dag"]["nodes"][0]["config"]
+        assert fetched.plan.node("audit").heartbeat_timeout_seconds == 4
+        assert fetched.plan.default_attempt_timeout_seconds == default_timeout
 
 
 async def test_definitions_are_kept_apart(backend: Backend) -> None:

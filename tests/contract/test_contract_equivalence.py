@@ -40,6 +40,7 @@ from domain.events import (
     CancelRequested,
     Event,
     EventDeadLettered,
+    HeartbeatReceived,
     NodeFailed,
     NodeStarted,
     NodeSucceeded,
@@ -104,6 +105,8 @@ def definitions(draw: st.DrawFn) -> dict[str, Any]:
             }
         if draw(st.integers(0, 3)) == 0:
             extra["timeout_seconds"] = draw(st.sampled_from([1, 2.5, 10]))
+        if draw(st.integers(0, 3)) == 0:
+            extra["heartbeat_timeout_seconds"] = draw(st.sampled_from([0.5, 2]))
         if parents and draw(st.integers(0, 2)) == 0:
             extra["trigger_rule"] = draw(st.sampled_from(RULES))
         if draw(st.integers(0, 3)) == 0:
@@ -175,6 +178,11 @@ def _candidates(run: Run, sides: Sides, data: st.DataObject) -> list[Event]:
                         run_id, spec.id, attempt, started + spec.timeout_seconds + DEADLINE_GRACE_SECONDS
                     )
                 )
+            beat = data.draw(st.none() | JSON, label="heartbeat details")
+            found.append(HeartbeatReceived(run_id, spec.id, attempt, at, worker, state.started_at, beat))
+            if spec.heartbeat_timeout_seconds is not None:
+                last = max(m for m in (state.started_at, state.heartbeat_at, at) if m is not None)
+                found.append(AttemptTimedOut(run_id, spec.id, attempt, last + spec.heartbeat_timeout_seconds))
             found.append(NodeSucceeded(run_id, spec.id, attempt - 1, "stale", at))  # an older attempt
         if state.retry_at is not None:
             found += [

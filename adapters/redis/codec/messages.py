@@ -17,6 +17,7 @@ from domain.events import (
     CancelRequested,
     Event,
     EventDeadLettered,
+    HeartbeatReceived,
     NodeFailed,
     NodeStarted,
     NodeSucceeded,
@@ -105,6 +106,18 @@ def encode_event(event: Event) -> Fields:
                 "a": str(event.attempt),
                 "t": repr(event.at),
             }
+        case HeartbeatReceived():
+            beat = {
+                "k": "beat",
+                "r": event.run_id,
+                "n": event.node_id,
+                "a": str(event.attempt),
+                "t": repr(event.at),
+                **_ran_by(event.worker_id, event.started_at),
+            }
+            if event.details is not None:
+                beat["d"] = encode_compact(event.details)
+            return beat
         case RetryDue():
             return {
                 "k": "retry",
@@ -159,6 +172,9 @@ def decode_event(fields: Mapping[str, str]) -> Event:
             )
         if kind == "timeout":
             return AttemptTimedOut(run_id, node_id, attempt, at)
+        if kind == "beat":
+            details = json.loads(fields["d"]) if "d" in fields else None
+            return HeartbeatReceived(run_id, node_id, attempt, at, worker_id, started_at, details)
         if kind == "retry":
             return RetryDue(run_id, node_id, attempt, at)
         if kind == "dead":

@@ -178,6 +178,10 @@ def encode_node(node: NodeRun) -> str:
         parts += (',"ps":', str(node.skipped_parents))
     if node.attempts_before:
         parts += (',"ab":', str(node.attempts_before))
+    if node.heartbeat_at is not None:
+        parts += (',"hb":', repr(node.heartbeat_at))
+    if node.progress is not None:
+        parts += (',"pg":', encode_compact(node.progress))
     if node.failed_attempts:
         failed = [
             [f.attempt, f.started_at, f.finished_at, f.error.type, f.error.message]
@@ -209,6 +213,8 @@ def decode_node(raw: str) -> NodeRun:
         failed_parents=int(state.get("pf", 0)),
         skipped_parents=int(state.get("ps", 0)),
         attempts_before=int(state.get("ab", 0)),
+        heartbeat_at=_optional_float(state.get("hb")),
+        progress=state.get("pg"),
     )
 
 
@@ -247,6 +253,8 @@ def encode_entry(entry: HistoryEntry) -> str:
         parts += (',"by":', encode_compact(entry.by))
     if entry.redriven:
         parts += (',"redriven":["', '","'.join(entry.redriven), '"]')
+    if entry.progress is not None:
+        parts += (',"progress":', encode_compact(entry.progress))
     parts.append("}")
     return "".join(parts)
 
