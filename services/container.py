@@ -136,6 +136,7 @@ class Container(containers.DeclarativeContainer):
         ids=ids,
         attempt_logs=attempt_logs,
         limits=settings.provided.limits.call(),
+        default_attempt_timeout_seconds=settings.provided.default_attempt_timeout_seconds,
         known_handlers=registry.provided.names.call(),
     )
     orchestrator = providers.Factory(
@@ -164,6 +165,8 @@ class Container(containers.DeclarativeContainer):
         cancel_poll_seconds=settings.provided.cancel_poll_seconds,
         cancel_grace_seconds=settings.provided.cancel_grace_seconds,
         shutdown_grace_seconds=settings.provided.shutdown_grace_seconds,
+        heartbeat_interval_seconds=settings.provided.heartbeat_interval_seconds,
+        max_heartbeat_details_bytes=settings.provided.max_heartbeat_details_bytes,
     )
 
 

@@ -75,6 +75,23 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a cancelled handler may take to stop before its worker abandons it.",
     )
+    heartbeat_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="A worker reports at most one heartbeat per attempt this often (or a third of "
+        "the node's heartbeat_timeout_seconds when that is shorter), with the latest details.",
+    )
+    max_heartbeat_details_bytes: int = Field(
+        default=4096, ge=1, le=1024 * 1024, description="The largest details a handler's ctx.heartbeat takes."
+    )
+    default_attempt_timeout_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        le=30 * 86_400,
+        description="The deadline of an attempt of a node that sets neither timeout_seconds nor "
+        "heartbeat_timeout_seconds (kept with each definition registered).",
+    )
     worker_handler_modules: str = Field(
         default="", description="Comma-separated modules imported at start to register handlers."
     )

@@ -104,6 +104,12 @@ class NodeDetail(BaseModel):
         description="Why the node is where it is: the parents it waits on, the retry it waits for, how "
         "long it has been queued, what skipped or cancelled it."
     )
+    last_heartbeat_at: datetime | None = Field(
+        None, description="When the handler of its latest attempt last sent a heartbeat (ctx.heartbeat)."
+    )
+    progress: Any = Field(
+        None, description="The details of the latest attempt's last heartbeat that carried any."
+    )
 
 
 class RunDetail(BaseModel):
@@ -159,6 +165,7 @@ class RunEventView(BaseModel):
     run_status: RunStatus | None = Field(None, description="Set on the event that ended the run.")
     by: str | None = Field(None, description="Who started or cancelled the run (the API token's name).")
     redriven: list[str] = Field(default_factory=list, description="Nodes a redrive runs again.")
+    progress: Any = Field(None, description="The details a heartbeat carried (heartbeat_received).")
 
 
 def definition_view(summary: DefinitionSummary) -> DefinitionView:
@@ -215,6 +222,8 @@ def node_detail(node: NodeView) -> NodeDetail:
             for failed in node.failed_attempts
         ],
         reason=node.reason,
+        last_heartbeat_at=utc_time_or_none(node.last_heartbeat_at),
+        progress=node.progress,
     )
 
 
@@ -258,4 +267,5 @@ def run_event(seq: int, entry: HistoryEntry) -> RunEventView:
         run_status=entry.run_status,
         by=entry.by,
         redriven=list(entry.redriven),
+        progress=entry.progress,
     )

@@ -49,6 +49,10 @@ class NodeView:
     """The node's output when ``has_output`` (an output may itself be ``null``); None otherwise."""
     reason: str | None
     """Why the node is where it is (``services.application.explain``)."""
+    last_heartbeat_at: float | None = None
+    """When the handler of its latest attempt last sent a heartbeat."""
+    progress: Any = None
+    """The details of its latest attempt's last heartbeat that carried any."""
 
     @property
     def duration_seconds(self) -> float | None:
@@ -101,6 +105,8 @@ def _node_view(run: Run, spec: NodeSpec, node: NodeRun) -> NodeView:
         has_output=has_output,
         output=outputs[node_id] if has_output else None,
         reason=reason_of(run, spec, node),
+        last_heartbeat_at=node.heartbeat_at,
+        progress=node.progress,
     )
 
 

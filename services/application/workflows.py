@@ -50,7 +50,9 @@ class WorkflowService:
         limits: Limits,
         known_handlers: frozenset[str] | None = None,
         attempt_logs: AttemptLogStore | None = None,
+        default_attempt_timeout_seconds: float | None = None,
     ) -> None:
+        self._default_timeout = default_attempt_timeout_seconds
         self._attempt_logs = attempt_logs
         self._definitions = definitions
         self._runs = runs
@@ -75,7 +77,9 @@ class WorkflowService:
         retried, or a deploy that registers on every start, makes no new version). With ``request``
         at most once per idempotency key: (the definition, whether the same request registered it
         before); the same key with another request raises ``IdempotencyKeyReused``."""
-        plan = build_plan(raw, self._limits, self._known_handlers)
+        plan = build_plan(
+            raw, self._limits, self._known_handlers, default_attempt_timeout_seconds=self._default_timeout
+        )
         if if_changed:
             newest = await self._definitions.page(plan.name, None, 1)
             if newest.items:

@@ -262,6 +262,8 @@ def event_line(event: dict[str, Any]) -> str:
         parts.append(f"- {error.get('type')}: {first_line(error.get('message'))}")
     if event.get("retry_at"):
         parts.append(f"- retry at {str(event['retry_at'])[11:23]}")
+    if event.get("progress") is not None:
+        parts.append(f"- progress {json.dumps(event['progress'])[:200]}")
     if event.get("redriven"):
         parts.append(f"-> runs again {', '.join(event['redriven'])}")
     if event.get("dispatched"):

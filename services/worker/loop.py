@@ -36,6 +36,7 @@ from services.runtime.logs import bind_attempt, bind_worker
 from services.runtime.resilience import Stopped, repeat_until, retrying
 from services.worker.attempt_log import failure_message, install_capture, record_failure, start_attempt_log
 from services.worker.cancels import AttemptCancelled, CancelWatch
+from services.worker.heartbeats import HeartbeatReporter
 from services.worker.registry import (
     Handler,
     HandlerContext,
@@ -95,8 +96,17 @@ class Worker:
         cancel_poll_seconds: float = 0.25,
         cancel_grace_seconds: float = 10.0,
         shutdown_grace_seconds: float = 30.0,
+        heartbeat_interval_seconds: float = 5.0,
+        max_heartbeat_details_bytes: int = 4096,
     ) -> None:
         self._cancels = CancelWatch(signals, cancel_poll_seconds, cancel_grace_seconds)
+        self._beats = HeartbeatReporter(
+            events=events,
+            clock=clock,
+            worker_id=worker_id,
+            interval_seconds=heartbeat_interval_seconds,
+            max_details_bytes=max_heartbeat_details_bytes,
+        )
         self._attempt_logs = attempt_logs
         if attempt_logs is not None:
             install_capture()
@@ -127,6 +137,7 @@ class Worker:
         backend is down) is handed back, left unacknowledged for another worker to take over after
         the visibility timeout."""
         self._stop = stop
+        self._beats.start(stop)
         bind_worker(self.worker_id)
         helpers = [
             asyncio.create_task(self._heartbeat(stop)),
@@ -144,6 +155,7 @@ class Worker:
             for helper in helpers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
+            await self._beats.close()
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _finish_or_hand_back(self) -> None:
@@ -278,7 +290,7 @@ class Worker:
 
     async def _attempt(self, task: Task, started_at: float) -> Event:
         try:
-            output = await self._run_handler(task)
+            output = await self._run_handler(task, started_at)
         except _Refused as refusal:
             return self._failed(task, started_at, refusal.kind, str(refusal), retryable=False)
         except _TimedOut as timed_out:
@@ -313,7 +325,7 @@ class Worker:
             started_at,
         )
 
-    async def _run_handler(self, task: Task) -> Any:
+    async def _run_handler(self, task: Task, started_at: float) -> Any:
         loaded = self._plans.get(task.definition_id)
         if loaded is not None and loaded.done() and loaded.exception() is None:
             plan = loaded.result().plan
@@ -344,6 +356,9 @@ class Worker:
             inputs={parent: data.get(parent) for parent in spec.parent_ids},
             run_input=data["workflow"]["input"],
             idempotency_key=task.idempotency_key,
+            started_at=started_at,
+            heartbeat_timeout_seconds=spec.heartbeat_timeout_seconds,
+            heartbeats=self._beats,
         )
         if spec.timeout_seconds is None:
             output = await self._call(handler, context)
@@ -375,6 +390,9 @@ class Worker:
             raise
         except Exception as error:  # told apart from the worker's own failures: it has a traceback
             raise _HandlerRaised(error) from error
+        finally:
+            if context.beats is not None:  # it beat: no report of it after its end
+                self._beats.end(context)
 
     def _check_output(self, output: Any) -> None:
         try:

@@ -8,11 +8,36 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from services.application.errors import ConfigurationError
+
+
+class AttemptCancelledError(Exception):
+    """Raised by ``ctx.heartbeat`` once the attempt was cancelled (its run ended without it, or it
+    timed out): a handler that beats stops at its next beat without polling ``ctx.cancelled``."""
+
+
+class HeartbeatSink(Protocol):
+    """Where ``ctx.heartbeat`` goes (``services.worker.heartbeats.HeartbeatReporter``)."""
+
+    def beat(self, context: HandlerContext, details: Any) -> None: ...
+
+
+class _Beaten:
+    """What ``ctx.heartbeat`` returns: awaited by an async handler (it yields to the loop once, so
+    a loop that only beats still lets others run, and is a point where a cancel lands), ignored by a
+    sync one. Not a coroutine: a sync caller that drops it gets no "never awaited" warning."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None]:
+        yield
+
+
+_BEATEN = _Beaten()
 
 
 @dataclass(slots=True)
@@ -35,6 +60,27 @@ class HandlerContext:
     cancelled: threading.Event = field(default_factory=threading.Event)
     """Set when the run ended without this attempt (cancelled, failed fast, timed out): a sync
     handler polls ``ctx.cancelled.is_set()`` and returns; an async handler's task is cancelled."""
+    started_at: float | None = None
+    """When the worker started this attempt (seconds since the epoch)."""
+    heartbeat_timeout_seconds: float | None = None
+    """The node's ``heartbeat_timeout_seconds``: beat more often than this, or the attempt times out."""
+    heartbeats: HeartbeatSink | None = None
+    """The worker's (None: beats go nowhere, as in a handler called directly by a test)."""
+    beats: Any = None
+    """The attempt's heartbeat state, kept by ``heartbeats`` from the first beat on."""
+
+    def heartbeat(self, details: Any = None) -> _Beaten:
+        """Say the attempt is alive, with ``details`` (optional, a small JSON value: its progress,
+        shown in the run view and its events; the latest wins). ``await ctx.heartbeat(...)`` in an
+        async handler, ``ctx.heartbeat(...)`` in a sync one. Cheap: call it as often as you like,
+        the worker reports at most one per interval. Raises ``AttemptCancelledError`` once the
+        attempt was cancelled, and ``HeartbeatDetailsRefused`` (a ``ValueError``) for details that
+        are not JSON or over ``MAX_HEARTBEAT_DETAILS_BYTES``."""
+        if self.cancelled.is_set():
+            raise AttemptCancelledError(f"attempt {self.idempotency_key} was cancelled")
+        if self.heartbeats is not None:
+            self.heartbeats.beat(self, details)
+        return _BEATEN
 
 
 type HandlerFunction = Callable[[HandlerContext], Any] | Callable[[HandlerContext], Awaitable[Any]]
