@@ -6,7 +6,8 @@
   that comes before the report of the attempt's start counts as that start too.
 - An attempt's deadlines are set when it starts: its node's ``timeout_seconds`` (plus
   ``DEADLINE_GRACE_SECONDS``: the worker enforces it itself and reports first), or, for a node that
-  sets no timeout of either kind, the engine's default (``WorkflowPlan.default_attempt_timeout_seconds``);
+  sets no timeout of either kind, the engine's default (``WorkflowPlan.default_attempt_timeout_seconds``,
+  which only this deadline enforces: the worker is then told to stop the attempt);
   and its ``heartbeat_timeout_seconds`` after the start. Each heartbeat sets the heartbeat deadline
   again, from the beat. Timers are never withdrawn: when one fires, ``timed_out_error`` compares
   times and says whether a limit has really been reached (an earlier start or a later beat makes the
@@ -44,9 +45,10 @@ def attempt_timeout(plan: WorkflowPlan, spec: NodeSpec) -> tuple[float | None, b
 
 def schedule_deadlines(plan: WorkflowPlan, spec: NodeSpec, event: NodeStarted, step: Step) -> None:
     """The deadlines of an attempt that has just started (``event.at``)."""
-    timeout, _ = attempt_timeout(plan, spec)
+    timeout, default = attempt_timeout(plan, spec)
     if timeout is not None:
-        due_at = event.at + timeout + DEADLINE_GRACE_SECONDS
+        # No grace for the default: no worker enforces it, the deadline alone does.
+        due_at = event.at + timeout + (0.0 if default else DEADLINE_GRACE_SECONDS)
         step.commands.append(ScheduleDeadline(event.run_id, event.node_id, event.attempt, due_at))
     silence = spec.heartbeat_timeout_seconds
     if silence is not None:

@@ -41,7 +41,8 @@ def _error_document(error: ErrorInfo | None) -> dict[str, str] | None:
 
 
 def _node_document(node: NodeView) -> dict[str, Any]:
-    """A node's fields; ``failed_attempts`` only when there were some, ``output`` only when it has one."""
+    """A node's fields; ``failed_attempts`` only when there were some, ``output`` only when it has one,
+    ``last_heartbeat_at`` and ``progress`` only when its handler beat."""
     document: dict[str, Any] = {
         "status": node.status.value,
         "attempts": node.attempts,
@@ -62,6 +63,10 @@ def _node_document(node: NodeView) -> dict[str, Any]:
             }
             for failed in node.failed_attempts
         ]
+    if node.last_heartbeat_at is not None:
+        document["last_heartbeat_at"] = iso_time(node.last_heartbeat_at)
+    if node.progress is not None:
+        document["progress"] = node.progress
     if node.has_output:
         document["output"] = node.output
     return document

@@ -20,11 +20,30 @@ class SimulatedPermanentError(NonRetryableError):
 
 
 async def _simulate(ctx: HandlerContext, default_delay: float, service: str) -> None:
-    await asyncio.sleep(float(ctx.config.get("delay_seconds", default_delay)))
+    """Waits ``config.delay_seconds``, beating its progress every ``config.progress_every_seconds``
+    when given; hangs (without a beat) on the attempts up to ``config.hang_attempts``; fails the
+    attempts up to ``config.fail_attempts``."""
+    if ctx.attempt <= int(ctx.config.get("hang_attempts", 0)):
+        await asyncio.Event().wait()  # until the attempt is cancelled (it times out)
+    delay = float(ctx.config.get("delay_seconds", default_delay))
+    every = ctx.config.get("progress_every_seconds")
+    if every is None:
+        await asyncio.sleep(delay)
+    else:
+        await _wait_beating(ctx, delay, float(every))
     fail_attempts = int(ctx.config.get("fail_attempts", 0))
     if ctx.attempt <= fail_attempts:
         error = SimulatedPermanentError if ctx.config.get("non_retryable") else SimulatedServiceError
         raise error(f"{service} failed on attempt {ctx.attempt} (configured to fail {fail_attempts} time(s))")
+
+
+async def _wait_beating(ctx: HandlerContext, delay: float, every: float) -> None:
+    waited = 0.0
+    while waited < delay:
+        await ctx.heartbeat({"waited_seconds": round(waited, 3), "of_seconds": delay})
+        step = min(every, delay - waited)
+        await asyncio.sleep(step)
+        waited += step
 
 
 def input_handler(ctx: HandlerContext) -> dict[str, Any]:

@@ -81,6 +81,17 @@ def check_typed_input(report: Report) -> None:
     assert output["summary"].startswith("[simulated-llm] answer to: In en, in at most 50 words, summarize: ")
 
 
+def check_heartbeats(report: Report) -> None:
+    assert report["status"] == "COMPLETED"
+    download, stuck = report["nodes"]["download"], report["nodes"]["stuck"]
+    assert download["attempts"] == 1 and download["last_heartbeat_at"] is not None
+    assert download["progress"]["of_seconds"] == 1.5 and download["progress"]["waited_seconds"] > 0
+    assert stuck["attempts"] == 2
+    [failed] = stuck["failed_attempts"]
+    assert failed["error"]["type"] == "TimeoutError"
+    assert "sent no heartbeat for 1.0s" in failed["error"]["message"]
+
+
 CASES: dict[str, tuple[str, dict[str, Any], int, Callable[[Report], None]]] = {
     "branching-premium": ("branching", {"tier": "premium"}, 0, check_branching_premium),
     "branching-standard": ("branching", {"tier": "basic"}, 0, check_branching_standard),
@@ -88,6 +99,7 @@ CASES: dict[str, tuple[str, dict[str, Any], int, Callable[[Report], None]]] = {
     "fail_fast": ("fail_fast", {}, 1, check_fail_fast),
     "run_timeout": ("run_timeout", {}, 1, check_run_timeout),
     "typed_input": ("typed_input", {"user_id": "u-5"}, 0, check_typed_input),
+    "heartbeats": ("heartbeats", {}, 0, check_heartbeats),
 }
 
 

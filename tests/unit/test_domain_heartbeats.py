@@ -136,7 +136,7 @@ def test_a_node_without_any_timeout_gets_the_default_attempt_deadline() -> None:
     run = new_run(default_plan())
     handle(run, _run_started())
     [deadline] = handle(run, NodeStarted(RUN_ID, "a", 1, "w1", 1.0))
-    assert deadline == ScheduleDeadline(RUN_ID, "a", 1, 1.0 + 100 + DEADLINE_GRACE_SECONDS)
+    assert deadline == ScheduleDeadline(RUN_ID, "a", 1, 1.0 + 100)  # no worker enforces it: no grace
     outcome = run.apply(AttemptTimedOut(RUN_ID, "a", 1, deadline.due_at))
     assert outcome is not None and outcome.entry.error is not None
     assert outcome.entry.error.message == (
