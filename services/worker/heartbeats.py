@@ -40,9 +40,12 @@ class HeartbeatDetailsRefused(ValueError):
 
 @dataclasses.dataclass(slots=True)
 class _AttemptBeats:
-    """The heartbeat state of one attempt (made at its first beat)."""
+    """The heartbeat state of one attempt (made at its first beat; it names the attempt rather than
+    holding its context, which holds it: no reference cycle for the collector)."""
 
-    context: HandlerContext
+    key: tuple[str, str, int]
+    """(run id, node id, attempt)."""
+    started_at: float | None
     interval: float
     at: float = 0.0
     """The time of the latest beat."""
@@ -100,7 +103,8 @@ class HeartbeatReporter:
         state = context.beats
         if state is None:
             interval = self.interval_for(context.heartbeat_timeout_seconds)
-            state = context.beats = _AttemptBeats(context, interval)
+            key = (context.run_id, context.node_id, context.attempt)
+            state = context.beats = _AttemptBeats(key, context.started_at, interval)
         state.at = self._clock.now()
         if encoded is not None:
             state.details = encoded
@@ -151,15 +155,15 @@ class HeartbeatReporter:
             return
         state.last_sent = self._loop.time()
         details, state.details = state.details, None
-        context = state.context
-        key = (context.run_id, context.node_id, context.attempt)
+        key = state.key
+        run_id, node_id, attempt = key
         beat = HeartbeatReceived(
-            context.run_id,
-            context.node_id,
-            context.attempt,
+            run_id,
+            node_id,
+            attempt,
             state.at,
             self._worker_id,
-            context.started_at,
+            state.started_at,
             None if details is None else json.loads(details),
         )
         unsent = self._outbox.get(key)
