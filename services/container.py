@@ -37,6 +37,7 @@ from services.runtime.metrics import WORKER_SLOTS
 from services.runtime.metrics_http import MetricsSource
 from services.settings import load_settings
 from services.worker import Worker, default_registry
+from services.worker.secrets import SecretSource
 
 # Blocking reads wait at most this long, so the socket timeout must be longer.
 MAX_BLOCK_SECONDS = 1.0
@@ -149,6 +150,11 @@ class Container(containers.DeclarativeContainer):
         batch_size=settings.provided.orchestrator_batch_size,
         on_run_finished=completions.provided.finished,
     )
+    secret_source = providers.Singleton(
+        SecretSource.from_environment,
+        settings.provided.secrets_env_prefix,
+        settings.provided.secrets_dir,
+    )
     worker = providers.Factory(
         Worker,
         registry=registry,
@@ -167,6 +173,7 @@ class Container(containers.DeclarativeContainer):
         shutdown_grace_seconds=settings.provided.shutdown_grace_seconds,
         heartbeat_interval_seconds=settings.provided.heartbeat_interval_seconds,
         max_heartbeat_details_bytes=settings.provided.max_heartbeat_details_bytes,
+        secrets=secret_source,
     )
 
 

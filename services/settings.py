@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -91,6 +92,17 @@ class Settings(BaseSettings):
         le=30 * 86_400,
         description="The deadline of an attempt of a node that sets neither timeout_seconds nor "
         "heartbeat_timeout_seconds (kept with each definition registered).",
+    )
+    secrets_dir: Path | None = Field(
+        default=None,
+        description="A worker reads {{ secrets.NAME }} from the file NAME here (one file per secret, "
+        "as Docker and Kubernetes mount them) before the environment.",
+    )
+    secrets_env_prefix: str = Field(
+        default="DAG_SECRET_",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="A worker reads {{ secrets.NAME }} from the variable of this prefix and NAME "
+        "upper-cased, '-' as '_' (only variables with the prefix are ever read).",
     )
     worker_handler_modules: str = Field(
         default="", description="Comma-separated modules imported at start to register handlers."

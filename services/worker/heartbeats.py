@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import threading
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +69,10 @@ class HeartbeatReporter:
         worker_id: str,
         interval_seconds: float,
         max_details_bytes: int,
+        redact: Callable[[str], str] = str,
     ) -> None:
+        self._redact = redact
+        """Hides the values of secrets in the details (their JSON text)."""
         self._events = events
         self._clock = clock
         self._worker_id = worker_id
@@ -135,7 +139,7 @@ class HeartbeatReporter:
                 f"heartbeat details are {size} bytes, over the limit of {self._max_bytes} "
                 "(MAX_HEARTBEAT_DETAILS_BYTES)"
             )
-        return encoded
+        return self._redact(encoded)
 
     def _schedule(self, state: _AttemptBeats) -> None:
         assert self._loop is not None
