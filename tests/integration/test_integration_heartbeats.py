@@ -1,5 +1,6 @@
 """Heartbeats on the embedded engine (memory backend): details refused at the call, the default
-attempt deadline from settings, a sync hung handler timed out while its worker runs the retry."""
+attempt deadline from settings (a sync hung handler timed out while its worker runs the retry), a
+secret in the details redacted."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import asyncio
 import threading
 from typing import Any
 
+from dependency_injector import providers
 from engine_support import fresh_registry, make_container, node, run_workflow, workflow
 
 from domain.statuses import NodeStatus, RunStatus
+from services.worker.redaction import Redactor
 from services.worker.registry import HandlerContext
+from services.worker.secrets import SecretSource
 
 
 async def test_details_over_the_limit_or_not_json_are_refused_at_the_call() -> None:
@@ -70,3 +74,24 @@ async def test_a_node_without_a_timeout_times_out_at_the_default_deadline() -> N
     assert failed.error.message == (
         "attempt 1 exceeded the default attempt timeout of 0.5s (its node sets no timeout)"
     )
+
+
+async def test_a_secret_in_heartbeat_details_is_redacted() -> None:
+    registry = fresh_registry()
+
+    @registry.register("beats_secret")
+    async def beats_secret(ctx: HandlerContext) -> dict[str, str]:
+        await ctx.heartbeat({"using": ctx.config["token"], "note": f"auth {ctx.config['token']}"})
+        return {}
+
+    container = make_container(registry)
+    source = SecretSource({"HB_SECRET_TOKEN": "s3cr3t-value"}, "HB_SECRET_", None, Redactor())
+    container.secret_source.override(providers.Object(source))
+    run = await run_workflow(
+        container, workflow(node("b", "beats_secret", config={"token": "{{ secrets.token }}"}))
+    )
+
+    assert run.status is RunStatus.COMPLETED
+    assert run.node("b").progress == {"using": "***", "note": "auth ***"}
+    history = await container.workflows().history(run.run_id, 0, 100)
+    assert "s3cr3t" not in repr(history)
