@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from domain.errors import Problem
 from domain.events import RedriveRequested, ScheduleRunDeadline
+from domain.map_run import reset_items
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
 from domain.outcome import Step
 from domain.plan import WorkflowPlan
@@ -140,3 +141,4 @@ def _reset(node: NodeRun, waiting_on: int, at: float) -> None:
     node.worker_id = None
     node.error = None
     node.retry_at = None
+    reset_items(node)

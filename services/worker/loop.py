@@ -13,12 +13,14 @@ import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from domain.errors import BackendError, RunNotActive, TemplateError
 from domain.events import Event, NodeFailed, NodeStarted, NodeSucceeded
+from domain.map_spec import split_key
 from domain.messages import Task
-from domain.plan import WorkflowPlan
+from domain.plan import NodeSpec, WorkflowPlan
 from domain.ports import (
     AttemptLogStore,
     AttemptSignals,
@@ -36,6 +38,7 @@ from services.runtime.logs import bind_attempt, bind_worker
 from services.runtime.resilience import Stopped, repeat_until, retrying
 from services.worker.attempt_log import failure_message, install_capture, record_failure, start_attempt_log
 from services.worker.cancels import AttemptCancelled, CancelWatch
+from services.worker.map_inputs import MapInputs
 from services.worker.registry import (
     Handler,
     HandlerContext,
@@ -114,6 +117,7 @@ class Worker:
         self._executor = executor or ThreadPoolExecutor(concurrency, thread_name_prefix=worker_id)
         self._idle_block = idle_block_seconds
         self._plans: dict[str, asyncio.Future[StoredDefinition]] = {}
+        self._map_inputs = MapInputs()
         self._running: dict[asyncio.Task[None], Delivery[Task]] = {}
         self._waiting: list[Delivery[Task]] = []
         self._slot_freed = asyncio.Event()
@@ -319,21 +323,21 @@ class Worker:
             plan = loaded.result().plan
         else:
             plan = await retrying(lambda: self._plan(task.definition_id), "loading a definition", self._stop)
-        spec = plan.node(task.node_id)
+        node_id, item = split_key(task.node_id)
+        spec = plan.node(node_id)
         try:
             handler = self._registry.get(task.handler)
         except UnknownHandler as error:
             raise _Refused("UnknownHandler", str(error)) from None
         try:
-            try:
-                data = await self._runs.read_data(task.run_id, spec.reads)
-            except BackendError:
-                read = lambda: self._runs.read_data(task.run_id, spec.reads)  # noqa: E731
-                data = await retrying(read, "reading inputs", self._stop)
+            if item is None:
+                data = await self._read_data(task.run_id, spec)
+            else:
+                load = partial(self._read_data, task.run_id, spec)
+                data = await self._map_inputs.for_item(task.run_id, spec, item, task.attempt, load)
+            config = spec.config.render(data)
         except RunNotActive as inactive:
             raise _NotToStart(str(inactive)) from None
-        try:
-            config = spec.config.render(data)
         except TemplateError as error:
             raise _Refused("TemplateError", str(error)) from None
         context = HandlerContext(
@@ -358,6 +362,13 @@ class Worker:
             raise _TimedOut(timeout_message(task.attempt, spec.timeout_seconds)) from None
         self._check_output(output)
         return output
+
+    async def _read_data(self, run_id: str, spec: NodeSpec) -> dict[str, Any]:
+        try:
+            return await self._runs.read_data(run_id, spec.reads)
+        except BackendError:
+            read = lambda: self._runs.read_data(run_id, spec.reads)  # noqa: E731
+            return await retrying(read, "reading inputs", self._stop)
 
     async def _call(self, handler: Handler, context: HandlerContext) -> Any:
         attempt = (context.run_id, context.node_id, context.attempt)
