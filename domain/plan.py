@@ -62,6 +62,12 @@ class WorkflowPlan:
     """Root (node id, or the workflow namespace) -> the map nodes whose list it holds: the run
     reads that output once, when it is recorded, to count the items (it keeps only the count)."""
 
+    @property
+    def recorded_reads(self) -> frozenset[str]:
+        """Roots whose data the aggregate reads as it is recorded: ``decision_reads``, and the roots
+        maps count their items in (``map_sources``: read once, not kept)."""
+        return self.decision_reads | self.map_sources.keys()
+
     def node(self, node_id: str) -> NodeSpec:
         return self.nodes[self.index[node_id]]
 
