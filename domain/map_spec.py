@@ -29,6 +29,7 @@ from domain.templates import Reference, parse_string
 
 if TYPE_CHECKING:
     from domain.plan import NodeSpec as PlanNode
+    from domain.plan import WorkflowPlan
 
 ITEM, INDEX = "item", "index"
 MAP_NAMES = frozenset({ITEM, INDEX})
@@ -178,3 +179,29 @@ def map_sources(specs: Sequence[PlanNode]) -> dict[str, tuple[int, ...]]:
         if spec.map is not None:
             sources.setdefault(spec.map.source.root, []).append(spec.index)
     return {root: tuple(indices) for root, indices in sources.items()}
+
+
+def map_read_problems(plan: WorkflowPlan) -> list[Problem]:
+    """A map node's output is a list the store assembles for the nodes that read it: the run's own
+    decisions (conditions, the output mapping) cannot read it."""
+    maps = {spec.id for spec in plan.nodes if spec.map is not None}
+    if not maps:
+        return []
+    hint = "read it in a node that depends on the map, and use that node's output"
+    problems = [
+        Problem(
+            f"$.dag.nodes[{spec.index}].when",
+            f"'{ref.text}': a condition cannot read map node '{ref.root}'; {hint}",
+        )
+        for spec in plan.nodes
+        if spec.condition is not None
+        for ref in spec.condition.references
+        if ref.root in maps
+    ]
+    if plan.output is not None:
+        problems.extend(
+            Problem("$.output", f"'{ref.text}': the run's output cannot read map node '{ref.root}'; {hint}")
+            for ref in plan.output.references
+            if ref.root in maps
+        )
+    return problems

@@ -17,7 +17,14 @@ from domain.definition import NodeDefinition, WorkflowDefinition
 from domain.errors import ConditionError, InvalidDefinition, InvalidInput, Problem, TemplateError
 from domain.input_schema import checked_input, schema_problems
 from domain.limits import DEFAULT_LIMITS, Limits, json_size, nesting_depth
-from domain.map_spec import MAP_NAMES, MapSpec, compile_map, map_reference_problem, map_sources
+from domain.map_spec import (
+    MAP_NAMES,
+    MapSpec,
+    compile_map,
+    map_read_problems,
+    map_reference_problem,
+    map_sources,
+)
 from domain.plan import NodeSpec, WorkflowPlan
 from domain.rendering import CompiledConfig, compile_config
 from domain.retry import NO_RETRY
@@ -60,7 +67,10 @@ def build_plan(
     if problems:
         raise InvalidDefinition(problems)
     plan = checker.plan(definition.name, definition.model_dump(mode="json", exclude_none=True))
-    return with_run_policy(plan, definition, output)
+    plan = with_run_policy(plan, definition, output)
+    if map_problems := map_read_problems(plan):
+        raise InvalidDefinition(map_problems)
+    return plan
 
 
 def _check_shape(raw: Any, limits: Limits) -> list[Any]:

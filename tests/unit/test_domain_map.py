@@ -187,3 +187,15 @@ def test_validation_locates_each_misuse_of_a_map() -> None:
     assert "$.dag.nodes[2].when" in paths  # {{ item }} in a map's condition
     assert "$.dag.nodes[3].tolerated_failures" in paths
     assert "$.dag.nodes[4].for_each" in paths  # src is not an ancestor of far
+
+
+def test_a_condition_or_the_run_output_cannot_read_a_map_node() -> None:
+    definition = workflow(
+        node("src"),
+        node("each", ["src"], for_each="{{ src.xs }}"),
+        node("after", ["each"], when="{{ each }} != null"),
+    )
+    definition["output"] = {"all": "{{ each }}"}
+    problems = problems_of(definition)
+    assert {p.path for p in problems} == {"$.dag.nodes[2].when", "$.output"}
+    assert all("cannot read map node 'each'" in p.message for p in problems)
