@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 _IN_FLIGHT = (NodeStatus.QUEUED, NodeStatus.RUNNING)
 CANCELLED_ITEM = "Cancelled"
+FAILED_MARK, REDO_MARK = "f", "r"
+"""How a store marks an item that failed in this life, and one a redrive put back (``Step.item_marked``)."""
 
 
 def count_items(run: Run, root: str, step: Step) -> None:
@@ -119,11 +121,23 @@ def _fill(run: Run, index: int, step: Step) -> None:
         return
     node_id = run.plan.nodes[index].id
     base = (node.attempt - 1) * ATTEMPTS_PER_LIFE
-    for item in range(items.next_item, items.next_item + min(room, items.waiting)):
-        items.live[item] = ItemRun(base + 1, queued_at=step.at, attempts_before=base)
-        step.commands.append(DispatchNode(run.run_id, item_key(node_id, item), base + 1))
-        step.item_changed(index, item)
-    items.next_item += min(room, items.waiting)
+    while room and items.redo:
+        item = items.redo.pop()
+        step.item_marked(index, item, None)
+        _dispatch_item(run, index, node_id, item, base, step)
+        room -= 1
+    count = min(room, items.total - items.next_item)
+    for item in range(items.next_item, items.next_item + count):
+        _dispatch_item(run, index, node_id, item, base, step)
+    items.next_item += count
+
+
+def _dispatch_item(run: Run, index: int, node_id: str, item: int, base: int, step: Step) -> None:
+    items = run.nodes[index].items
+    assert items is not None
+    items.live[item] = ItemRun(base + 1, queued_at=step.at, attempts_before=base)
+    step.commands.append(DispatchNode(run.run_id, item_key(node_id, item), base + 1))
+    step.item_changed(index, item)
 
 
 # -- item events (``Run.apply`` routes an event whose node id is an item key here) -----------------
@@ -269,10 +283,13 @@ def _end_item(run: Run, index: int, item: int, state: ItemRun, status: NodeStatu
     if status is NodeStatus.COMPLETED:
         items.succeeded += 1
         state.error = None
-    elif status is NodeStatus.FAILED:
-        items.failed += 1
     else:
-        items.cancelled += 1
+        if status is NodeStatus.FAILED:
+            items.failed += 1
+        else:
+            items.cancelled += 1
+        items.failed_items.add(item)
+        step.item_marked(index, item, FAILED_MARK)
     step.item_ended(index, item, state)
 
 
@@ -344,10 +361,18 @@ def end_items(run: Run, index: int, step: Step) -> None:
         _end_item(run, index, item, state, NodeStatus.CANCELLED, step)
 
 
-def reset_items(node: NodeRun) -> None:
-    """A redrive runs the map node again: all of its items, in a new life."""
-    if node.items is not None:
-        node.items = node.items.fresh()
+def reset_items(index: int, node: NodeRun, whole: bool, step: Step) -> None:
+    """A redrive runs map node ``index`` again, in a new life: all of its items when ``whole`` (it
+    or one of its ancestors was named in ``from``: what its items read may change), else those that
+    did not complete."""
+    items = node.items
+    if items is None:
+        return
+    node.items = items.fresh() if whole else items.again()
+    for item in items.redo:
+        step.item_marked(index, item, None)
+    for item in items.failed_items:
+        step.item_marked(index, item, None if whole else REDO_MARK)
 
 
 def item_dead_lettered(run: Run, event: EventDeadLettered, item: int, error: ErrorInfo, step: Step) -> bool:

@@ -51,6 +51,10 @@ class MapState:
     """Items that failed for good."""
     cancelled: int = 0
     """Items in flight when the node ended without them (a failure beyond tolerance, a cancel)."""
+    failed_items: set[int] = field(default_factory=set)
+    """Items that ended FAILED or CANCELLED in this life of the map: what a redrive runs again."""
+    redo: list[int] = field(default_factory=list)
+    """Items a redrive put back, highest first (dispatched from the end, before ``next_item``)."""
 
     @property
     def ended(self) -> int:
@@ -58,9 +62,17 @@ class MapState:
 
     @property
     def waiting(self) -> int:
-        """Items not dispatched yet."""
-        return self.total - self.next_item
+        """Items not dispatched yet (in this life)."""
+        return self.total - self.next_item + len(self.redo)
 
     def fresh(self) -> MapState:
-        """The same list, none of it run: the map's next life (a redrive)."""
+        """The same list, none of it run: the map's next life when all of it runs again."""
         return MapState(self.total)
+
+    def again(self) -> MapState:
+        """The map's next life when only what did not complete runs again (a redrive): the items
+        that failed or were cancelled, and those never dispatched; completed ones keep their
+        outputs."""
+        return MapState(
+            self.total, self.next_item, {}, self.succeeded, redo=sorted(self.failed_items, reverse=True)
+        )

@@ -36,6 +36,9 @@ class Outcome:
     store keeps the record."""
     recorded_item: tuple[str, Any] | None = None
     """(item key, output) of a map item that ended with an output (or its error, failed)."""
+    items_marked: list[tuple[int, int, str | None]] | None = None
+    """(node index, item, mark) of map items whose place in ``MapState.failed_items`` (mark
+    ``f``) or ``MapState.redo`` (``r``) changed; None: in neither any more."""
 
     @property
     def run_status(self) -> RunStatus | None:
@@ -63,6 +66,12 @@ class Step:
     items_changed: list[tuple[int, int]] | None = None
     items_ended: list[tuple[int, int, ItemRun]] | None = None
     recorded_item: tuple[str, Any] | None = None
+    items_marked: list[tuple[int, int, str | None]] | None = None
+
+    def item_marked(self, index: int, item: int, mark: str | None) -> None:
+        if self.items_marked is None:
+            self.items_marked = []
+        self.items_marked.append((index, item, mark))
 
     def item_changed(self, index: int, item: int) -> None:
         if self.items_changed is None:
@@ -101,4 +110,5 @@ class Step:
             self.items_changed,
             self.items_ended,
             self.recorded_item,
+            self.items_marked,
         )

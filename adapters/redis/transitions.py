@@ -33,6 +33,7 @@ from adapters.redis.codec.runs import (
     encode_item,
     encode_node,
     encode_output,
+    mark_field,
     progress_fields,
     run_output_field,
 )
@@ -316,6 +317,7 @@ class RedisTransitions:
         changed: dict[int, None] = {}
         items_changed: dict[tuple[int, int], None] = {}
         items_ended: dict[tuple[int, int], ItemRun] = {}
+        marks: dict[tuple[int, int], str | None] = {}
         for outcome in outcomes:
             outbox(run, outcome.commands, tasks, timers)
             changed.update(dict.fromkeys(outcome.changed))
@@ -323,6 +325,8 @@ class RedisTransitions:
                 items_changed.update(dict.fromkeys(outcome.items_changed))
             if outcome.items_ended is not None:
                 items_ended.update(((index, item), state) for index, item, state in outcome.items_ended)
+            if outcome.items_marked is not None:
+                marks.update(((index, item), mark) for index, item, mark in outcome.items_marked)
             if outcome.resumed:  # an ended run runs again (a redrive): its retention is lifted
                 for key in keys.all():
                     group.persist(key)
@@ -330,6 +334,11 @@ class RedisTransitions:
         group.hset(keys.nodes, {run.plan.nodes[i].id: encode_node(nodes[i]) for i in changed})
         if items_changed or items_ended:
             self._write_items(run, items_changed, items_ended, keys, group)
+        if marks:
+            specs = run.plan.nodes
+            fields = {mark_field(specs[index].id, item): mark for (index, item), mark in marks.items()}
+            group.hset(keys.nodes, {name: mark for name, mark in fields.items() if mark is not None})
+            group.hdel(keys.nodes, [name for name, mark in fields.items() if mark is None])
         after = progress_fields(run, stored.version + 1)
         group.hset(keys.meta, {name: value for name, value in after.items() if before[name] != value})
         group.rpush(keys.history, [encode_entry(outcome.entry) for outcome in outcomes])

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import InvalidInput, Problem
-from domain.map_spec import ATTEMPTS_PER_LIFE, MapOutput
+from domain.map_spec import MapOutput
 from domain.map_state import ItemRun
 from domain.node_state import ErrorInfo
 from domain.ports import RunRepository
@@ -69,12 +69,14 @@ async def items_page(runs: RunRepository, run: Run, node_id: str, offset: int, l
     stop = min(offset + limit, items.total)
     ended = await runs.item_records(run.run_id, node_id, offset, stop)
     outputs = await runs.item_outputs(run.run_id, node_id, offset, stop)
-    life_began = max(node.attempt - 1, 0) * ATTEMPTS_PER_LIFE
+    # An item a redrive put back, or not dispatched yet in this life, waits: its record, if any, is
+    # of an earlier life.
+    again = set(items.redo)
     views = []
     for item, output in zip(range(offset, stop), outputs, strict=True):
         state = items.live.get(item)
-        if state is None and (record := ended.get(item)) is not None and record.attempt > life_began:
-            state = record
+        if state is None and item < items.next_item and item not in again:
+            state = ended.get(item)
         views.append(_view(item, state, output))
     return ItemsPage(run.run_id, node_id, ItemCounts.of(items), views, stop if stop < items.total else None)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from contract_support import Backend, Driver, add_run, node, workflow
 
-from domain.events import NodeFailed, NodeStarted, NodeSucceeded
+from domain.events import NodeFailed, NodeStarted, NodeSucceeded, RedriveRequested
 from domain.map_spec import MapOutput
 from domain.statuses import NodeStatus, RunStatus
 
@@ -78,3 +78,26 @@ async def test_another_process_reading_the_run_mid_map_finds_its_items_in_flight
         await other.runs.apply([NodeSucceeded(run_id, key, 1, output, 4.0 + at)])
     assert (await other.runs.get(run_id)).status is RunStatus.COMPLETED
     assert (await other.runs.item_outputs(run_id, "each", 0, 3)) == ["A", "B", "C"]
+
+
+async def test_a_redrive_runs_again_only_the_items_that_failed_keeping_the_others(backend: Backend) -> None:
+    raw = workflow(node("src"), node("each", ["src"], {"item": "{{ item }}"}, for_each="{{ src.xs }}"))
+    driver = Driver(backend, await add_run(backend, raw))
+    await driver.begin()
+    await driver.take_tasks(1)
+    await driver.deliver(NodeSucceeded(driver.run_id, "src", 1, {"xs": ["a", "b", "c"]}, 2.0))
+    await driver.take_tasks(3)
+    await driver.deliver(NodeSucceeded(driver.run_id, "each#0", 1, "A", 3.0))
+    await driver.deliver(NodeFailed(driver.run_id, "each#1", 1, "ValueError", "b broke", 4.0, False))
+    assert (await driver.get()).status is RunStatus.FAILED  # item 2 cancelled with the map
+    await driver.deliver(RedriveRequested(driver.run_id, 5.0))
+    again = [task.node_id for task in await driver.take_tasks(2, exactly=True)]
+    assert sorted(again) == ["each#1", "each#2"]
+    fresh = await (await backend.connect()).runs.get(driver.run_id)  # what another process reads
+    items = fresh.node("each").items
+    assert items is not None and items.succeeded == 1 and set(items.live) == {1, 2}
+    attempt = (await driver.get()).node("each").items.live[1].attempt  # type: ignore[union-attr]
+    await driver.deliver(NodeSucceeded(driver.run_id, "each#1", attempt, "B", 6.0))
+    await driver.deliver(NodeSucceeded(driver.run_id, "each#2", attempt, "C", 7.0))
+    assert (await driver.get()).status is RunStatus.COMPLETED
+    assert await backend.runs.item_outputs(driver.run_id, "each", 0, 3) == ["A", "B", "C"]

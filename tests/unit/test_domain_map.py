@@ -155,20 +155,27 @@ def test_a_map_over_the_run_input_counts_its_items_at_the_start() -> None:
     assert dispatched(handle(run, RunStarted(RUN_ID, 1.0))) == ["each#0", "each#1"]
 
 
-def test_a_redriven_map_runs_its_items_again_with_new_attempt_numbers() -> None:
+def test_a_redrive_runs_again_only_the_items_that_did_not_complete_with_new_attempt_numbers() -> None:
+    run, _ = started_with(map_plan(max_concurrency=2), ["a", "b", "c"])
+    ok(run, "each#0")
+    fail(run, "each#1")  # beyond tolerance: the map fails, item 2 never dispatched
+    assert run.status is RunStatus.FAILED
+    commands = handle(run, RedriveRequested(RUN_ID, 9.0))
+    again = [(c.node_id, c.attempt) for c in commands if isinstance(c, DispatchNode)]
+    assert again == [("each#1", ATTEMPTS_PER_LIFE + 1), ("each#2", ATTEMPTS_PER_LIFE + 1)]
+    ok(run, "each#1", attempt=ATTEMPTS_PER_LIFE + 1)
+    ok(run, "each#2", attempt=ATTEMPTS_PER_LIFE + 1)
+    assert run.status is RunStatus.RUNNING and run.node("after").status is NodeStatus.QUEUED
+    items = run.node("each").items
+    assert items is not None and (items.succeeded, items.failed, items.failed_items) == (3, 0, set())
+
+
+def test_a_redrive_from_the_map_runs_all_of_its_items_again() -> None:
     run, _ = started_with(map_plan(), ["a", "b"])
     ok(run, "each#0")
     fail(run, "each#1")
-    assert run.status is RunStatus.FAILED
-    commands = handle(run, RedriveRequested(RUN_ID, 9.0))
-    again = [c for c in commands if isinstance(c, DispatchNode)]
-    assert [(c.node_id, c.attempt) for c in again] == [
-        ("each#0", ATTEMPTS_PER_LIFE + 1),
-        ("each#1", ATTEMPTS_PER_LIFE + 1),
-    ]
-    ok(run, "each#0", attempt=ATTEMPTS_PER_LIFE + 1)
-    ok(run, "each#1", attempt=ATTEMPTS_PER_LIFE + 1)
-    assert run.status is RunStatus.RUNNING and run.node("after").status is NodeStatus.QUEUED
+    commands = handle(run, RedriveRequested(RUN_ID, 9.0, ("each",)))
+    assert dispatched(commands) == ["each#0", "each#1"]
 
 
 def test_validation_locates_each_misuse_of_a_map() -> None:

@@ -4,7 +4,8 @@
   commits made to the run (a commit checks it: the state it decided on is still the state stored);
 - nodes (hash): node id -> the node's state as compact JSON (``encode_node``); a node not in the
   hash is in its initial state (``NodeRun.initial``), so a new run writes no node at all; beside
-  them, item key (``node#i``) -> the state of a map's item in flight (``encode_item``);
+  them, item key (``node#i``) -> the state of a map's item in flight (``encode_item``), and
+  ``node!i`` -> ``f`` or ``r``: the item is in ``MapState.failed_items`` or ``MapState.redo``;
 - out (hash): node id -> output JSON (a map node's: ``@map:<count>``, its items' outputs being in
   ``item_out``); history (list): one ``HistoryEntry.to_json`` per entry;
 - items, item_out (hashes): item key -> the final record, and the output, of a map's item that ended.
@@ -20,6 +21,7 @@ from typing import Any
 from adapters.redis.codec.messages import encode_compact
 from domain.history import HistoryEntry
 from domain.idempotency import IdempotentStart
+from domain.map_run import FAILED_MARK
 from domain.map_spec import MapOutput, split_key
 from domain.map_state import ItemRun, MapState
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
@@ -162,14 +164,36 @@ def _decode_nodes(fields: Mapping[str, str], plan: WorkflowPlan) -> list[NodeRun
         NodeRun.initial(spec) if (raw := fields.get(spec.id)) is None else decode_node(raw)
         for spec in plan.nodes
     ]
-    if plan.map_sources:  # a map's items in flight are stored beside the nodes
+    if plan.map_sources:  # a map's items in flight, and its marked items, are stored beside the nodes
         for name, raw in fields.items():
             node_id, item = split_key(name)
-            if item is not None and (index := plan.index.get(node_id)) is not None:
-                items = nodes[index].items
-                if items is not None:
-                    items.live[item] = decode_item(raw)
+            if item is None:
+                node_id, mark, index_text = name.partition(MARK_SEPARATOR)
+                if not mark or (index := plan.index.get(node_id)) is None or nodes[index].items is None:
+                    continue
+                _add_mark(nodes[index], int(index_text), raw)
+            elif (index := plan.index.get(node_id)) is not None and (items := nodes[index].items) is not None:
+                items.live[item] = decode_item(raw)
+        for node in nodes:
+            if node.items is not None and node.items.redo:
+                node.items.redo.sort(reverse=True)
     return nodes
+
+
+MARK_SEPARATOR = "!"
+
+
+def mark_field(node_id: str, item: int) -> str:
+    """The nodes hash's field marking a map's item (``Outcome.items_marked``)."""
+    return f"{node_id}{MARK_SEPARATOR}{item}"
+
+
+def _add_mark(node: NodeRun, item: int, mark: str) -> None:
+    assert node.items is not None
+    if mark == FAILED_MARK:
+        node.items.failed_items.add(item)
+    else:
+        node.items.redo.append(item)
 
 
 def encode_node(node: NodeRun) -> str:
