@@ -29,10 +29,11 @@ from domain.plan import NodeSpec, WorkflowPlan
 from domain.rendering import CompiledConfig, compile_config
 from domain.retry import NO_RETRY
 from domain.run_policy import compile_output, with_run_policy
+from domain.secret_refs import SECRETS_NAMESPACE, is_secret, node_secret_problems
 from domain.templates import ONLY_INPUT, WORKFLOW_NAMESPACE, Reference
 from domain.unknown_keys import unknown_key_message
 
-RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE})
+RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE, SECRETS_NAMESPACE})
 
 
 def _node_path(index: int) -> str:
@@ -313,9 +314,10 @@ class _GraphChecker:
                 located.extend((ref, ".when") for ref in condition.references)
             if mapped is not None:
                 located.append((mapped.source, ".for_each"))
+            self.problems.extend(node_secret_problems(node.id, self._path(position), config, condition))
             for ref, where in located:
-                if ref.root in self.known_elsewhere:
-                    continue  # a malformed node, reported on its own
+                if ref.root in self.known_elsewhere or is_secret(ref):
+                    continue  # a malformed node is reported on its own, a secret just above
                 problem = map_reference_problem(node.id, mapped is not None, ref, where, self.index)
                 if problem == "":
                     continue  # the map's own item or index
