@@ -76,6 +76,18 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a cancelled handler may take to stop before its worker abandons it.",
     )
+    concurrency_limits: dict[str, Annotated[int, Field(ge=1, le=100_000)]] = Field(
+        default_factory=dict,
+        description='Limits of concurrency keys, as a JSON object ({"tenant-a": 5}): a key named here '
+        "has this limit whatever its nodes' concurrency_limit.",
+    )
+    concurrency_poll_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=10,
+        description="How often a worker waiting for a slot of a concurrency key asks again (doubling up "
+        "to 1 s while it waits).",
+    )
     secrets_dir: Path | None = Field(
         default=None,
         description="A worker reads {{ secrets.NAME }} from the file NAME here (one file per secret, "
