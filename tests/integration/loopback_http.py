@@ -117,6 +117,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._route()
 
+    def do_PUT(self) -> None:
+        self._route()
+
     def _route(self) -> None:
         state: _State = self.server.state
         parts = urlsplit(self.path)

@@ -52,10 +52,10 @@ def _kind(address: IPAddress) -> str | None:
         return "a multicast address"
     if isinstance(address, ipaddress.IPv6Address) and address in UNIQUE_LOCAL:
         return "a unique-local address"
-    if address.is_private:
-        return "a private address"
     if address.is_reserved:
         return "a reserved address"
+    if address.is_private:
+        return "a private address"
     if not address.is_global:
         return "not a global address"
     return None
@@ -68,6 +68,8 @@ def address_kind(address: IPAddress) -> str | None:
         inner_kind = _kind(inner)
         if inner_kind is not None:
             return f"a form of {inner}, {inner_kind}"
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            return None  # a socket sends it to the IPv4 address it maps, which passed
     return _kind(address)
 
 
