@@ -1,5 +1,6 @@
 """The prompt of ``call_llm_service``, formatted with the node's config as the seed does
-(``prompt.format(**config)``), by a formatter that reads plain names only.
+(``prompt.format(**config)``), by a formatter that reads plain names only. Values are not
+formatted again, so text put into the prompt through a key may hold braces.
 
 ``str.format`` reaches attributes and items (``{a.__class__}``, ``{a[0]}``) and pads to any width
 (``{a:999999999}``); a prompt comes from a definition, so it gets neither.
@@ -17,6 +18,8 @@ from services.worker.registry import NonRetryableError
 PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_SPEC_NUMBER = 9999
 SPEC_NUMBER = re.compile(r"\d+")
+# ``{{`` would begin a template, so a literal brace cannot be written doubled in a definition.
+LITERAL_BRACES = "literal braces go in a config value that the prompt names, e.g. {example}"
 
 
 class PromptKeyMissing(NonRetryableError):
@@ -32,13 +35,13 @@ class PlainNameFormatter(string.Formatter):
         if not PLAIN_NAME.fullmatch(field_name):
             raise PromptFormatError(
                 f"prompt field {{{field_name}}} is not a plain name: only {{name}} of a config key is "
-                "allowed (no positions, attributes or indexes); write {{ and }} for literal braces"
+                "allowed (no positions, attributes or indexes); " + LITERAL_BRACES
             )
         if field_name not in kwargs:
             known = ", ".join(sorted(kwargs)) or "none"
             raise PromptKeyMissing(
                 f"prompt refers to {{{field_name}}} but the node's config has no key '{field_name}' "
-                f"(its keys: {known}); write {{{{ and }}}} for literal braces"
+                f"(its keys: {known}); " + LITERAL_BRACES
             )
         return kwargs[field_name], field_name
 
