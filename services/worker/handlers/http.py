@@ -85,7 +85,10 @@ class HttpRequest(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        url = httpx.URL(value)
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL as error:
+            raise ValueError(f"not a URL: {error}") from None
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError("expected an http:// or https:// URL with a host")
         return value
@@ -228,7 +231,8 @@ def parse_request(config: dict[str, Any]) -> HttpRequest:
         return HttpRequest.model_validate(config)
     except ValidationError as error:
         problems = "; ".join(
-            f"config.{'.'.join(str(part) for part in problem['loc']) or '?'}: {problem['msg']}"
+            f"config.{'.'.join(str(part) for part in problem['loc']) or '?'}: "
+            f"{str(problem['msg']).removeprefix('Value error, ')}"
             for problem in error.errors()
         )
         raise HttpConfigError(f"invalid http request: {problems}") from None
