@@ -17,14 +17,23 @@ from domain.definition import NodeDefinition, WorkflowDefinition
 from domain.errors import ConditionError, InvalidDefinition, InvalidInput, Problem, TemplateError
 from domain.input_schema import checked_input, schema_problems
 from domain.limits import DEFAULT_LIMITS, Limits, json_size, nesting_depth
+from domain.map_spec import (
+    MAP_NAMES,
+    MapSpec,
+    compile_map,
+    map_read_problems,
+    map_reference_problem,
+    map_sources,
+)
 from domain.plan import NodeSpec, WorkflowPlan
 from domain.rendering import CompiledConfig, compile_config
 from domain.retry import NO_RETRY
 from domain.run_policy import compile_output, with_run_policy
+from domain.secret_refs import SECRETS_NAMESPACE, is_secret, node_secret_problems
 from domain.templates import ONLY_INPUT, WORKFLOW_NAMESPACE, Reference
 from domain.unknown_keys import unknown_key_message
 
-RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE})
+RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE, SECRETS_NAMESPACE})
 
 
 def _node_path(index: int) -> str:
@@ -59,7 +68,10 @@ def build_plan(
     if problems:
         raise InvalidDefinition(problems)
     plan = checker.plan(definition.name, definition.model_dump(mode="json", exclude_none=True))
-    return with_run_policy(plan, definition, output)
+    plan = with_run_policy(plan, definition, output)
+    if map_problems := map_read_problems(plan):
+        raise InvalidDefinition(map_problems)
+    return plan
 
 
 def _check_shape(raw: Any, limits: Limits) -> list[Any]:
@@ -163,6 +175,7 @@ class _GraphChecker:
         self.parents: list[list[int]] = [[] for _ in self.nodes]
         self.configs: list[CompiledConfig] = []
         self.conditions: list[Condition | None] = []
+        self.maps: list[MapSpec | None] = []
 
     def _path(self, index: int) -> str:
         return _node_path(self.positions[index])
@@ -219,6 +232,11 @@ class _GraphChecker:
             )
         self._check_config(path, node)
         self._check_condition(path, node)
+        spec, problems = compile_map(
+            node.for_each, node.max_concurrency, node.tolerated_failures, path, node.id
+        )
+        self.problems.extend(problems)
+        self.maps.append(spec)
 
     def _check_condition(self, path: str, node: NodeDefinition) -> None:
         condition = None
@@ -290,13 +308,20 @@ class _GraphChecker:
             condition = self.conditions[position]
             direct = {self.nodes[p].id for p in self.parents[position]}
             ancestors: set[str] | None = None
+            mapped = self.maps[position]
             located = [(ref, ".config") for ref in config.references]
             if condition is not None:
                 located.extend((ref, ".when") for ref in condition.references)
+            if mapped is not None:
+                located.append((mapped.source, ".for_each"))
+            self.problems.extend(node_secret_problems(node.id, self._path(position), config, condition))
             for ref, where in located:
-                if ref.root in self.known_elsewhere:
-                    continue  # a malformed node, reported on its own
-                problem = self._reference_problem(node.id, ref)
+                if ref.root in self.known_elsewhere or is_secret(ref):
+                    continue  # a malformed node is reported on its own, a secret just above
+                problem = map_reference_problem(node.id, mapped is not None, ref, where, self.index)
+                if problem == "":
+                    continue  # the map's own item or index
+                problem = problem or self._reference_problem(node.id, ref)
                 if problem is None and ref.root not in direct and ref.root != WORKFLOW_NAMESPACE:
                     if ancestors is None:
                         ancestors = self._ancestors(position)
@@ -343,15 +368,25 @@ class _GraphChecker:
                 config=self.configs[position],
                 retry=NO_RETRY if node.retry_policy is None else node.retry_policy.compiled(),
                 timeout_seconds=node.timeout_seconds,
-                reads=frozenset(node.dependencies) | self.configs[position].roots | {WORKFLOW_NAMESPACE},
+                reads=_reads(node, self.configs[position], self.maps[position]),
                 trigger_rule=node.trigger_rule,
                 condition=self.conditions[position],
                 optional=node.optional,
+                map=self.maps[position],
             )
             for position, node in enumerate(self.nodes)
         )
         roots = tuple(spec.index for spec in specs if not spec.parents)
-        return WorkflowPlan(name, specs, self.index, roots, source)
+        return WorkflowPlan(name, specs, self.index, roots, source, map_sources=map_sources(specs))
+
+
+def _reads(node: NodeDefinition, config: CompiledConfig, mapped: MapSpec | None) -> frozenset[str]:
+    """Roots whose data an attempt needs: parents, template roots and the workflow namespace (a
+    map's item and index are not read from the store; its list is)."""
+    reads = frozenset(node.dependencies) | config.roots | {WORKFLOW_NAMESPACE}
+    if mapped is None:
+        return reads
+    return (reads - MAP_NAMES) | {mapped.source.root}
 
 
 def _find_cycles(parents: list[list[int]], candidates: list[int]) -> list[list[int]]:
