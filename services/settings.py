@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, IPvAnyNetwork, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.limits import Limits
@@ -121,8 +121,22 @@ class Settings(BaseSettings):
         "processes; the API serves them under its prefix anyway). Unset: no metrics port.",
     )
     metrics_host: str = "0.0.0.0"
+    http_max_response_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="Largest response body the http handler reads; a larger one fails the node.",
+    )
+    http_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the http handler may reach whatever they resolve to (comma-separated).",
+    )
+    http_allow_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Networks the http handler may reach though not global, e.g. 10.1.0.0/16,127.0.0.1 "
+        "(comma-separated).",
+    )
 
-    @field_validator("backend_cors_origins", mode="before")
+    @field_validator("backend_cors_origins", "http_allow_hosts", "http_allow_networks", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return comma_separated(value)
