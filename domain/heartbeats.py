@@ -21,16 +21,12 @@ from typing import TYPE_CHECKING
 from domain.events import HeartbeatReceived, NodeStarted, ScheduleDeadline
 from domain.node_state import ErrorInfo, NodeRun
 from domain.outcome import Step
-from domain.plan import NodeSpec, WorkflowPlan
+from domain.plan import DEADLINE_GRACE_SECONDS, NodeSpec, WorkflowPlan
 from domain.reasons import TIMEOUT_ERROR, heartbeat_timeout_message, timeout_message
 from domain.statuses import NodeStatus
 
 if TYPE_CHECKING:
     from domain.run import Run
-
-DEADLINE_GRACE_SECONDS = 5.0
-"""The orchestrator's deadline for an attempt is its node's timeout plus this: the worker enforces
-the timeout itself and reports first; the deadline catches a worker that died or hangs."""
 
 
 def attempt_timeout(plan: WorkflowPlan, spec: NodeSpec) -> tuple[float | None, bool]:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from domain.concurrency import ConcurrencySpec
 from domain.conditions import Condition
+from domain.map_spec import MapSpec
 from domain.rendering import CompiledConfig
 from domain.retry import RetryPolicy
 from domain.trigger_rules import TriggerRule
+
+DEADLINE_GRACE_SECONDS = 5.0
+"""The orchestrator's deadline for an attempt is its node's timeout plus this: the worker enforces
+the timeout itself and reports first; the deadline catches a worker that died or hangs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,16 @@ class NodeSpec:
     optional: bool = False
     heartbeat_timeout_seconds: float | None = None
     """The longest an attempt may go without a heartbeat before it times out."""
+    map: MapSpec | None = None
+    """Set for a map node (``for_each``): it runs once per item of a list (``domain.map_spec``)."""
+    concurrency: ConcurrencySpec | None = None
+    """Set when the node has a ``concurrency_key`` (``domain.concurrency``)."""
+
+    def deadline(self, started_at: float) -> float | None:
+        """When the orchestrator times out an attempt that started at ``started_at`` (None: never)."""
+        if self.timeout_seconds is None:
+            return None
+        return started_at + self.timeout_seconds + DEADLINE_GRACE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +66,15 @@ class WorkflowPlan:
     default_attempt_timeout_seconds: float | None = None
     """The deadline of an attempt of a node that sets no timeout of either kind (the engine's
     setting, given to ``build_plan``): nothing holds a task forever unnoticed."""
+    map_sources: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Root (node id, or the workflow namespace) -> the map nodes whose list it holds: the run
+    reads that output once, when it is recorded, to count the items (it keeps only the count)."""
+
+    @property
+    def recorded_reads(self) -> frozenset[str]:
+        """Roots whose data the aggregate reads as it is recorded: ``decision_reads``, and the roots
+        maps count their items in (``map_sources``: read once, not kept)."""
+        return self.decision_reads | self.map_sources.keys()
 
     def node(self, node_id: str) -> NodeSpec:
         return self.nodes[self.index[node_id]]

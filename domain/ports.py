@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from domain.events import Command, Event
 from domain.history import HistoryEntry
 from domain.idempotency import IdempotentStart
+from domain.map_state import ItemRun
 from domain.messages import Task
 from domain.paging import Page
 from domain.plan import WorkflowPlan
@@ -132,7 +133,8 @@ class RunRepository(Protocol):
         ...
 
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
-        """Outputs of the named nodes that have one, and ``workflow`` -> ``{"input": ...}``.
+        """Outputs of the named nodes that have one, and ``workflow`` -> ``{"input": ...}``; a map
+        node's output is the list of its items' outputs (``item_outputs``).
 
         Raises ``RunNotActive`` when the run is no longer RUNNING (cancelled): its queued nodes
         must not start.
@@ -141,6 +143,17 @@ class RunRepository(Protocol):
 
     async def history(self, run_id: str, after: int, limit: int) -> list[tuple[int, HistoryEntry]]:
         """The run's history entries numbered above ``after`` (numbers start at 1), oldest first."""
+        ...
+
+    async def item_records(self, run_id: str, node_id: str, start: int, stop: int) -> dict[int, ItemRun]:
+        """The final records of map node ``node_id``'s items in ``[start, stop)`` that have ended
+        (an item absent has not: the run's state says whether it is live). A record of an earlier
+        life of the map (before a redrive) may be among them: its attempt tells."""
+        ...
+
+    async def item_outputs(self, run_id: str, node_id: str, start: int, stop: int) -> list[Any]:
+        """The outputs of map node ``node_id``'s items in ``[start, stop)``, in order (None for an
+        item without one). ``read_data`` gives a map node's whole output this way."""
         ...
 
     async def page(self, query: RunQuery) -> Page[RunSummary]:
@@ -215,6 +228,31 @@ class AttemptSignals(Protocol):
 
     async def cancelled(self, attempts: Collection[AttemptRef]) -> set[AttemptRef]:
         """Those of ``attempts`` marked to be stopped."""
+        ...
+
+
+class ConcurrencySlots(Protocol):
+    """Slots of a concurrency key (``domain.concurrency``) shared by every worker on the same store:
+    at most ``limit`` holders at once, granted first come first served; a holder's slot lapses
+    ``lease_seconds`` after it was last taken or renewed (its worker died), and so does the place in
+    line of a waiter that stopped asking."""
+
+    async def acquire(self, key: str, holder: str, limit: int, now: float, lease_seconds: float) -> bool:
+        """Take a slot of ``key`` for ``holder`` (a holder that has one keeps it, renewed): True when
+        it has one; False when the slots are taken or others have waited longer (``holder`` keeps its
+        place in line: ask again)."""
+        ...
+
+    async def renew(self, key: str, holder: str, now: float, lease_seconds: float) -> None:
+        """Keep ``holder``'s slot of ``key`` (it still runs)."""
+        ...
+
+    async def release(self, key: str, holder: str) -> None:
+        """Give back ``holder``'s slot of ``key``, or its place in line (idempotent)."""
+        ...
+
+    async def holders(self, key: str, now: float) -> int:
+        """How many hold a slot of ``key`` now."""
         ...
 
 

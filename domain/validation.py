@@ -12,11 +12,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from domain.concurrency import ConcurrencySpec, compile_concurrency
 from domain.conditions import Condition, parse_condition
 from domain.definition import NodeDefinition, WorkflowDefinition
 from domain.errors import ConditionError, InvalidDefinition, InvalidInput, Problem, TemplateError
 from domain.input_schema import checked_input, schema_problems
 from domain.limits import DEFAULT_LIMITS, Limits, json_size, nesting_depth
+from domain.map_spec import (
+    MAP_NAMES,
+    MapSpec,
+    compile_map,
+    map_read_problems,
+    map_reference_problem,
+    map_sources,
+)
 from domain.plan import NodeSpec, WorkflowPlan
 from domain.rendering import CompiledConfig, compile_config
 from domain.retry import NO_RETRY
@@ -66,7 +75,10 @@ def build_plan(
     if problems:
         raise InvalidDefinition(problems)
     plan = checker.plan(definition.name, definition.model_dump(mode="json", exclude_none=True))
-    return with_run_policy(plan, definition, output, default_attempt_timeout_seconds)
+    plan = with_run_policy(plan, definition, output, default_attempt_timeout_seconds)
+    if map_problems := map_read_problems(plan):
+        raise InvalidDefinition(map_problems)
+    return plan
 
 
 def _check_shape(raw: Any, limits: Limits) -> list[Any]:
@@ -170,6 +182,8 @@ class _GraphChecker:
         self.parents: list[list[int]] = [[] for _ in self.nodes]
         self.configs: list[CompiledConfig] = []
         self.conditions: list[Condition | None] = []
+        self.maps: list[MapSpec | None] = []
+        self.concurrency: list[ConcurrencySpec | None] = []
 
     def _path(self, index: int) -> str:
         return _node_path(self.positions[index])
@@ -226,6 +240,20 @@ class _GraphChecker:
             )
         self._check_config(path, node)
         self._check_condition(path, node)
+        spec, problems = compile_map(
+            node.for_each, node.max_concurrency, node.tolerated_failures, path, node.id
+        )
+        self.problems.extend(problems)
+        self.maps.append(spec)
+        if node.for_each is not None and node.heartbeat_timeout_seconds is not None:
+            # A map's items are attempts of their own, whose heartbeats are not recorded yet.
+            self._add(
+                f"{path}.heartbeat_timeout_seconds",
+                f"node '{node.id}': heartbeat_timeout_seconds is not supported on a map node (for_each) yet",
+            )
+        limited, problems = compile_concurrency(node.concurrency_key, node.concurrency_limit, path, node.id)
+        self.problems.extend(problems)
+        self.concurrency.append(limited)
 
     def _check_condition(self, path: str, node: NodeDefinition) -> None:
         condition = None
@@ -297,14 +325,22 @@ class _GraphChecker:
             condition = self.conditions[position]
             direct = {self.nodes[p].id for p in self.parents[position]}
             ancestors: set[str] | None = None
+            mapped = self.maps[position]
             located = [(ref, ".config") for ref in config.references]
             if condition is not None:
                 located.extend((ref, ".when") for ref in condition.references)
+            if mapped is not None:
+                located.append((mapped.source, ".for_each"))
+            if (limited := self.concurrency[position]) is not None:
+                located.extend((ref, ".concurrency_key") for ref in limited.key.references)
             self.problems.extend(node_secret_problems(node.id, self._path(position), config, condition))
             for ref, where in located:
                 if ref.root in self.known_elsewhere or is_secret(ref):
                     continue  # a malformed node is reported on its own, a secret just above
-                problem = self._reference_problem(node.id, ref)
+                problem = map_reference_problem(node.id, mapped is not None, ref, where, self.index)
+                if problem == "":
+                    continue  # the map's own item or index
+                problem = problem or self._reference_problem(node.id, ref)
                 if problem is None and ref.root not in direct and ref.root != WORKFLOW_NAMESPACE:
                     if ancestors is None:
                         ancestors = self._ancestors(position)
@@ -351,16 +387,32 @@ class _GraphChecker:
                 config=self.configs[position],
                 retry=NO_RETRY if node.retry_policy is None else node.retry_policy.compiled(),
                 timeout_seconds=node.timeout_seconds,
-                reads=frozenset(node.dependencies) | self.configs[position].roots | {WORKFLOW_NAMESPACE},
+                reads=_reads(node, self.configs[position], self.maps[position], self.concurrency[position]),
                 trigger_rule=node.trigger_rule,
                 condition=self.conditions[position],
                 optional=node.optional,
                 heartbeat_timeout_seconds=node.heartbeat_timeout_seconds,
+                map=self.maps[position],
+                concurrency=self.concurrency[position],
             )
             for position, node in enumerate(self.nodes)
         )
         roots = tuple(spec.index for spec in specs if not spec.parents)
-        return WorkflowPlan(name, specs, self.index, roots, source)
+        return WorkflowPlan(name, specs, self.index, roots, source, map_sources=map_sources(specs))
+
+
+def _reads(
+    node: NodeDefinition, config: CompiledConfig, mapped: MapSpec | None, limited: ConcurrencySpec | None
+) -> frozenset[str]:
+    """Roots whose data an attempt needs: parents, template roots (of its config and its
+    concurrency key) and the workflow namespace (a map's item and index are not read from the
+    store; its list is)."""
+    reads = frozenset(node.dependencies) | config.roots | {WORKFLOW_NAMESPACE}
+    if limited is not None:
+        reads |= limited.key.roots
+    if mapped is None:
+        return reads
+    return (reads - MAP_NAMES) | {mapped.source.root}
 
 
 def _find_cycles(parents: list[list[int]], candidates: list[int]) -> list[list[int]]:

@@ -14,6 +14,7 @@ from dependency_injector import containers, providers
 from adapters.memory import (
     InMemoryAttemptLogStore,
     InMemoryAttemptSignals,
+    InMemoryConcurrencySlots,
     InMemoryDefinitionRepository,
     InMemoryQueue,
     InMemoryRateLimiter,
@@ -28,6 +29,7 @@ from adapters.redis.keys import KeySpace
 from adapters.redis.rate_limits import RedisRateLimiter
 from adapters.redis.runs import RedisRunRepository
 from adapters.redis.signals import RedisAttemptSignals
+from adapters.redis.slots import RedisConcurrencySlots
 from adapters.system import SystemClock, UuidIds
 from services.application.completions import RunCompletions
 from services.application.workflows import WorkflowService
@@ -118,6 +120,12 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    slots = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryConcurrencySlots),
+        redis=providers.Singleton(RedisConcurrencySlots, redis_client, key_space, redis_url),
+    )
+
     _rate = settings.provided.api_rate_limit_per_second
     rate_limiter = providers.Selector(
         backend,
@@ -174,6 +182,9 @@ class Container(containers.DeclarativeContainer):
         heartbeat_interval_seconds=settings.provided.heartbeat_interval_seconds,
         max_heartbeat_details_bytes=settings.provided.max_heartbeat_details_bytes,
         secrets=secret_source,
+        slots=slots,
+        concurrency_limits=settings.provided.concurrency_limits,
+        concurrency_poll_seconds=settings.provided.concurrency_poll_seconds,
     )
 
 

@@ -27,6 +27,7 @@ def snapshot(run: Run) -> tuple[Any, ...]:
             state.attempts_before,
             state.heartbeat_at,
             state.progress,
+            state.items,
         )
         for spec, state in run.node_states()
     )

@@ -13,9 +13,13 @@ class RunKeys:
     out: str
     staged: str
     history: str
+    items: str
+    """Hash: item key (``node#i``) -> the final record of a map's item that ended."""
+    item_out: str
+    """Hash: item key -> the item's output (its error, failed)."""
 
-    def all(self) -> tuple[str, str, str, str, str]:
-        return (self.meta, self.nodes, self.out, self.staged, self.history)
+    def all(self) -> tuple[str, ...]:
+        return (self.meta, self.nodes, self.out, self.staged, self.history, self.items, self.item_out)
 
     def of_attempt(self, kind: str, node_id: str, attempt: int) -> str:
         """A key of one attempt of one of the run's nodes (``kind``: ``log``, ``cancel``), beside
@@ -88,6 +92,8 @@ class KeySpace:
                 out=f"{base}:out",
                 staged=f"{base}:staged",
                 history=f"{base}:history",
+                items=f"{base}:items",
+                item_out=f"{base}:item_out",
             )
         return keys
 
@@ -112,6 +118,12 @@ class KeySpace:
     def definition_index(self, name: str | None) -> str:
         """Sorted set of definition ids by creation time: all of them, or those of one name."""
         return f"{self.prefix}:defs:all" if name is None else f"{self.prefix}:defs:name:{name}"
+
+    def slots(self, key: str) -> tuple[str, str, str]:
+        """The sorted sets of a concurrency key (``slots``): holders, line, seen; one hash tag."""
+        # The tag is the key's checksum: a key may hold braces, which would change the hash tag.
+        base = f"{self.prefix}:slots:{{{zlib.crc32(key.encode()):08x}}}:{key}"
+        return f"{base}:holders", f"{base}:line", f"{base}:seen"
 
     def rate_bucket(self, key: str) -> str:
         """Hash: the API rate limit's bucket of one client (a token's name or an address)."""

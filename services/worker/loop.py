@@ -11,18 +11,21 @@ import contextlib
 import contextvars
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from domain.errors import BackendError, RunNotActive, TemplateError
 from domain.events import Event, NodeFailed, NodeStarted, NodeSucceeded
+from domain.map_spec import split_key
 from domain.messages import Task
-from domain.plan import WorkflowPlan
+from domain.plan import NodeSpec, WorkflowPlan
 from domain.ports import (
     AttemptLogStore,
     AttemptSignals,
     Clock,
+    ConcurrencySlots,
     DefinitionRepository,
     Delivery,
     EventBus,
@@ -38,6 +41,7 @@ from services.runtime.resilience import Stopped, repeat_until, retrying
 from services.worker.attempt_log import failure_message, install_capture, record_failure, start_attempt_log
 from services.worker.cancels import AttemptCancelled, CancelWatch
 from services.worker.heartbeats import HeartbeatReporter
+from services.worker.map_inputs import MapInputs
 from services.worker.redaction import Redactor, install_log_redaction
 from services.worker.registry import (
     Handler,
@@ -47,6 +51,7 @@ from services.worker.registry import (
     UnknownHandler,
 )
 from services.worker.secrets import SecretSource
+from services.worker.slots import SlotKeeper
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +109,9 @@ class Worker:
         heartbeat_interval_seconds: float = 5.0,
         max_heartbeat_details_bytes: int = 4096,
         secrets: SecretSource | None = None,
+        slots: ConcurrencySlots | None = None,
+        concurrency_limits: Mapping[str, int] | None = None,
+        concurrency_poll_seconds: float = 0.05,
     ) -> None:
         # The values of secrets, once resolved, are hidden in whatever this worker reports or logs.
         self._secrets: SecretLookup = no_secrets if secrets is None else secrets.lookup
@@ -131,10 +139,20 @@ class Worker:
         self._concurrency = concurrency
         self._max_output_bytes = max_output_bytes
         self._heartbeat_seconds = visibility_timeout_seconds / 3
+        self._slots = SlotKeeper(
+            slots,
+            clock,
+            concurrency_limits or {},
+            visibility_timeout_seconds,
+            concurrency_poll_seconds,
+        )
+        self._began: dict[str, float] = {}
+        """When the handler of an attempt that waited for a slot began (its start, as reported)."""
         # Sync handlers get a pool as large as the concurrency limit, not the loop's small default.
         self._executor = executor or ThreadPoolExecutor(concurrency, thread_name_prefix=worker_id)
         self._idle_block = idle_block_seconds
         self._plans: dict[str, asyncio.Future[StoredDefinition]] = {}
+        self._map_inputs = MapInputs()
         self._running: dict[asyncio.Task[None], Delivery[Task]] = {}
         self._waiting: list[Delivery[Task]] = []
         self._slot_freed = asyncio.Event()
@@ -237,9 +255,11 @@ class Worker:
         """Report RUNNING only for attempts that outlast a short delay: a result names its worker
         and start time anyway, and most attempts end before anyone could look."""
         await asyncio.sleep(START_REPORT_DELAY_SECONDS)
+        waiting = self._slots.waiting
         started: list[Event] = [
             NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, started_at)
             for task in (self._running[a].message for a in batch if a in self._running)
+            if task.idempotency_key not in waiting and task.idempotency_key not in self._began
         ]
         if started:
             with contextlib.suppress(Stopped):  # a start not reported: the result says it anyway
@@ -259,6 +279,7 @@ class Worker:
 
     async def _extend_claims(self) -> None:
         await self._tasks.extend(self.worker_id, [*self._running.values(), *self._waiting])
+        await self._slots.renew()
 
     async def _maintain(self, stop: asyncio.Event) -> None:
         while True:
@@ -301,6 +322,12 @@ class Worker:
 
     async def _attempt(self, task: Task, started_at: float) -> Event:
         try:
+            return await self._attempt_result(task, started_at)
+        finally:
+            self._began.pop(task.idempotency_key, None)
+
+    async def _attempt_result(self, task: Task, started_at: float) -> Event:
+        try:
             output = await self._run_handler(task, started_at)
         except _Refused as refusal:
             return self._failed(task, started_at, refusal.kind, str(refusal), retryable=refusal.retryable)
@@ -317,8 +344,9 @@ class Worker:
             return self._failed(task, started_at, type(error).__name__, message, retryable=retryable)
         except Exception as error:  # the attempt could not be made (its definition is gone ...)
             return self._failed(task, started_at, type(error).__name__, str(error))
+        began = self._began.get(task.idempotency_key, started_at)
         return NodeSucceeded(
-            task.run_id, task.node_id, task.attempt, output, self._clock.now(), self.worker_id, started_at
+            task.run_id, task.node_id, task.attempt, output, self._clock.now(), self.worker_id, began
         )
 
     def _failed(
@@ -333,7 +361,7 @@ class Worker:
             self._clock.now(),
             retryable,
             self.worker_id,
-            started_at,
+            self._began.get(task.idempotency_key, started_at),  # a handler that waited for a slot
         )
 
     async def _run_handler(self, task: Task, started_at: float) -> Any:
@@ -342,21 +370,21 @@ class Worker:
             plan = loaded.result().plan
         else:
             plan = await retrying(lambda: self._plan(task.definition_id), "loading a definition", self._stop)
-        spec = plan.node(task.node_id)
+        node_id, item = split_key(task.node_id)
+        spec = plan.node(node_id)
         try:
             handler = self._registry.get(task.handler)
         except UnknownHandler as error:
             raise _Refused("UnknownHandler", str(error)) from None
         try:
-            try:
-                data = await self._runs.read_data(task.run_id, spec.reads)
-            except BackendError:
-                read = lambda: self._runs.read_data(task.run_id, spec.reads)  # noqa: E731
-                data = await retrying(read, "reading inputs", self._stop)
+            if item is None:
+                data = await self._read_data(task.run_id, spec)
+            else:
+                load = partial(self._read_data, task.run_id, spec)
+                data = await self._map_inputs.for_item(task.run_id, spec, item, task.attempt, load)
+            config = spec.config.render(data, self._secrets)
         except RunNotActive as inactive:
             raise _NotToStart(str(inactive)) from None
-        try:
-            config = spec.config.render(data, self._secrets)
         except SecretUnavailable as missing:
             # Retryable: workers need not all have the same secrets (or a mount may lag behind).
             raise _Refused("SecretUnavailable", str(missing), retryable=True) from None
@@ -374,6 +402,18 @@ class Worker:
             heartbeat_timeout_seconds=spec.heartbeat_timeout_seconds,
             heartbeats=self._beats,
         )
+        if spec.concurrency is None:
+            return await self._timed_call(handler, context, spec)
+        key = spec.concurrency.render_key(data)
+        limit = spec.concurrency.limit_of(key, self._slots.limits)
+        async with self._slots.held(key, limit, task.idempotency_key):
+            began = self._began[task.idempotency_key] = self._clock.now()
+            started = NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, began)
+            with contextlib.suppress(Stopped):  # a start not reported: the result says it anyway
+                await retrying(lambda: self._events.send([started]), "reporting a start", self._stop)
+            return await self._timed_call(handler, context, spec)
+
+    async def _timed_call(self, handler: Handler, context: HandlerContext, spec: NodeSpec) -> Any:
         if spec.timeout_seconds is None:
             return self._checked_output(await self._call(handler, context))
         try:
@@ -382,8 +422,15 @@ class Worker:
         except TimeoutError:
             if not deadline.expired():
                 raise  # the handler's own TimeoutError: report it as it is
-            raise _TimedOut(timeout_message(task.attempt, spec.timeout_seconds)) from None
+            raise _TimedOut(timeout_message(context.attempt, spec.timeout_seconds)) from None
         return self._checked_output(output)
+
+    async def _read_data(self, run_id: str, spec: NodeSpec) -> dict[str, Any]:
+        try:
+            return await self._runs.read_data(run_id, spec.reads)
+        except BackendError:
+            read = lambda: self._runs.read_data(run_id, spec.reads)  # noqa: E731
+            return await retrying(read, "reading inputs", self._stop)
 
     async def _call(self, handler: Handler, context: HandlerContext) -> Any:
         attempt = (context.run_id, context.node_id, context.attempt)

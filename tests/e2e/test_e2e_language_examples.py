@@ -92,6 +92,24 @@ def check_heartbeats(report: Report) -> None:
     assert "sent no heartbeat for 1.0s" in failed["error"]["message"]
 
 
+def check_transform_and_sleep(report: Report) -> None:
+    assert report["status"] == "COMPLETED"
+    assert report["output"]["large_orders"] == ["o-1", "o-3"]
+    assert report["output"]["total"] == 420
+    # The prompt named config keys, which templates filled (a list is formatted as Python's str.format does).
+    assert report["output"]["message"] == "Thank ada for orders ['o-1', 'o-3'], 420 in all."
+    assert report["nodes"]["pause"]["output"] == {"slept_seconds": 0.2}
+
+
+def check_map(report: Report) -> None:
+    assert report["status"] == "COMPLETED"
+    fetch = report["nodes"]["fetch"]
+    assert fetch["items"]["total"] == 4 and fetch["items"]["completed"] == 4
+    pages = report["nodes"]["report"]["output"]["fetch"]
+    assert [page["url"] for page in pages] == ["u0", "u1", "u2", "u3"]  # the items' order
+    assert [page["config"]["page"] for page in pages] == [0, 1, 2, 3]
+
+
 CASES: dict[str, tuple[str, dict[str, Any], int, Callable[[Report], None]]] = {
     "branching-premium": ("branching", {"tier": "premium"}, 0, check_branching_premium),
     "branching-standard": ("branching", {"tier": "basic"}, 0, check_branching_standard),
@@ -100,6 +118,8 @@ CASES: dict[str, tuple[str, dict[str, Any], int, Callable[[Report], None]]] = {
     "run_timeout": ("run_timeout", {}, 1, check_run_timeout),
     "typed_input": ("typed_input", {"user_id": "u-5"}, 0, check_typed_input),
     "heartbeats": ("heartbeats", {}, 0, check_heartbeats),
+    "transform_and_sleep": ("transform_and_sleep", {}, 0, check_transform_and_sleep),
+    "map": ("map", {"urls": ["u0", "u1", "u2", "u3"]}, 0, check_map),
 }
 
 

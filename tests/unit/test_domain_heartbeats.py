@@ -50,6 +50,15 @@ def test_heartbeat_timeout_is_validated_and_compiled() -> None:
     assert "greater than 0" in problems[0].message
     problems = problems_of(workflow(node("a", heartbeat_timeout_seconds="soon")))
     assert [p.path for p in problems] == ["$.dag.nodes[0].heartbeat_timeout_seconds"]
+    problems = problems_of(
+        workflow(node("a", for_each="{{ workflow.input.urls }}", heartbeat_timeout_seconds=5))
+    )
+    assert [(p.path, p.message) for p in problems] == [
+        (
+            "$.dag.nodes[0].heartbeat_timeout_seconds",
+            "node 'a': heartbeat_timeout_seconds is not supported on a map node (for_each) yet",
+        )
+    ]
 
 
 def test_a_start_sets_the_heartbeat_deadline_and_each_beat_moves_it() -> None:
