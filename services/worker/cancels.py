@@ -13,8 +13,8 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable
-from typing import Any
 from functools import partial
+from typing import Any
 
 from domain.ports import AttemptRef, AttemptSignals
 from services.runtime.resilience import retrying
