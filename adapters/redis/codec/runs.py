@@ -222,7 +222,7 @@ def encode_node(node: NodeRun) -> str:
     if node.items is not None:
         items = node.items
         parts += (',"m":[', str(items.total), ",", str(items.next_item), ",", str(items.succeeded))
-        parts += (",", str(items.failed), ",", str(items.cancelled), "]")
+        parts += (",", str(items.failed), ",", str(items.cancelled), ",", str(items.skipped), "]")
     if node.failed_attempts:
         failed = [
             [f.attempt, f.started_at, f.finished_at, f.error.type, f.error.message]
@@ -254,7 +254,7 @@ def decode_node(raw: str) -> NodeRun:
         failed_parents=int(state.get("pf", 0)),
         skipped_parents=int(state.get("ps", 0)),
         attempts_before=int(state.get("ab", 0)),
-        items=None if (m := state.get("m")) is None else MapState(m[0], m[1], {}, m[2], m[3], m[4]),
+        items=None if (m := state.get("m")) is None else MapState(m[0], m[1], {}, *m[2:]),
     )
 
 
