@@ -30,7 +30,13 @@ from domain.map_spec import ATTEMPTS_PER_LIFE, ITEMS_FAILED, NOT_A_LIST, MapOutp
 from domain.map_state import ItemRun, MapState
 from domain.node_state import ErrorInfo, NodeRun
 from domain.outcome import Step
-from domain.reasons import CONDITION_FALSE, OUTPUT_LOST_ERROR, TIMEOUT_ERROR, timeout_message
+from domain.reasons import (
+    CONDITION_FALSE,
+    OUTPUT_LOST_ERROR,
+    TIMEOUT_ERROR,
+    output_lost_message,
+    timeout_message,
+)
 from domain.run_data import run_data
 from domain.statuses import NodeStatus
 
@@ -183,7 +189,7 @@ def item_succeeded(run: Run, event: NodeSucceeded, item: int, step: Step) -> boo
     index, state = found
     _record_worker(state, event.worker_id, event.started_at, step)
     if event.output is OUTPUT_LOST:
-        message = f"the output of attempt {event.attempt} was lost before it was recorded"
+        message = output_lost_message(event.attempt)
         _fail_item_attempt(run, index, item, state, ErrorInfo(OUTPUT_LOST_ERROR, message), True, step)
         return True
     _end_item(run, index, item, state, NodeStatus.COMPLETED, step)
