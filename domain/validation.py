@@ -25,6 +25,7 @@ from domain.map_spec import (
     map_read_problems,
     map_reference_problem,
     map_sources,
+    split_condition,
 )
 from domain.plan import NodeSpec, WorkflowPlan
 from domain.rendering import CompiledConfig, compile_config
@@ -376,6 +377,8 @@ class _GraphChecker:
 
     def plan(self, name: str, source: dict[str, Any]) -> WorkflowPlan:
         children = self._children()
+        # A map's condition that reads its item is checked per item (``MapSpec.item_condition``).
+        split = [split_condition(m, c) for m, c in zip(self.maps, self.conditions, strict=True)]
         specs = tuple(
             NodeSpec(
                 id=node.id,
@@ -387,12 +390,12 @@ class _GraphChecker:
                 config=self.configs[position],
                 retry=NO_RETRY if node.retry_policy is None else node.retry_policy.compiled(),
                 timeout_seconds=node.timeout_seconds,
-                reads=_reads(node, self.configs[position], self.maps[position], self.concurrency[position]),
+                reads=_reads(node, self.configs[position], split[position][0], self.concurrency[position]),
                 trigger_rule=node.trigger_rule,
-                condition=self.conditions[position],
+                condition=split[position][1],
                 optional=node.optional,
                 heartbeat_timeout_seconds=node.heartbeat_timeout_seconds,
-                map=self.maps[position],
+                map=split[position][0],
                 concurrency=self.concurrency[position],
             )
             for position, node in enumerate(self.nodes)
@@ -404,14 +407,16 @@ class _GraphChecker:
 def _reads(
     node: NodeDefinition, config: CompiledConfig, mapped: MapSpec | None, limited: ConcurrencySpec | None
 ) -> frozenset[str]:
-    """Roots whose data an attempt needs: parents, template roots (of its config and its
-    concurrency key) and the workflow namespace (a map's item and index are not read from the
-    store; its list is)."""
+    """Roots whose data an attempt needs: parents, template roots (of its config, its concurrency
+    key, a map's condition checked per item) and the workflow namespace (a map's item and index are
+    not read from the store; its list is)."""
     reads = frozenset(node.dependencies) | config.roots | {WORKFLOW_NAMESPACE}
     if limited is not None:
         reads |= limited.key.roots
     if mapped is None:
         return reads
+    if mapped.item_condition is not None:
+        reads |= {ref.root for ref in mapped.item_condition.references}
     return (reads - MAP_NAMES) | {mapped.source.root}
 
 
