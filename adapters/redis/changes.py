@@ -5,8 +5,8 @@ same script that writes the transition (``RedisTransitions``). Each process that
 *one* subscription to every shard's channel, opened at the first watch, and wakes the watches of
 the run named (``adapters.run_watches``): a thousand readers waiting cost Redis nothing more than
 one. Pub/sub keeps nothing for a subscriber that is away: when the subscription breaks (Redis
-restarted), every watch is woken so that its reader looks again, and the subscription is opened
-again with a growing delay; the readers' own slow re-check covers what falls between.
+restarted), it is opened again with a growing delay, and once it stands again every watch is woken
+so that its reader looks again; the readers' own slow re-check covers what falls between.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class RedisRunChanges:
         self._watches = Watches()
         self._subscribed = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        self.subscriptions = 0
+        """How many times the subscription was made (1 + the times it came back after a break)."""
 
     @asynccontextmanager
     async def watch(self, run_id: str) -> AsyncIterator[Watch]:
@@ -80,7 +82,6 @@ class RedisRunChanges:
             if self._subscribed.is_set():
                 delay = RECONNECT_FIRST_SECONDS  # it had worked: a new outage starts over
                 self._subscribed.clear()
-            self._watches.wake_all()  # what was published meanwhile is lost: readers look again
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
@@ -98,8 +99,11 @@ class RedisRunChanges:
                 elif message["type"] == "subscribe":
                     confirmed += 1
                     if confirmed == len(self._channels):
+                        self.subscriptions += 1
                         self._subscribed.set()
-                        self._watches.wake_all()  # after a break: what was missed is read now
+                        # After a break, what was published meanwhile is lost: every reader looks
+                        # again, now that Redis answers (not while it is away, to no avail).
+                        self._watches.wake_all()
         finally:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]

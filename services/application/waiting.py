@@ -9,9 +9,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+from domain.errors import BackendUnavailable
 from domain.ports import RunChanges, RunWatch
 from domain.run import Run
 
+RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.05, 1.0
+"""Between reads of a run that failed because the store was unreachable, during a wait."""
 MAX_WAIT_SECONDS = 60.0
 """The longest a status request may wait (``?wait=``): longer holds a connection past the idle
 timeouts of common proxies; a client that wants more asks again."""
@@ -56,5 +59,21 @@ async def run_when_final(
             if left <= 0:
                 break
             await watch.changed(min(left, recheck_seconds))
-            run = await read()
+            run = await _read_again(read, deadline)
     return run
+
+
+async def _read_again(read: Callable[[], Awaitable[Run]], deadline: float) -> Run:
+    """``read()``; while the store is unreachable (it restarted under the wait: the first call on
+    each of its old connections fails) it is tried again until the deadline, then the error goes
+    to the caller (a 503 for a status request)."""
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        try:
+            return await read()
+        except BackendUnavailable:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
