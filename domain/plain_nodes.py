@@ -136,8 +136,9 @@ def _plain_node(item: Any) -> PlainNode | None:
         config = {}
     elif type(config) is not dict:
         return None
-    else:
+    elif config:
         for key in config:
             if type(key) is not str:
                 return None
-    return PlainNode(node_id, handler, dependencies, dict(config))
+        config = dict(config)  # a shallow copy, as pydantic makes (the plan keeps it)
+    return PlainNode(node_id, handler, dependencies, config)

@@ -28,6 +28,9 @@ from domain.templates import ONLY_INPUT, WORKFLOW_NAMESPACE, Reference
 from domain.unknown_keys import unknown_key_message
 
 RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE})
+EMPTY_CONFIG = CompiledConfig({})
+"""The compiled empty config, shared by every node without one (most nodes of big definitions):
+nothing changes a compiled config, and rendering one hands out a copy of its source."""
 
 
 def _node_path(index: int) -> str:
@@ -231,7 +234,7 @@ class _GraphChecker:
             if handlers is not None and node.handler not in handlers:
                 self._unknown_handler(position, node)
             if not node.config and empty_config_fits:
-                configs_append(CompiledConfig(node.config))  # what compiling {} gives
+                configs_append(EMPTY_CONFIG)  # what compiling {} gives
             else:
                 self._check_config(self._path(position), node)
             if node.when is None:
