@@ -24,3 +24,15 @@ async def noop_service(ctx: HandlerContext) -> dict[str, Any]:
     """The simulated services without their delay (``bench.api_load``): the fields that templates
     of the seed's scenarios read (``fetched_content``, ``response``) hold the rendered config."""
     return {"status_code": 200, "fetched_content": ctx.config, "response": ctx.config}
+
+
+@handler("bench_items")
+async def bench_items(ctx: HandlerContext) -> dict[str, Any]:
+    """The map workload's producer (W6): a list of ``config.count`` numbers."""
+    return {"xs": list(range(int(ctx.config["count"])))}
+
+
+@handler("bench_consume")
+async def bench_consume(ctx: HandlerContext) -> dict[str, Any]:
+    """The map workload's consumer: reads the map's whole list, says how long it was."""
+    return {"received": len(ctx.inputs["each"])}

@@ -79,13 +79,15 @@ from bench.processes import sigterm_as_interrupt
 from bench.workload_driver import run_all
 from bench.workload_report import print_report
 from bench.workload_targets import CELERY_REFERENCE, verdicts
-from bench.workloads import WORKLOADS
+from bench.workloads import DEFAULT_WORKLOADS, WORKLOADS
 from services.settings import Settings
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.redis_mode", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=",".join(WORKLOADS), help="workloads to run, e.g. W1,W3")
+    parser.add_argument(
+        "--only", default=",".join(DEFAULT_WORKLOADS), help="workloads to run, e.g. W1,W3 (or W6)"
+    )
     parser.add_argument("--shards", type=int, default=Settings.model_fields["redis_shards"].default)
     parser.add_argument(
         "--concurrency", type=int, default=None, help="WORKER_CONCURRENCY per worker (default: the engine's)"

@@ -22,7 +22,7 @@ from bench.proc_sampling import cpu_seconds, load_average, own_peak_mib, reset_p
 from bench.run_state_reads import hop_latencies, inspector, node_states, wait_finished
 from bench.stats import distribution_ms
 from bench.workload_report import progress_line
-from bench.workloads import WorkloadFailed, workload_definitions
+from bench.workloads import WorkloadFailed, work_units, workload_definitions
 from domain.statuses import RunStatus
 from services.container import Container, close_backend, open_backend
 from services.settings import Settings
@@ -44,7 +44,7 @@ async def run_workload(
     bench: Bench, definition: dict[str, Any], *, runs: int = 1, poll: float = 0.005
 ) -> dict[str, Any]:
     service = bench.container.workflows()
-    nodes = len(definition["dag"]["nodes"])
+    nodes = work_units(definition)
     started = time.perf_counter()
     stored = await service.register(definition)
     register_seconds = time.perf_counter() - started

@@ -90,6 +90,13 @@ class NodeDefinition(DefinitionPart):
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
     optional: bool = False
     """The node may fail without failing the run (its dependents still see it as failed)."""
+    for_each: str | None = Field(default=None, min_length=1, max_length=4096)
+    """A map (``domain.map_spec``): one template naming a list; the node runs once per item."""
+    max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    """Items of a map in flight at once (default ``domain.map_spec.DEFAULT_MAX_CONCURRENCY``)."""
+    tolerated_failures: int | str | None = None
+    """Items of a map that may fail for good while the node still completes: a count (``3``) or a
+    percentage of the items (``"10%"``); none by default."""
 
     @field_validator("id")
     @classmethod

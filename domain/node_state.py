@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.map_state import MapState
 from domain.plan import NodeSpec
 from domain.statuses import NodeStatus
 
@@ -41,6 +42,8 @@ class NodeRun:
     attempts_before: int = 0
     """Attempts made before the run's latest redrive of this node: attempt numbers go on counting,
     the retry policy counts from here (each redrive gives the node its whole policy again)."""
+    items: MapState | None = None
+    """A map node's items, once its list was read (before it starts, when its source recorded it)."""
 
     @property
     def attempts_this_time(self) -> int:

@@ -21,6 +21,7 @@ from domain.events import (
     ScheduleRetry,
     ScheduleRunDeadline,
 )
+from domain.map_spec import split_key
 from domain.messages import Task
 from domain.run import Run
 
@@ -37,7 +38,7 @@ class Timer:
 
 
 def task_of(run: Run, command: DispatchNode) -> Task:
-    spec = run.plan.node(command.node_id)
+    spec = run.plan.node(split_key(command.node_id)[0])  # a map's item runs its node's handler
     return Task(run.run_id, run.definition_id, command.node_id, command.attempt, spec.handler)
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from domain.events import Command, Event
 from domain.history import KIND_OF_EVENT, HistoryEntry
 from domain.node_state import ErrorInfo
 from domain.statuses import RunStatus
+
+if TYPE_CHECKING:
+    from domain.map_state import ItemRun
 
 
 @dataclass(slots=True)
@@ -25,6 +29,16 @@ class Outcome:
     """Nodes whose output the event dropped (completed nodes a redrive runs again)."""
     resumed: bool = False
     """The event took an ended run back to RUNNING (a redrive): a store lifts its expiry."""
+    items_changed: list[tuple[int, int]] | None = None
+    """(node index, item) of map items whose live state changed (``NodeRun.items.live``)."""
+    items_ended: list[tuple[int, int, ItemRun]] | None = None
+    """(node index, item, its final record) of map items that ended: they left the live state, the
+    store keeps the record."""
+    recorded_item: tuple[str, Any] | None = None
+    """(item key, output) of a map item that ended with an output (or its error, failed)."""
+    items_marked: list[tuple[int, int, str | None]] | None = None
+    """(node index, item, mark) of map items whose place in ``MapState.failed_items`` (mark
+    ``f``) or ``MapState.redo`` (``r``) changed; None: in neither any more."""
 
     @property
     def run_status(self) -> RunStatus | None:
@@ -49,6 +63,25 @@ class Step:
     by: str | None = None
     redriven: list[str] | None = None
     cleared_outputs: list[str] | None = None
+    items_changed: list[tuple[int, int]] | None = None
+    items_ended: list[tuple[int, int, ItemRun]] | None = None
+    recorded_item: tuple[str, Any] | None = None
+    items_marked: list[tuple[int, int, str | None]] | None = None
+
+    def item_marked(self, index: int, item: int, mark: str | None) -> None:
+        if self.items_marked is None:
+            self.items_marked = []
+        self.items_marked.append((index, item, mark))
+
+    def item_changed(self, index: int, item: int) -> None:
+        if self.items_changed is None:
+            self.items_changed = []
+        self.items_changed.append((index, item))
+
+    def item_ended(self, index: int, item: int, state: ItemRun) -> None:
+        if self.items_ended is None:
+            self.items_ended = []
+        self.items_ended.append((index, item, state))
 
     def outcome(self, event: Event) -> Outcome:
         node_id: str | None = getattr(event, "node_id", None)
@@ -68,5 +101,14 @@ class Step:
         )
         resumed = self.redriven is not None
         return Outcome(
-            self.commands, entry, self.changed, self.recorded_output, self.cleared_outputs, resumed
+            self.commands,
+            entry,
+            self.changed,
+            self.recorded_output,
+            self.cleared_outputs,
+            resumed,
+            self.items_changed,
+            self.items_ended,
+            self.recorded_item,
+            self.items_marked,
         )

@@ -51,6 +51,9 @@ class PlainNode:
     when: str | None = None
     trigger_rule: TriggerRule = _DEFAULT_TRIGGER
     optional: bool = _DEFAULT_OPTIONAL
+    for_each: str | None = None
+    max_concurrency: int | None = None
+    tolerated_failures: int | str | None = None
 
     def source(self) -> dict[str, Any]:
         """What ``NodeDefinition.model_dump(mode="json", exclude_none=True)`` gives, in its order."""

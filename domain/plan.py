@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from domain.conditions import Condition
+from domain.map_spec import MapSpec
 from domain.rendering import CompiledConfig
 from domain.retry import RetryPolicy
 from domain.trigger_rules import TriggerRule
+
+DEADLINE_GRACE_SECONDS = 5.0
+"""The orchestrator's deadline for an attempt is its node's timeout plus this: the worker enforces
+the timeout itself and reports first; the deadline catches a worker that died or hangs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +33,14 @@ class NodeSpec:
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
     condition: Condition | None = None
     optional: bool = False
+    map: MapSpec | None = None
+    """Set for a map node (``for_each``): it runs once per item of a list (``domain.map_spec``)."""
+
+    def deadline(self, started_at: float) -> float | None:
+        """When the orchestrator times out an attempt that started at ``started_at`` (None: never)."""
+        if self.timeout_seconds is None:
+            return None
+        return started_at + self.timeout_seconds + DEADLINE_GRACE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +58,15 @@ class WorkflowPlan:
     """Roots whose data the run's own decisions read (conditions, the output mapping): node ids,
     and the workflow namespace when they read the run's input. A store keeps these at hand for the
     aggregate; other outputs only workers read."""
+    map_sources: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Root (node id, or the workflow namespace) -> the map nodes whose list it holds: the run
+    reads that output once, when it is recorded, to count the items (it keeps only the count)."""
+
+    @property
+    def recorded_reads(self) -> frozenset[str]:
+        """Roots whose data the aggregate reads as it is recorded: ``decision_reads``, and the roots
+        maps count their items in (``map_sources``: read once, not kept)."""
+        return self.decision_reads | self.map_sources.keys()
 
     def node(self, node_id: str) -> NodeSpec:
         return self.nodes[self.index[node_id]]

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from domain.events import Command, Event
 from domain.history import HistoryEntry
 from domain.idempotency import IdempotentStart
+from domain.map_state import ItemRun
 from domain.messages import Task
 from domain.paging import Page
 from domain.plan import WorkflowPlan
@@ -133,7 +134,8 @@ class RunRepository(Protocol):
         ...
 
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
-        """Outputs of the named nodes that have one, and ``workflow`` -> ``{"input": ...}``.
+        """Outputs of the named nodes that have one, and ``workflow`` -> ``{"input": ...}``; a map
+        node's output is the list of its items' outputs (``item_outputs``).
 
         Raises ``RunNotActive`` when the run is no longer RUNNING (cancelled): its queued nodes
         must not start.
@@ -142,6 +144,17 @@ class RunRepository(Protocol):
 
     async def history(self, run_id: str, after: int, limit: int) -> list[tuple[int, HistoryEntry]]:
         """The run's history entries numbered above ``after`` (numbers start at 1), oldest first."""
+        ...
+
+    async def item_records(self, run_id: str, node_id: str, start: int, stop: int) -> dict[int, ItemRun]:
+        """The final records of map node ``node_id``'s items in ``[start, stop)`` that have ended
+        (an item absent has not: the run's state says whether it is live). A record of an earlier
+        life of the map (before a redrive) may be among them: its attempt tells."""
+        ...
+
+    async def item_outputs(self, run_id: str, node_id: str, start: int, stop: int) -> list[Any]:
+        """The outputs of map node ``node_id``'s items in ``[start, stop)``, in order (None for an
+        item without one). ``read_data`` gives a map node's whole output this way."""
         ...
 
     async def page(self, query: RunQuery) -> Page[RunSummary]:

@@ -11,6 +11,8 @@ The rule, written once (both backends apply ``RedriveRequested`` through ``Run.a
   failed and skipped parents are 0: every parent it keeps has completed). Its attempt numbers go on
   counting (``NodeRun.attempts_before``), and its retry policy starts over: each redrive gives the
   node all of its ``max_attempts`` again. Its last failed attempt joins ``failed_attempts``;
+- a map node runs again only its items that failed or were cancelled, and those never dispatched,
+  keeping its completed items' outputs; all of its items when it or an ancestor is in ``from``;
 - the run is RUNNING again with no failed node, no error, no finish time; its timeout
   (``timeout_seconds``) counts from the redrive (``Run.redriven_at``); a deadline set before it is
   ignored;
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from domain.errors import Problem
 from domain.events import RedriveRequested, ScheduleRunDeadline
+from domain.map_run import reset_items
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
 from domain.outcome import Step
 from domain.plan import WorkflowPlan
@@ -52,10 +55,8 @@ def unknown_from_nodes(plan: WorkflowPlan, from_nodes: Sequence[str], path: str 
 
 
 def nodes_to_redrive(plan: WorkflowPlan, nodes: Sequence[NodeRun], from_nodes: Sequence[str]) -> list[int]:
-    """Indices (in plan order) of the nodes a redrive runs again. O(V + E).
-
-    Hook for maps (``for_each``): a map node that failed with some items completed should run only
-    its failed items again; that choice belongs here, per item, once items are part of the run."""
+    """Indices (in plan order) of the nodes a redrive runs again. O(V + E). (Which items of a map
+    node run again: ``domain.map_run.reset_items``.)"""
     chosen = [node.status is not NodeStatus.COMPLETED for node in nodes]
     work = deque(plan.index[node_id] for node_id in from_nodes if node_id in plan.index)
     while work:
@@ -65,6 +66,18 @@ def nodes_to_redrive(plan: WorkflowPlan, nodes: Sequence[NodeRun], from_nodes: S
         chosen[index] = True
         work.extend(plan.nodes[index].children)
     return [index for index, again in enumerate(chosen) if again]
+
+
+def _named_and_below(plan: WorkflowPlan, from_nodes: Sequence[str]) -> set[int]:
+    """The nodes of ``from`` and their descendants: a map among them runs all of its items again."""
+    seen: set[int] = set()
+    work = [plan.index[node_id] for node_id in from_nodes if node_id in plan.index]
+    while work:
+        index = work.pop()
+        if index not in seen:
+            seen.add(index)
+            work.extend(plan.nodes[index].children)
+    return seen
 
 
 def redrive_refusal(run: Run, from_nodes: Sequence[str]) -> str | None:
@@ -86,6 +99,7 @@ def apply_redrive(run: Run, event: RedriveRequested, step: Step) -> bool:
         return False
     chosen = nodes_to_redrive(run.plan, run.nodes, event.from_nodes)
     again = set(chosen)
+    named = _named_and_below(run.plan, event.from_nodes)
     specs = run.plan.nodes
     cleared: list[str] = []
     for index in chosen:
@@ -94,6 +108,7 @@ def apply_redrive(run: Run, event: RedriveRequested, step: Step) -> bool:
             run.outputs.pop(specs[index].id, None)
             cleared.append(specs[index].id)
         _reset(node, len(specs[index].parents), step.at)
+        reset_items(index, node, index in named, step)
     run.status = RunStatus.RUNNING
     run.started_at = run.started_at if run.started_at is not None else event.at
     run.finished_at = None

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from domain.errors import Problem, TemplateError
+from domain.secret_refs import SECRETS_NAMESPACE, SecretLookup, SecretUnavailable, no_secrets, resolve
 from domain.templates import Reference, StringTemplate, parse_string
 
 
 class _Renderer(Protocol):
-    def render(self, data: Mapping[str, Any]) -> Any: ...
+    def render(self, data: Mapping[str, Any], secrets: SecretLookup) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +24,11 @@ class _StringRenderer:
     template: StringTemplate
     location: str
 
-    def render(self, data: Mapping[str, Any]) -> Any:
+    def render(self, data: Mapping[str, Any], secrets: SecretLookup) -> Any:
         try:
-            return self.template.render(lambda ref: ref.resolve_in(data))
+            return self.template.render(lambda ref: resolve(ref, data, secrets))
+        except SecretUnavailable as missing:
+            raise missing.at(self.location) from None
         except TemplateError as error:
             raise TemplateError(f"{self.location}: {error}") from None
 
@@ -35,10 +38,10 @@ class _DictRenderer:
     constant: dict[str, Any]
     dynamic: tuple[tuple[str, _Renderer], ...]
 
-    def render(self, data: Mapping[str, Any]) -> Any:
+    def render(self, data: Mapping[str, Any], secrets: SecretLookup) -> Any:
         rendered = dict(self.constant)
         for key, renderer in self.dynamic:
-            rendered[key] = renderer.render(data)
+            rendered[key] = renderer.render(data, secrets)
         return rendered
 
 
@@ -47,10 +50,10 @@ class _ListRenderer:
     items: tuple[Any, ...]
     dynamic: tuple[tuple[int, _Renderer], ...]
 
-    def render(self, data: Mapping[str, Any]) -> Any:
+    def render(self, data: Mapping[str, Any], secrets: SecretLookup) -> Any:
         rendered = list(self.items)
         for index, renderer in self.dynamic:
-            rendered[index] = renderer.render(data)
+            rendered[index] = renderer.render(data, secrets)
         return rendered
 
 
@@ -61,13 +64,18 @@ class CompiledConfig:
     references: tuple[Reference, ...] = ()
 
     roots: frozenset[str] = frozenset()
-    """Names the config reads from: node ids and possibly the workflow namespace."""
+    """Names the config reads from run data: node ids and possibly the workflow namespace (never
+    the secrets, which are not run data)."""
 
-    def render(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Return a fresh config with every template replaced; ``data`` maps roots to values."""
+    reference_paths: tuple[str, ...] = ()
+    """The JSON path of the string holding each of ``references``, in the same order."""
+
+    def render(self, data: Mapping[str, Any], secrets: SecretLookup = no_secrets) -> dict[str, Any]:
+        """Return a fresh config with every template replaced; ``data`` maps roots to values and
+        ``secrets`` gives each ``{{ secrets.NAME }}`` (the worker's; nobody else has any)."""
         if self.renderer is None:
             return dict(self.source)
-        rendered: dict[str, Any] = self.renderer.render(data)
+        rendered: dict[str, Any] = self.renderer.render(data, secrets)
         return rendered
 
 
@@ -77,6 +85,7 @@ class _Compiler:
     label: str
     problems: list[Problem] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
+    reference_paths: list[str] = field(default_factory=list)
 
     def compile(self, value: Any, path: str) -> _Renderer | None:
         if isinstance(value, str):
@@ -96,6 +105,7 @@ class _Compiler:
         if template is None:
             return None
         self.references.extend(template.references)
+        self.reference_paths.extend(path for _ in template.references)
         return _StringRenderer(template, self.label + path.removeprefix(self.root_path))
 
     def _dict(self, value: dict[str, Any], path: str) -> _Renderer | None:
@@ -123,5 +133,6 @@ def compile_config(
     compiler = _Compiler(path, label)
     renderer = compiler.compile(config, path)
     references = tuple(compiler.references)
-    compiled = CompiledConfig(config, renderer, references, frozenset(ref.root for ref in references))
+    roots = frozenset(ref.root for ref in references if ref.root != SECRETS_NAMESPACE)
+    compiled = CompiledConfig(config, renderer, references, roots, tuple(compiler.reference_paths))
     return compiled, compiler.problems

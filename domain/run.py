@@ -40,9 +40,22 @@ from domain.events import (
     ScheduleRunDeadline,
 )
 from domain.idempotency import IdempotentStart
+from domain.map_run import (
+    count_items,
+    end_items,
+    item_dead_lettered,
+    item_failed,
+    item_retry_due,
+    item_started,
+    item_succeeded,
+    item_timed_out,
+    live_attempts,
+    start_map,
+)
+from domain.map_spec import ITEM_SEPARATOR, split_key
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
 from domain.outcome import Outcome, Step
-from domain.plan import NodeSpec, WorkflowPlan
+from domain.plan import DEADLINE_GRACE_SECONDS, NodeSpec, WorkflowPlan
 from domain.reasons import (
     CONDITION_FALSE,
     DEAD_LETTERED,
@@ -57,13 +70,10 @@ from domain.reasons import (
 from domain.redrive import apply_redrive
 from domain.run_data import condition_verdict, render_output
 from domain.statuses import NodeStatus, RunStatus
+from domain.templates import WORKFLOW_NAMESPACE
 from domain.trigger_rules import ParentOutcome, Readiness, TriggerRule, readiness
 
 __all__ = ["DEADLINE_GRACE_SECONDS", "Outcome", "Run", "ensure_runnable"]
-
-DEADLINE_GRACE_SECONDS = 5.0
-"""The orchestrator's deadline for an attempt is its node's timeout plus this: the worker enforces
-the timeout itself and reports first; the deadline catches a worker that died or hangs."""
 
 _IN_FLIGHT = (NodeStatus.QUEUED, NodeStatus.RUNNING)
 _PENDING = NodeStatus.PENDING
@@ -171,6 +181,8 @@ class Run:
         step.by = event.started_by
         if self.plan.timeout_seconds is not None:
             step.commands.append(ScheduleRunDeadline(self.run_id, event.at + self.plan.timeout_seconds))
+        if WORKFLOW_NAMESPACE in self.plan.map_sources:
+            count_items(self, WORKFLOW_NAMESPACE, step)
         ended: deque[int] = deque()
         for index in self.plan.roots:
             self._start_if_condition_holds(index, step, ended)
@@ -179,6 +191,8 @@ class Run:
         return True
 
     def _on_node_started(self, event: NodeStarted, step: Step) -> bool:
+        if ITEM_SEPARATOR in event.node_id:
+            return item_started(self, event, _item_of(event.node_id), step)
         index = self._current(event.node_id, event.attempt)
         if index is None:
             return False
@@ -191,13 +205,14 @@ class Run:
         node.worker_id = event.worker_id
         step.changed.append(index)
         step.worker_id = node.worker_id
-        timeout = self.plan.nodes[index].timeout_seconds
-        if timeout is not None:
-            due_at = event.at + timeout + DEADLINE_GRACE_SECONDS
+        due_at = self.plan.nodes[index].deadline(event.at)
+        if due_at is not None:
             step.commands.append(ScheduleDeadline(self.run_id, event.node_id, event.attempt, due_at))
         return True
 
     def _on_node_succeeded(self, event: NodeSucceeded, step: Step) -> bool:
+        if ITEM_SEPARATOR in event.node_id:
+            return item_succeeded(self, event, _item_of(event.node_id), step)
         index = self._current(event.node_id, event.attempt)
         if index is None:
             return False
@@ -213,11 +228,15 @@ class Run:
         node.error = None
         self.outputs[spec.id] = event.output
         step.recorded_output = spec.id
+        if spec.id in self.plan.map_sources:
+            count_items(self, spec.id, step)
         self._tell_children(deque([index]), step)
         self._finish_if_done(step)
         return True
 
     def _on_node_failed(self, event: NodeFailed, step: Step) -> bool:
+        if ITEM_SEPARATOR in event.node_id:
+            return item_failed(self, event, _item_of(event.node_id), step)
         index = self._current(event.node_id, event.attempt)
         if index is None:
             return False
@@ -228,6 +247,8 @@ class Run:
         return True
 
     def _on_attempt_timed_out(self, event: AttemptTimedOut, step: Step) -> bool:
+        if ITEM_SEPARATOR in event.node_id:
+            return item_timed_out(self, event, _item_of(event.node_id), step)
         index = self._current(event.node_id, event.attempt)
         if index is None:
             return False
@@ -240,6 +261,8 @@ class Run:
         return True
 
     def _on_retry_due(self, event: RetryDue, step: Step) -> bool:
+        if ITEM_SEPARATOR in event.node_id:
+            return item_retry_due(self, event, _item_of(event.node_id), step)
         index = self._awaiting_retry(event.node_id, event.attempt)
         if index is None:
             return False
@@ -270,6 +293,8 @@ class Run:
         error = ErrorInfo(DEAD_LETTERED, event.message)
         if event.node_id is None:
             applied = self._fail_unstarted(error, step)
+        elif ITEM_SEPARATOR in event.node_id:
+            applied = item_dead_lettered(self, event, _item_of(event.node_id), error, step)
         else:
             applied = self._fail_awaiting_retry(event.node_id, event.attempt, error, step)
         if applied:
@@ -303,6 +328,8 @@ class Run:
         self._cancel_in_flight(step)
         for index, node in enumerate(self.nodes):
             if not node.status.is_final:
+                if node.items is not None:
+                    end_items(self, index, step)
                 node.status = unfinished_as
                 node.finished_at = step.at
                 node.retry_at = None
@@ -318,11 +345,16 @@ class Run:
         them (``CancelAttempts``), when there are any."""
         if not self.in_flight:
             return
-        attempts = tuple(
-            (spec.id, node.attempt) for spec, node in self.node_states() if node.status in _IN_FLIGHT
-        )
+        attempts: list[tuple[str, int]] = []
+        for spec, node in self.node_states():
+            if node.status not in _IN_FLIGHT:
+                continue
+            if spec.map is None:
+                attempts.append((spec.id, node.attempt))
+            else:
+                attempts.extend(live_attempts(self, spec.index))
         if attempts:
-            step.commands.append(CancelAttempts(self.run_id, attempts))
+            step.commands.append(CancelAttempts(self.run_id, tuple(attempts)))
 
     def _finish(self, status: RunStatus, step: Step) -> None:
         self.status = status
@@ -430,6 +462,7 @@ class Run:
                 continue
             if node.status in _IN_FLIGHT:
                 self.in_flight -= 1
+                end_items(self, index, step)
             node.retry_at = None
             node.error = error
             self._settle(index, NodeStatus.CANCELLED, step)
@@ -488,7 +521,7 @@ class Run:
                     if decided is Readiness.WAIT:
                         continue
                 if decided is Readiness.RUN:
-                    if spec.condition is None:
+                    if spec.condition is None and spec.map is None:
                         self._dispatch(child_index, step)
                     else:
                         self._start_if_condition_holds(child_index, step, ended)
@@ -501,11 +534,11 @@ class Run:
         it ends (SKIPPED when false, FAILED when it cannot be evaluated) and joins ``ended``."""
         condition = self.plan.nodes[index].condition
         if condition is None:
-            self._dispatch(index, step)
+            self._start(index, step, ended)
             return
         verdict = condition_verdict(condition, self.outputs, self.input)
         if verdict is None:
-            self._dispatch(index, step)
+            self._start(index, step, ended)
         elif verdict.type == CONDITION_FALSE:
             self._skip(index, verdict, step)
             ended.append(index)
@@ -514,6 +547,13 @@ class Run:
             self._settle(index, NodeStatus.FAILED, step)
             ended.append(index)
             self._count_failure(index, step, ended)
+
+    def _start(self, index: int, step: Step, ended: deque[int]) -> None:
+        """Node ``index`` runs: its task is dispatched, or a map node starts its items."""
+        if self.plan.nodes[index].map is None:
+            self._dispatch(index, step)
+        else:
+            start_map(self, index, step, ended)
 
     def _skip(self, index: int, reason: ErrorInfo, step: Step) -> None:
         self.nodes[index].error = reason
@@ -540,6 +580,11 @@ class Run:
                 self._finish(RunStatus.FAILED, step)
                 return
         self._finish(RunStatus.COMPLETED, step)
+
+
+def _item_of(key: str) -> int:
+    item = split_key(key)[1]
+    return -1 if item is None else item  # no item has a negative index: the event is stale
 
 
 def _record_worker(node: NodeRun, worker_id: str, started_at: float | None) -> None:

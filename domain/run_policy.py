@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from domain.definition import FailurePolicy, WorkflowDefinition
 from domain.errors import Problem
 from domain.rendering import CompiledConfig, compile_config
+from domain.secret_refs import is_secret, output_problems
 from domain.templates import ONLY_INPUT, WORKFLOW_NAMESPACE
 
 if TYPE_CHECKING:
@@ -26,7 +27,10 @@ def compile_output(
     if output is None:
         return None, []
     compiled, problems = compile_config(output, OUTPUT_PATH, label="output")
+    problems.extend(output_problems(compiled))
     for ref in compiled.references:
+        if is_secret(ref):
+            continue  # just reported
         if ref.reads_run_data_outside_input:
             problems.append(Problem(OUTPUT_PATH, f"'{ref.text}': {ONLY_INPUT}"))
         elif ref.root != WORKFLOW_NAMESPACE and ref.root not in node_index:

@@ -7,7 +7,8 @@ Grammar inside ``{{ }}`` (surrounding spaces allowed)::
 
 A string that is exactly one template takes the referenced value with its JSON type; templates inside
 longer text are rendered as text (strings as is, anything else as compact JSON). The first name is a
-node id, or ``workflow`` for run data (``{{ workflow.input.user_id }}``).
+node id, ``workflow`` for run data (``{{ workflow.input.user_id }}``), or ``secrets`` for a value
+only the worker has (``{{ secrets.api_token }}``, see ``domain.secret_refs``).
 """
 
 from __future__ import annotations

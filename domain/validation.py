@@ -19,15 +19,24 @@ from domain.definition import NodeDefinition, WorkflowDefinition
 from domain.errors import ConditionError, InvalidDefinition, InvalidInput, Problem, TemplateError
 from domain.input_schema import checked_input, schema_problems
 from domain.limits import DEFAULT_LIMITS, Limits, json_size, nesting_depth
+from domain.map_spec import (
+    MAP_NAMES,
+    MapSpec,
+    compile_map,
+    map_read_problems,
+    map_reference_problem,
+    map_sources,
+)
 from domain.plain_nodes import SchemaNode, quick_definition
 from domain.plan import NodeSpec, WorkflowPlan
 from domain.rendering import CompiledConfig, compile_config
 from domain.retry import NO_RETRY
 from domain.run_policy import compile_output, with_run_policy
+from domain.secret_refs import SECRETS_NAMESPACE, is_secret, node_secret_problems
 from domain.templates import ONLY_INPUT, WORKFLOW_NAMESPACE, Reference
 from domain.unknown_keys import unknown_key_message
 
-RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE})
+RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE, SECRETS_NAMESPACE})
 EMPTY_CONFIG = CompiledConfig({})
 """The compiled empty config, shared by every node without one (most nodes of big definitions):
 nothing changes a compiled config, and rendering one hands out a copy of its source."""
@@ -92,7 +101,10 @@ def _build_plan(raw: Any, limits: Limits, handlers: Collection[str] | None, *, q
         raise InvalidDefinition(problems)
     source = definition.model_dump(mode="json", exclude_none=True) if checked is None else checked.source()
     plan = checker.plan(definition.name, source)
-    return with_run_policy(plan, definition, output)
+    plan = with_run_policy(plan, definition, output)
+    if map_problems := map_read_problems(plan):
+        raise InvalidDefinition(map_problems)
+    return plan
 
 
 def _check_shape(raw: Any, limits: Limits) -> list[Any]:
@@ -196,6 +208,7 @@ class _GraphChecker:
         self.parents: list[Sequence[int]] = [() for _ in self.nodes]
         self.configs: list[CompiledConfig] = []
         self.conditions: list[Condition | None] = []
+        self.maps: list[MapSpec | None] = []
         self._children_of: list[list[int]] | None = None
         self._listed_after_parents = True
         """Whether every node comes after all its dependencies in the list (so there is no cycle)."""
@@ -215,6 +228,7 @@ class _GraphChecker:
         empty_config_fits = self._empty_config_fits
         configs_append = self.configs.append
         conditions_append = self.conditions.append
+        maps_append = self.maps.append
         for position, node in enumerate(self.nodes):
             dependencies = node.dependencies
             edges += len(dependencies)
@@ -241,6 +255,10 @@ class _GraphChecker:
                 conditions_append(None)
             else:
                 self._check_condition(self._path(position), node)
+            if node.for_each is None and node.max_concurrency is None and node.tolerated_failures is None:
+                maps_append(None)  # what compile_map gives then
+            else:
+                self._check_map(position, node)
         if edges > self.limits.max_edges:
             self._add(
                 "$.dag.nodes",
@@ -288,6 +306,13 @@ class _GraphChecker:
                 parents.append(self.index[dependency])
             seen.add(dependency)
         self.parents[position] = parents
+
+    def _check_map(self, position: int, node: SchemaNode) -> None:
+        spec, problems = compile_map(
+            node.for_each, node.max_concurrency, node.tolerated_failures, self._path(position), node.id
+        )
+        self.problems.extend(problems)
+        self.maps.append(spec)
 
     def _check_condition(self, path: str, node: SchemaNode) -> None:
         condition = None
@@ -361,17 +386,24 @@ class _GraphChecker:
     def _check_template_roots(self) -> None:
         for position, (node, config) in enumerate(zip(self.nodes, self.configs, strict=True)):
             condition = self.conditions[position]
-            if not config.references and condition is None:
-                continue  # reads no node's output
+            mapped = self.maps[position]
+            if not config.references and condition is None and mapped is None:
+                continue  # reads no node's output (nor any secret)
             direct = {self.nodes[p].id for p in self.parents[position]}
             ancestors: set[str] | None = None
             located = [(ref, ".config") for ref in config.references]
             if condition is not None:
                 located.extend((ref, ".when") for ref in condition.references)
+            if mapped is not None:
+                located.append((mapped.source, ".for_each"))
+            self.problems.extend(node_secret_problems(node.id, self._path(position), config, condition))
             for ref, where in located:
-                if ref.root in self.known_elsewhere:
-                    continue  # a malformed node, reported on its own
-                problem = self._reference_problem(node.id, ref)
+                if ref.root in self.known_elsewhere or is_secret(ref):
+                    continue  # a malformed node is reported on its own, a secret just above
+                problem = map_reference_problem(node.id, mapped is not None, ref, where, self.index)
+                if problem == "":
+                    continue  # the map's own item or index
+                problem = problem or self._reference_problem(node.id, ref)
                 if problem is None and ref.root not in direct and ref.root != WORKFLOW_NAMESPACE:
                     if ancestors is None:
                         ancestors = self._ancestors(position)
@@ -410,10 +442,12 @@ class _GraphChecker:
         parents = self.parents
         configs = self.configs
         conditions = self.conditions
+        maps = self.maps
         specs: list[NodeSpec] = []
         append = specs.append
         for position, node in enumerate(self.nodes):
             config = configs[position]
+            mapped = maps[position]
             append(
                 NodeSpec(
                     id=node.id,
@@ -425,14 +459,25 @@ class _GraphChecker:
                     config=config,
                     retry=NO_RETRY if node.retry_policy is None else node.retry_policy.compiled(),
                     timeout_seconds=node.timeout_seconds,
-                    reads=frozenset((*node.dependencies, *config.roots, WORKFLOW_NAMESPACE)),
+                    reads=_reads(node, config, mapped),
                     trigger_rule=node.trigger_rule,
                     condition=conditions[position],
                     optional=node.optional,
+                    map=mapped,
                 )
             )
         roots = tuple(position for position, spec_parents in enumerate(parents) if not spec_parents)
-        return WorkflowPlan(name, tuple(specs), self.index, roots, source)
+        compiled = tuple(specs)
+        return WorkflowPlan(name, compiled, self.index, roots, source, map_sources=map_sources(compiled))
+
+
+def _reads(node: SchemaNode, config: CompiledConfig, mapped: MapSpec | None) -> frozenset[str]:
+    """Roots whose data an attempt needs: parents, template roots and the workflow namespace (a
+    map's item and index are not read from the store; its list is)."""
+    reads = frozenset((*node.dependencies, *config.roots, WORKFLOW_NAMESPACE))
+    if mapped is None:
+        return reads
+    return (reads - MAP_NAMES) | {mapped.source.root}
 
 
 def _find_cycles(parents: Sequence[Sequence[int]], candidates: list[int]) -> list[list[int]]:

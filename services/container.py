@@ -39,6 +39,7 @@ from services.runtime.metrics import WORKER_SLOTS
 from services.runtime.metrics_http import MetricsSource
 from services.settings import load_settings
 from services.worker import Worker, default_registry
+from services.worker.secrets import SecretSource
 
 # Blocking reads wait at most this long, so the socket timeout must be longer.
 MAX_BLOCK_SECONDS = 1.0
@@ -157,6 +158,11 @@ class Container(containers.DeclarativeContainer):
         batch_size=settings.provided.orchestrator_batch_size,
         on_run_finished=completions.provided.finished,
     )
+    secret_source = providers.Singleton(
+        SecretSource.from_environment,
+        settings.provided.secrets_env_prefix,
+        settings.provided.secrets_dir,
+    )
     worker = providers.Factory(
         Worker,
         registry=registry,
@@ -173,6 +179,7 @@ class Container(containers.DeclarativeContainer):
         cancel_poll_seconds=settings.provided.cancel_poll_seconds,
         cancel_grace_seconds=settings.provided.cancel_grace_seconds,
         shutdown_grace_seconds=settings.provided.shutdown_grace_seconds,
+        secrets=secret_source,
     )
 
 

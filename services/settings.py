@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -82,6 +83,17 @@ class Settings(BaseSettings):
         default=10.0,
         ge=0,
         description="How long a cancelled handler may take to stop before its worker abandons it.",
+    )
+    secrets_dir: Path | None = Field(
+        default=None,
+        description="A worker reads {{ secrets.NAME }} from the file NAME here (one file per secret, "
+        "as Docker and Kubernetes mount them) before the environment.",
+    )
+    secrets_env_prefix: str = Field(
+        default="DAG_SECRET_",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="A worker reads {{ secrets.NAME }} from the variable of this prefix and NAME "
+        "upper-cased, '-' as '_' (only variables with the prefix are ever read).",
     )
     worker_handler_modules: str = Field(
         default="", description="Comma-separated modules imported at start to register handlers."

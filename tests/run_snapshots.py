@@ -25,6 +25,7 @@ def snapshot(run: Run) -> tuple[Any, ...]:
             state.failed_parents,
             state.skipped_parents,
             state.attempts_before,
+            state.items,
         )
         for spec, state in run.node_states()
     )

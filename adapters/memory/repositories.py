@@ -13,24 +13,18 @@ from adapters.memory.timers import InMemoryTimerStore
 from domain.errors import DefinitionAlreadyExists, NotFound, RunAlreadyExists
 from domain.events import Command, Event
 from domain.history import HistoryEntry
+from domain.json_values import copy_json
+from domain.map_spec import MapOutput, item_key
+from domain.map_state import ItemRun
 from domain.messages import Task
 from domain.outbox import Timer, outbox
+from domain.outcome import Outcome
 from domain.paging import Page, Position, decode_cursor, encode_cursor
 from domain.ports import DefinitionSummary, Delivery, RunQuery, RunSummary, StoredDefinition
 from domain.run import Run, ensure_runnable
 from domain.templates import WORKFLOW_NAMESPACE
 
 log = logging.getLogger(__name__)
-
-
-def _copy_json(value: Any) -> Any:
-    """A copy of JSON data (dicts, lists, scalars): much cheaper than ``deepcopy``, which also
-    handles shared references and cycles that JSON data cannot have."""
-    if type(value) is dict:
-        return {key: _copy_json(item) for key, item in value.items()}
-    if type(value) is list:
-        return [_copy_json(item) for item in value]
-    return value
 
 
 class InMemoryDefinitionRepository:
@@ -93,6 +87,8 @@ class InMemoryRunRepository:
         self._changes = changes
         self._runs: dict[str, Run] = {}
         self._history: dict[str, list[HistoryEntry]] = {}
+        self._item_records: dict[str, dict[str, ItemRun]] = {}
+        self._item_outputs: dict[str, dict[str, Any]] = {}
         self._tasks = tasks
         self._events = events
         self._timers = timers
@@ -126,6 +122,8 @@ class InMemoryRunRepository:
             if outcome is None:
                 continue
             self._history[run.run_id].append(outcome.entry)
+            if outcome.items_ended is not None or outcome.recorded_item is not None:
+                self._keep_items(run, outcome)
             outbox(run, outcome.commands, tasks, timers)
             produced.extend(outcome.commands)
             changed[run.run_id] = None
@@ -137,14 +135,36 @@ class InMemoryRunRepository:
             self._changes.committed(changed)
         return produced
 
+    def _keep_items(self, run: Run, outcome: Outcome) -> None:
+        """Items that ended leave the run's state: their records and outputs are kept here."""
+        specs = run.plan.nodes
+        records = self._item_records.setdefault(run.run_id, {})
+        for index, item, state in outcome.items_ended or ():
+            records[item_key(specs[index].id, item)] = state
+        if outcome.recorded_item is not None:
+            key, output = outcome.recorded_item
+            self._item_outputs.setdefault(run.run_id, {})[key] = output
+
+    async def item_records(self, run_id: str, node_id: str, start: int, stop: int) -> dict[int, ItemRun]:
+        records = self._item_records.get(run_id, {})
+        found = ((item, records.get(item_key(node_id, item))) for item in range(start, stop))
+        return {item: record for item, record in found if record is not None}
+
+    async def item_outputs(self, run_id: str, node_id: str, start: int, stop: int) -> list[Any]:
+        outputs = self._item_outputs.get(run_id, {})
+        return [copy_json(outputs.get(item_key(node_id, item))) for item in range(start, stop)]
+
     async def read_data(self, run_id: str, roots: Collection[str]) -> dict[str, Any]:
         """Copies, as the Redis store gives: a handler changing its inputs must change nothing."""
         run = await self.get(run_id)
         ensure_runnable(run_id, run.status)
         outputs = run.outputs
-        data = {root: _copy_json(outputs[root]) for root in roots if root in outputs}
+        data = {root: copy_json(outputs[root]) for root in roots if root in outputs}
+        for root, value in data.items():
+            if isinstance(value, MapOutput):
+                data[root] = await self.item_outputs(run_id, root, 0, value.count)
         if WORKFLOW_NAMESPACE in roots:
-            data[WORKFLOW_NAMESPACE] = {"input": _copy_json(run.input)}
+            data[WORKFLOW_NAMESPACE] = {"input": copy_json(run.input)}
         return data
 
     async def history(self, run_id: str, after: int, limit: int) -> list[tuple[int, HistoryEntry]]:

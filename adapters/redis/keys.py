@@ -13,9 +13,13 @@ class RunKeys:
     out: str
     staged: str
     history: str
+    items: str
+    """Hash: item key (``node#i``) -> the final record of a map's item that ended."""
+    item_out: str
+    """Hash: item key -> the item's output (its error, failed)."""
 
-    def all(self) -> tuple[str, str, str, str, str]:
-        return (self.meta, self.nodes, self.out, self.staged, self.history)
+    def all(self) -> tuple[str, ...]:
+        return (self.meta, self.nodes, self.out, self.staged, self.history, self.items, self.item_out)
 
     def of_attempt(self, kind: str, node_id: str, attempt: int) -> str:
         """A key of one attempt of one of the run's nodes (``kind``: ``log``, ``cancel``), beside
@@ -91,6 +95,8 @@ class KeySpace:
                 out=f"{base}:out",
                 staged=f"{base}:staged",
                 history=f"{base}:history",
+                items=f"{base}:items",
+                item_out=f"{base}:item_out",
             )
         return keys
 

@@ -19,6 +19,7 @@ from adapters.redis.codec.runs import (
     SUMMARY_FIELDS,
     StoredRun,
     decode_entry,
+    decode_item,
     decode_output,
     decode_run,
     decode_summary,
@@ -34,6 +35,8 @@ from adapters.redis.transitions import RedisTransitions
 from domain.errors import NotFound, RunAlreadyExists
 from domain.events import Command, Event
 from domain.history import HistoryEntry
+from domain.map_spec import MapOutput, item_key
+from domain.map_state import ItemRun
 from domain.paging import Page, Position, decode_cursor, encode_cursor
 from domain.plan import WorkflowPlan
 from domain.ports import Delivery, RunQuery, RunSummary
@@ -44,6 +47,7 @@ from domain.templates import WORKFLOW_NAMESPACE
 log = logging.getLogger(__name__)
 
 INPUT_CACHE_SIZE = 10_000
+ITEMS_PER_READ = 10_000
 # At most this many runs are looked at for one page of a filtered listing.
 LIST_SCAN_BUDGET = 1_000
 
@@ -153,7 +157,13 @@ class RedisRunRepository:
                 raise AdapterError(f"run {run_id} cannot be applied to: {error}") from error
             if stored is not None:
                 loaded.append(stored)
-        await self._read_decision_data([stored.run for stored in loaded if stored.run.plan.decision_reads])
+        await self._read_decision_data(
+            [
+                stored.run
+                for stored in loaded
+                if stored.run.plan.decision_reads or _maps_input(stored.run.plan)
+            ]
+        )
         return loaded
 
     async def _read_decision_data(self, runs: list[Run]) -> None:
@@ -228,8 +238,34 @@ class RedisRunRepository:
         if WORKFLOW_NAMESPACE in roots:
             data[WORKFLOW_NAMESPACE] = {"input": json.loads(run_input)}
         if names:
-            data.update((name, json.loads(raw)) for name, raw in zip(names, results[0], strict=True) if raw)
+            data.update(
+                (name, decode_output(raw)) for name, raw in zip(names, results[0], strict=True) if raw
+            )
+            for name, value in data.items():
+                if type(value) is MapOutput:
+                    data[name] = await self.item_outputs(run_id, name, 0, value.count)
         return data
+
+    async def item_records(self, run_id: str, node_id: str, start: int, stop: int) -> dict[int, ItemRun]:
+        if stop <= start:
+            return {}
+        names = [item_key(node_id, item) for item in range(start, stop)]
+        async with translated_errors(self._url):
+            found = await self._client.hmget(self._keys.run(run_id).items, names)
+        return {
+            item: decode_item(str(raw)) for item, raw in zip(range(start, stop), found, strict=True) if raw
+        }
+
+    async def item_outputs(self, run_id: str, node_id: str, start: int, stop: int) -> list[Any]:
+        """Read in slices: one command never carries more than ``ITEMS_PER_READ`` outputs."""
+        key = self._keys.run(run_id).item_out
+        outputs: list[Any] = []
+        for first in range(start, stop, ITEMS_PER_READ):
+            names = [item_key(node_id, item) for item in range(first, min(first + ITEMS_PER_READ, stop))]
+            async with translated_errors(self._url):
+                found = await self._client.hmget(key, names)
+            outputs.extend(None if raw is None else json.loads(raw) for raw in found)
+        return outputs
 
     def _remember_input(self, run_id: str, text: str) -> None:
         """Inputs never change: each of a run's tasks need not read it again."""
@@ -295,6 +331,10 @@ class RedisRunRepository:
             pipe.hmget(self._keys.run(run_id).meta, SUMMARY_FIELDS)
         replies = await pipe.execute()
         return [decode_summary(run_id, reply) for run_id, reply in zip(run_ids, replies, strict=True)]
+
+
+def _maps_input(plan: WorkflowPlan) -> bool:
+    return WORKFLOW_NAMESPACE in plan.map_sources
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:

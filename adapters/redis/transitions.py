@@ -20,6 +20,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from adapters.errors import AdapterError
 from adapters.redis.codec import STAGED, encode_task, encode_timer, staged_field
@@ -29,8 +30,10 @@ from adapters.redis.codec.runs import (
     StoredRun,
     decode_output,
     encode_entry,
+    encode_item,
     encode_node,
     encode_output,
+    mark_field,
     progress_fields,
     run_output_field,
 )
@@ -38,6 +41,8 @@ from adapters.redis.commit import Commit, CommitScript, Group
 from adapters.redis.keys import EVENTS_GROUP, KeySpace, RunKeys
 from adapters.redis.streams import entry_of
 from domain.events import OUTPUT_LOST, Command, Event, NodeSucceeded, RunStarted
+from domain.map_spec import item_key
+from domain.map_state import ItemRun
 from domain.messages import Task
 from domain.outbox import Timer, outbox
 from domain.plan import WorkflowPlan
@@ -172,8 +177,9 @@ class RedisTransitions:
             first = events[batch.positions[0]]
             if type(first) is RunStarted and first.definition_id is not None and not batch.reloaded:
                 plan = await self._plan_of(first.definition_id)
-                # A run whose decisions read its input (a condition on a root) is read for it.
-                if plan is not None and WORKFLOW_NAMESPACE not in plan.decision_reads:
+                # A run whose decisions read its input (a condition on a root, a map over it) is
+                # read for it.
+                if plan is not None and WORKFLOW_NAMESPACE not in plan.recorded_reads:
                     run = Run.create(first.run_id, first.definition_id, plan, {}, first.at)
                     self.cache.put(StoredRun(run, 0))
                     continue
@@ -190,9 +196,11 @@ class RedisTransitions:
         wanted: list[int] = []
         for batch in batches:
             stored = self.cache.get(batch.run_id)
-            if stored is None or not stored.run.plan.decision_reads:
+            if stored is None:
                 continue
-            reads = stored.run.plan.decision_reads
+            reads = stored.run.plan.recorded_reads
+            if not reads:
+                continue
             wanted.extend(
                 p for p in batch.positions if _is_staged(events[p]) and _node_of(events[p]) in reads
             )
@@ -245,28 +253,54 @@ class RedisTransitions:
             if outcome.cleared_outputs:  # before a later event of the batch records them again
                 group.hdel(keys.out, outcome.cleared_outputs)
             if outcome.recorded_output is not None:
-                self._write_output(run, event, keys, group, batch, position)
+                self._write_output(run, outcome.recorded_output, event, keys, group, batch, position)
                 if position in resolved:
                     group.hdel(keys.staged, [_staged(event)])
+            if outcome.recorded_item is not None:
+                self._write_item_output(outcome.recorded_item, event, keys, group, batch, position)
         group.hdel(keys.staged, unapplied_staged)
         batch.applied = bool(outcomes)
         if outcomes:
             self._write_outcomes(stored, before, outcomes, keys, group)
 
     def _write_output(
-        self, run: Run, event: Event, keys: RunKeys, group: Group, batch: _RunBatch, position: int
+        self,
+        run: Run,
+        node_id: str,
+        event: Event,
+        keys: RunKeys,
+        group: Group,
+        batch: _RunBatch,
+        position: int,
     ) -> None:
-        assert isinstance(event, NodeSucceeded)
-        if event.node_id in run.plan.decision_reads:
-            output = run.outputs[event.node_id]  # the run's conditions or output mapping read it
-        else:
-            output = run.outputs.pop(event.node_id)  # kept in Redis, not in this process
+        # Kept here when the run's conditions or output mapping read it; else only in Redis.
+        reads = run.plan.decision_reads
+        output = run.outputs[node_id] if node_id in reads else run.outputs.pop(node_id)
         if output is STAGED:
+            assert isinstance(event, NodeSucceeded)
             field_name = staged_field(event.node_id, event.attempt)
             batch.staged_checks[group.require_field(keys.staged, field_name)] = position
             group.hmove(keys.staged, field_name, keys.out, event.node_id)
         else:
-            group.hset(keys.out, {event.node_id: encode_output(output)})
+            group.hset(keys.out, {node_id: encode_output(output)})
+
+    def _write_item_output(
+        self,
+        recorded: tuple[str, Any],
+        event: Event,
+        keys: RunKeys,
+        group: Group,
+        batch: _RunBatch,
+        position: int,
+    ) -> None:
+        key, output = recorded
+        if output is STAGED:
+            assert isinstance(event, NodeSucceeded)
+            field_name = staged_field(key, event.attempt)
+            batch.staged_checks[group.require_field(keys.staged, field_name)] = position
+            group.hmove(keys.staged, field_name, keys.item_out, key)
+        else:
+            group.hset(keys.item_out, {key: encode_output(output)})
 
     def _write_outcomes(
         self,
@@ -281,14 +315,30 @@ class RedisTransitions:
         tasks: list[Task] = []
         timers: list[Timer] = []
         changed: dict[int, None] = {}
+        items_changed: dict[tuple[int, int], None] = {}
+        items_ended: dict[tuple[int, int], ItemRun] = {}
+        marks: dict[tuple[int, int], str | None] = {}
         for outcome in outcomes:
             outbox(run, outcome.commands, tasks, timers)
             changed.update(dict.fromkeys(outcome.changed))
+            if outcome.items_changed is not None:
+                items_changed.update(dict.fromkeys(outcome.items_changed))
+            if outcome.items_ended is not None:
+                items_ended.update(((index, item), state) for index, item, state in outcome.items_ended)
+            if outcome.items_marked is not None:
+                marks.update(((index, item), mark) for index, item, mark in outcome.items_marked)
             if outcome.resumed:  # an ended run runs again (a redrive): its retention is lifted
                 for key in keys.all():
                     group.persist(key)
         nodes = run.nodes
         group.hset(keys.nodes, {run.plan.nodes[i].id: encode_node(nodes[i]) for i in changed})
+        if items_changed or items_ended:
+            self._write_items(run, items_changed, items_ended, keys, group)
+        if marks:
+            specs = run.plan.nodes
+            fields = {mark_field(specs[index].id, item): mark for (index, item), mark in marks.items()}
+            group.hset(keys.nodes, {name: mark for name, mark in fields.items() if mark is not None})
+            group.hdel(keys.nodes, [name for name, mark in fields.items() if mark is None])
         after = progress_fields(run, stored.version + 1)
         group.hset(keys.meta, {name: value for name, value in after.items() if before[name] != value})
         group.rpush(keys.history, [encode_entry(outcome.entry) for outcome in outcomes])
@@ -306,6 +356,31 @@ class RedisTransitions:
         if run.status.is_final:
             for key in keys.all():
                 group.expire(key, self._retention)
+
+    def _write_items(
+        self,
+        run: Run,
+        changed: dict[tuple[int, int], None],
+        ended: dict[tuple[int, int], ItemRun],
+        keys: RunKeys,
+        group: Group,
+    ) -> None:
+        """Items in flight are stored beside the nodes; an item that ended moves to ``items``."""
+        specs, nodes = run.plan.nodes, run.nodes
+        live: dict[str, str] = {}
+        for index, item in changed:
+            items = nodes[index].items
+            state = None if items is None else items.live.get(item)
+            if state is not None:
+                live[item_key(specs[index].id, item)] = encode_item(state)
+        group.hset(keys.nodes, live)
+        if ended:
+            names = [item_key(specs[index].id, item) for index, item in ended]
+            group.hdel(keys.nodes, [name for name in names if name not in live])
+            group.hset(
+                keys.items,
+                {name: encode_item(state) for name, state in zip(names, ended.values(), strict=True)},
+            )
 
     async def _commit(
         self, commits: list[Commit], commands: list[Command], lost: set[int]

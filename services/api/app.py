@@ -8,7 +8,15 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from domain.ports import RateLimiter
-from services.api import graph_routes, health_routes, log_routes, metrics_routes, resource_routes, seed_routes
+from services.api import (
+    graph_routes,
+    health_routes,
+    item_routes,
+    log_routes,
+    metrics_routes,
+    resource_routes,
+    seed_routes,
+)
 from services.api.dependencies import ApiServices, ReadinessProbe, install_services
 from services.api.disconnects import ClientDisconnects
 from services.api.docs import asset_paths, install_docs
@@ -67,7 +75,15 @@ def create_app(
         doc_pages = [*install_docs(app, prefix, f"{prefix}/openapi.json"), *asset_paths(prefix)]
     install_services(app, ApiServices(workflows=provide, ready=ready))
     install_metrics_source(app, metrics)
-    for routes in (health_routes, metrics_routes, seed_routes, resource_routes, graph_routes, log_routes):
+    for routes in (
+        health_routes,
+        metrics_routes,
+        seed_routes,
+        resource_routes,
+        graph_routes,
+        log_routes,
+        item_routes,
+    ):
         app.include_router(routes.router, prefix=prefix)
     install_ui(app, prefix)
     install_error_handlers(app)

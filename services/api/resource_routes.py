@@ -175,7 +175,7 @@ async def get_results(run_id: str, service: Service) -> RunResultsView:
     run = await service.get_run(run_id)
     if not run.status.is_final:
         raise RunNotFinishedYet(run.run_id, run.status)
-    return run_results(run)
+    return run_results(run, await service.results(run))
 
 
 @router.post(

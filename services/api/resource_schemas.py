@@ -6,6 +6,7 @@ Times are ISO 8601 (UTC), as in the seed's routes.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any, Literal
 
@@ -23,7 +24,7 @@ from services.api.common_schemas import (
     utc_time,
     utc_time_or_none,
 )
-from services.application.run_view import NodeView, RunView, completed_outputs
+from services.application.run_view import NodeView, RunView
 
 
 class StartRunRequest(BaseModel):
@@ -103,6 +104,11 @@ class NodeDetail(BaseModel):
     reason: str | None = Field(
         description="Why the node is where it is: the parents it waits on, the retry it waits for, how "
         "long it has been queued, what skipped or cancelled it."
+    )
+    items: dict[str, int] | None = Field(
+        None,
+        description="A map node's items by status (total, waiting, queued, running, retrying, completed, "
+        "failed, cancelled); each item at `/runs/{id}/nodes/{node}/items`.",
     )
 
 
@@ -215,6 +221,7 @@ def node_detail(node: NodeView) -> NodeDetail:
             for failed in node.failed_attempts
         ],
         reason=node.reason,
+        items=None if node.items is None else dataclasses.asdict(node.items),
     )
 
 
@@ -236,11 +243,9 @@ def run_detail(view: RunView) -> RunDetail:
     )
 
 
-def run_results(run: Run) -> RunResultsView:
+def run_results(run: Run, results: dict[str, Any]) -> RunResultsView:
     """The outputs of a finished run; the caller checks that it is final."""
-    return RunResultsView(
-        run_id=run.run_id, status=run.status, results=completed_outputs(run), output=run.output
-    )
+    return RunResultsView(run_id=run.run_id, status=run.status, results=results, output=run.output)
 
 
 def run_event(seq: int, entry: HistoryEntry) -> RunEventView:

@@ -99,4 +99,4 @@ async def workflow_results(instance_id: str, service: Service) -> WorkflowResult
     run = await service.get_run(instance_id)
     if not run.status.is_final:
         raise RunNotFinished(run.run_id, run.status)
-    return results_of(run)
+    return results_of(run, await service.results(run))

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
 from services.api.common_schemas import NodeErrorView, node_error_or_none, utc_time, utc_time_or_none
-from services.application.run_view import RunView, completed_outputs
+from services.application.run_view import RunView
 
 
 class TriggerRequest(BaseModel):
@@ -91,12 +91,12 @@ def status_of(view: RunView) -> WorkflowStatus:
     )
 
 
-def results_of(run: Run) -> WorkflowResults:
+def results_of(run: Run, results: dict[str, Any]) -> WorkflowResults:
     """The outputs of a finished run, in definition order; the caller checks that it is final."""
     return WorkflowResults(
         workflow_id=run.definition_id,
         instance_id=run.run_id,
         status=run.status,
-        results=completed_outputs(run),
+        results=results,
         output=run.output,
     )

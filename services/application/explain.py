@@ -25,6 +25,12 @@ def reason_of(run: Run, spec: NodeSpec, node: NodeRun) -> str | None:
         case NodeStatus.QUEUED:
             since = _when(node.queued_at or run.created_at)
             return f"attempt {node.attempt} queued since {since}, waiting for a worker"
+        case NodeStatus.RUNNING if node.items is not None:
+            items = node.items
+            return (
+                f"{items.ended} of {items.total} items ended ({items.failed} failed), "
+                f"{len(items.live)} in flight, {items.waiting} waiting"
+            )
         case NodeStatus.RUNNING:
             since = "" if node.started_at is None else f" since {_when(node.started_at)}"
             return f"attempt {node.attempt} running on worker {node.worker_id}{since}"

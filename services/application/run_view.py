@@ -10,7 +10,9 @@ and its time format. What a field means is decided here, once:
   ``error`` is the last error the run recorded for it (why its attempt failed, or why it was
   skipped), and ``failed_attempts`` are the earlier attempts that failed and were retried, oldest
   first;
-- a node's output is there only when the run was read with outputs and the node produced one.
+- a node's output is there only when the run was read with outputs and the node produced one; a
+  map node's (a list as long as its items) is not: its ``items`` count its items by status, and
+  the results routes and the items route give their outputs.
 
 The views are read-only by convention, not frozen: the status routes build one per node on every
 read, and a frozen dataclass's constructor costs several times as much.
@@ -21,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from domain.map_state import MapState
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
 from domain.plan import NodeSpec
 from domain.run import Run
@@ -32,6 +35,39 @@ def _duration(started_at: float | None, finished_at: float | None) -> float | No
     if started_at is None or finished_at is None:
         return None
     return finished_at - started_at
+
+
+@dataclass(slots=True)
+class ItemCounts:
+    """A map node's items by status: ``waiting`` were never dispatched, ``retrying`` wait for a
+    retry; the others as for nodes."""
+
+    total: int
+    waiting: int = 0
+    queued: int = 0
+    running: int = 0
+    retrying: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    @classmethod
+    def of(cls, items: MapState) -> ItemCounts:
+        counts = cls(
+            items.total,
+            items.waiting,
+            completed=items.succeeded,
+            failed=items.failed,
+            cancelled=items.cancelled,
+        )
+        for state in items.live.values():
+            if state.status is NodeStatus.QUEUED:
+                counts.queued += 1
+            elif state.status is NodeStatus.RUNNING:
+                counts.running += 1
+            else:
+                counts.retrying += 1
+        return counts
 
 
 @dataclass(slots=True)
@@ -49,6 +85,8 @@ class NodeView:
     """The node's output when ``has_output`` (an output may itself be ``null``); None otherwise."""
     reason: str | None
     """Why the node is where it is (``services.application.explain``)."""
+    items: ItemCounts | None = None
+    """A map node's items by status, once its list was read."""
 
     @property
     def duration_seconds(self) -> float | None:
@@ -88,7 +126,7 @@ class RunView:
 
 def _node_view(run: Run, spec: NodeSpec, node: NodeRun) -> NodeView:
     outputs, node_id = run.outputs, spec.id
-    has_output = node_id in outputs
+    has_output = node_id in outputs and spec.map is None
     return NodeView(
         status=node.status,
         attempts=node.attempt,
@@ -101,6 +139,7 @@ def _node_view(run: Run, spec: NodeSpec, node: NodeRun) -> NodeView:
         has_output=has_output,
         output=outputs[node_id] if has_output else None,
         reason=reason_of(run, spec, node),
+        items=None if node.items is None else ItemCounts.of(node.items),
     )
 
 

@@ -31,6 +31,7 @@ from domain.redrive import nodes_to_redrive, redrive_refusal, unknown_from_nodes
 from domain.run import Run
 from domain.statuses import RunStatus
 from domain.validation import build_plan, typed_input, validate_input
+from services.application import map_items
 from services.application.errors import (
     IdempotencyKeyReused,
     NodeNotFound,
@@ -206,6 +207,16 @@ class WorkflowService:
                 redrive_refusal(now, from_nodes) or f"workflow run '{run_id}' changed meanwhile; try again"
             )
         return redriven
+
+    async def results(self, run: Run) -> dict[str, Any]:
+        """Every completed node's output (a map's whole list: ``map_items.results``)."""
+        return await map_items.results(self._runs, run)
+
+    async def items(self, run_id: str, node_id: str, offset: int, limit: int) -> map_items.ItemsPage:
+        """One page of a map node's items (``map_items.items_page``)."""
+        return await map_items.items_page(
+            self._runs, await self._runs.get(run_id, outputs=False), node_id, offset, limit
+        )
 
     async def history(self, run_id: str, after: int, limit: int) -> list[tuple[int, HistoryEntry]]:
         if after < 0:

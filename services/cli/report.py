@@ -4,6 +4,7 @@ API gives them; outputs whole)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -64,6 +65,8 @@ def _node_document(node: NodeView) -> dict[str, Any]:
         ]
     if node.has_output:
         document["output"] = node.output
+    if node.items is not None:
+        document["items"] = dataclasses.asdict(node.items)
     return document
 
 
@@ -100,10 +103,11 @@ def print_human(console: Console, view: RunView, *, full: bool = False) -> None:
     table = Table("node", "status", "attempts", "seconds", "error")
     for node_id, node in view.nodes.items():
         error = node.error
+        items = node.items
         table.add_row(
             Text(node_id),
             Text(node.status.value, style=_STATUS_STYLE.get(node.status.value, "")),
-            str(node.attempts),
+            str(node.attempts) if items is None else f"{items.completed}/{items.total} items",
             _seconds(node),
             Text("" if error is None else f"{error.type}: {error.message.partition(chr(10))[0]}"),
         )

@@ -101,4 +101,5 @@ def describe_process(container: Container, roles: Roles) -> str:
     if roles.workers:
         names = sorted(handler.name for handler in container.registry())
         parts.append(f"handlers {', '.join(names)}")
+        parts.append(f"secrets from {container.secret_source().describe()}")
     return "; ".join(parts)

@@ -91,7 +91,8 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 document[name] = value
         if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
+            # exc_text when set: a worker's log redaction leaves the traceback there, secrets hidden.
+            document["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(document, ensure_ascii=False, default=str)
 
 

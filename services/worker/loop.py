@@ -13,12 +13,14 @@ import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from domain.errors import BackendError, RunNotActive, TemplateError
 from domain.events import Event, NodeFailed, NodeStarted, NodeSucceeded
+from domain.map_spec import split_key
 from domain.messages import Task
-from domain.plan import WorkflowPlan
+from domain.plan import NodeSpec, WorkflowPlan
 from domain.ports import (
     AttemptLogStore,
     AttemptSignals,
@@ -31,11 +33,14 @@ from domain.ports import (
     TaskQueue,
 )
 from domain.reasons import TIMEOUT_ERROR, timeout_message
+from domain.secret_refs import SecretLookup, SecretUnavailable, no_secrets
 from services.runtime.faults import crash_point
 from services.runtime.logs import bind_attempt, bind_worker
 from services.runtime.resilience import Stopped, repeat_until, retrying
 from services.worker.attempt_log import failure_message, install_capture, record_failure, start_attempt_log
 from services.worker.cancels import AttemptCancelled, CancelWatch
+from services.worker.map_inputs import MapInputs
+from services.worker.redaction import Redactor, install_log_redaction
 from services.worker.registry import (
     Handler,
     HandlerContext,
@@ -43,6 +48,7 @@ from services.worker.registry import (
     NonRetryableError,
     UnknownHandler,
 )
+from services.worker.secrets import SecretSource
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +57,13 @@ START_REPORT_DELAY_SECONDS = 0.1
 
 
 class _Refused(Exception):
-    """The attempt cannot succeed as given; retrying would not help."""
+    """The attempt cannot be made as given: retrying would not help, unless ``retryable`` (another
+    worker may be able to)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
+        self.retryable = retryable
 
 
 class _TimedOut(Exception):
@@ -95,7 +103,12 @@ class Worker:
         cancel_poll_seconds: float = 0.25,
         cancel_grace_seconds: float = 10.0,
         shutdown_grace_seconds: float = 30.0,
+        secrets: SecretSource | None = None,
     ) -> None:
+        # The values of secrets, once resolved, are hidden in whatever this worker reports or logs.
+        self._secrets: SecretLookup = no_secrets if secrets is None else secrets.lookup
+        self._redactor = Redactor() if secrets is None else secrets.redactor
+        install_log_redaction(self._redactor)
         self._cancels = CancelWatch(signals, cancel_poll_seconds, cancel_grace_seconds)
         self._attempt_logs = attempt_logs
         if attempt_logs is not None:
@@ -114,6 +127,7 @@ class Worker:
         self._executor = executor or ThreadPoolExecutor(concurrency, thread_name_prefix=worker_id)
         self._idle_block = idle_block_seconds
         self._plans: dict[str, asyncio.Future[StoredDefinition]] = {}
+        self._map_inputs = MapInputs()
         self._running: dict[asyncio.Task[None], Delivery[Task]] = {}
         self._waiting: list[Delivery[Task]] = []
         self._slot_freed = asyncio.Event()
@@ -280,14 +294,14 @@ class Worker:
         try:
             output = await self._run_handler(task)
         except _Refused as refusal:
-            return self._failed(task, started_at, refusal.kind, str(refusal), retryable=False)
+            return self._failed(task, started_at, refusal.kind, str(refusal), retryable=refusal.retryable)
         except _TimedOut as timed_out:
             return self._failed(task, started_at, TIMEOUT_ERROR, str(timed_out))
         except (_NotToStart, AttemptCancelled, Stopped):
             raise
         except _HandlerRaised as raised:  # a handler's failure is the node's failure, whatever its type
             error = raised.error
-            message = failure_message(error)
+            message = self._redactor.text(failure_message(error))
             record_failure(message)
             log.debug("attempt %s failed: %s", task.idempotency_key, message)
             retryable = not isinstance(error, NonRetryableError)
@@ -306,7 +320,7 @@ class Worker:
             task.node_id,
             task.attempt,
             kind,
-            message,
+            self._redactor.text(message),
             self._clock.now(),
             retryable,
             self.worker_id,
@@ -319,21 +333,24 @@ class Worker:
             plan = loaded.result().plan
         else:
             plan = await retrying(lambda: self._plan(task.definition_id), "loading a definition", self._stop)
-        spec = plan.node(task.node_id)
+        node_id, item = split_key(task.node_id)
+        spec = plan.node(node_id)
         try:
             handler = self._registry.get(task.handler)
         except UnknownHandler as error:
             raise _Refused("UnknownHandler", str(error)) from None
         try:
-            try:
-                data = await self._runs.read_data(task.run_id, spec.reads)
-            except BackendError:
-                read = lambda: self._runs.read_data(task.run_id, spec.reads)  # noqa: E731
-                data = await retrying(read, "reading inputs", self._stop)
+            if item is None:
+                data = await self._read_data(task.run_id, spec)
+            else:
+                load = partial(self._read_data, task.run_id, spec)
+                data = await self._map_inputs.for_item(task.run_id, spec, item, task.attempt, load)
+            config = spec.config.render(data, self._secrets)
         except RunNotActive as inactive:
             raise _NotToStart(str(inactive)) from None
-        try:
-            config = spec.config.render(data)
+        except SecretUnavailable as missing:
+            # Retryable: workers need not all have the same secrets (or a mount may lag behind).
+            raise _Refused("SecretUnavailable", str(missing), retryable=True) from None
         except TemplateError as error:
             raise _Refused("TemplateError", str(error)) from None
         context = HandlerContext(
@@ -346,9 +363,7 @@ class Worker:
             idempotency_key=task.idempotency_key,
         )
         if spec.timeout_seconds is None:
-            output = await self._call(handler, context)
-            self._check_output(output)
-            return output
+            return self._checked_output(await self._call(handler, context))
         try:
             async with asyncio.timeout(spec.timeout_seconds) as deadline:
                 output = await self._call(handler, context)
@@ -356,8 +371,14 @@ class Worker:
             if not deadline.expired():
                 raise  # the handler's own TimeoutError: report it as it is
             raise _TimedOut(timeout_message(task.attempt, spec.timeout_seconds)) from None
-        self._check_output(output)
-        return output
+        return self._checked_output(output)
+
+    async def _read_data(self, run_id: str, spec: NodeSpec) -> dict[str, Any]:
+        try:
+            return await self._runs.read_data(run_id, spec.reads)
+        except BackendError:
+            read = lambda: self._runs.read_data(run_id, spec.reads)  # noqa: E731
+            return await retrying(read, "reading inputs", self._stop)
 
     async def _call(self, handler: Handler, context: HandlerContext) -> Any:
         attempt = (context.run_id, context.node_id, context.attempt)
@@ -376,7 +397,9 @@ class Worker:
         except Exception as error:  # told apart from the worker's own failures: it has a traceback
             raise _HandlerRaised(error) from error
 
-    def _check_output(self, output: Any) -> None:
+    def _checked_output(self, output: Any) -> Any:
+        """The output with any secret's value hidden, if it is JSON within the size limit."""
+        output = self._redactor.value(output)
         try:
             size = len(json.dumps(output, separators=(",", ":")))
         except (TypeError, ValueError) as error:
@@ -387,6 +410,7 @@ class Worker:
                 f"handler output is {size} bytes, over the limit of {self._max_output_bytes} "
                 "(MAX_OUTPUT_BYTES)",
             )
+        return output
 
     async def _plan(self, definition_id: str) -> WorkflowPlan:
         """One load per definition, however many of its tasks arrive at once."""

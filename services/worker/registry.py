@@ -24,6 +24,8 @@ class HandlerContext:
     node_id: str
     attempt: int
     config: dict[str, Any]
+    """The node's config, templates rendered: ``{{ secrets.NAME }}`` holds the real value here
+    (hidden again as ``***`` in what the attempt outputs, raises and logs)."""
     inputs: Mapping[str, Any]
     """Outputs of the node's direct dependencies, by node id."""
     run_input: dict[str, Any]

@@ -28,6 +28,19 @@ async def test_invalid_definition_lists_every_problem_with_its_path(client: http
     assert len(cycles) == 1 and ("a -> b -> a" in cycles[0] or "b -> a -> b" in cycles[0])
 
 
+async def test_a_secret_in_when_or_output_is_refused_with_its_path(client: httpx.AsyncClient) -> None:
+    definition = workflow("secretive", node("a", "input", token="{{ secrets.api_token }}"))
+    definition["dag"]["nodes"][0]["when"] = "{{ secrets.api_token }} == 'x'"
+    definition["output"] = {"token": "{{ secrets.api_token }}"}
+
+    error = assert_error(await client.post("/api/workflow", json=definition), 400, "invalid_definition")
+
+    by_path = {detail["path"]: detail["message"] for detail in error["details"]}
+    assert sorted(by_path) == ["$.dag.nodes[0].when", "$.output.token"], "the config's secret is fine"
+    assert "a condition cannot read a secret" in by_path["$.dag.nodes[0].when"]
+    assert "the workflow's output cannot read a secret" in by_path["$.output.token"]
+
+
 async def test_definition_of_the_wrong_json_type_is_a_problem_at_the_root(client: httpx.AsyncClient) -> None:
     error = assert_error(await client.post("/api/workflow", json=[1, 2]), 400, "invalid_definition")
     assert [detail["path"] for detail in error["details"]] == ["$"]

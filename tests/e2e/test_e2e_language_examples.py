@@ -81,6 +81,15 @@ def check_typed_input(report: Report) -> None:
     assert output["summary"].startswith("[simulated-llm] answer to: In en, in at most 50 words, summarize: ")
 
 
+def check_map(report: Report) -> None:
+    assert report["status"] == "COMPLETED"
+    fetch = report["nodes"]["fetch"]
+    assert fetch["items"]["total"] == 4 and fetch["items"]["completed"] == 4
+    pages = report["nodes"]["report"]["output"]["fetch"]
+    assert [page["url"] for page in pages] == ["u0", "u1", "u2", "u3"]  # the items' order
+    assert [page["config"]["page"] for page in pages] == [0, 1, 2, 3]
+
+
 CASES: dict[str, tuple[str, dict[str, Any], int, Callable[[Report], None]]] = {
     "branching-premium": ("branching", {"tier": "premium"}, 0, check_branching_premium),
     "branching-standard": ("branching", {"tier": "basic"}, 0, check_branching_standard),
@@ -88,6 +97,7 @@ CASES: dict[str, tuple[str, dict[str, Any], int, Callable[[Report], None]]] = {
     "fail_fast": ("fail_fast", {}, 1, check_fail_fast),
     "run_timeout": ("run_timeout", {}, 1, check_run_timeout),
     "typed_input": ("typed_input", {"user_id": "u-5"}, 0, check_typed_input),
+    "map": ("map", {"urls": ["u0", "u1", "u2", "u3"]}, 0, check_map),
 }
 
 

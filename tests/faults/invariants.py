@@ -13,7 +13,7 @@ Sources, each checked against the others:
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +75,8 @@ def check_invariants(
         definition = engine.definitions[run_id]
         parents = parents_of(definition)
         handlers = {spec["id"]: spec["handler"] for spec in definition["dag"]["nodes"]}
+        # A map's items are checked by the history (one completion each), not as attempts of a node.
+        maps = {spec["id"] for spec in definition["dag"]["nodes"] if "for_each" in spec}
         run = engine.inspect.run(run_id)
         status = None if run is None else run.status
         figures.statuses[str(status)] += 1
@@ -128,6 +130,8 @@ def check_invariants(
                 problems.append(
                     f"{where}: {node_status} {'with' if node_id in outputs else 'without'} output"
                 )
+            if node_id in maps:
+                continue
             if dispatched is not None:
                 counts = {a: dispatched[(run_id, node_id, a)] for a in range(1, attempts + 2)}
                 figures.dispatches += sum(counts.values())
@@ -168,7 +172,7 @@ def check_invariants(
                         problems.append(f"{where}: attempt {attempts} completed, never ran per the ledger")
 
         figures.histories += 1
-        problems += _history_problems(run_id, history, states, parents, str(status), figures)
+        problems += _history_problems(run_id, history, states, parents, str(status), figures, maps)
 
     if drained:
         for kind in ("tasks", "events"):
@@ -185,6 +189,7 @@ def _history_problems(
     parents: Mapping[str, list[str]],
     status: str,
     figures: Figures,
+    maps: Collection[str] = (),
 ) -> list[str]:
     """One completion per completed node, one dispatch per attempt, children after parents, one end
     per life of the run (a redrive starts another)."""
@@ -207,13 +212,20 @@ def _history_problems(
     for position, entry in enumerate(history):
         if entry.kind is EntryKind.NODE_SUCCEEDED and entry.node_id is not None and entry.error is None:
             completed_at.setdefault(entry.node_id, position)
+            # A map completes in the entry of its last item: any item's success stands for it here
+            # (that the children saw every item is the map tests' own assertion).
+            map_id, _, item = entry.node_id.partition("#")
+            if item and map_id in maps:
+                completed_at.setdefault(map_id, position)
         for child in entry.dispatched:
             dispatched_count[child] += 1
             late = [p for p in parents[child] if completed_at.get(p, len(history)) > position]
             if late and not (entry.kind is EntryKind.RETRY_DUE and entry.node_id == child):
                 problems.append(f"{run_id}/{child}: dispatched (history #{position}) before {late} completed")
     for node_id, state in states.items():
-        want = 1 if state.status == "COMPLETED" else 0
+        if node_id in maps:
+            problems += _item_problems(run_id, node_id, state, succeeded, figures)
+        want = 1 if state.status == "COMPLETED" and node_id not in maps else 0
         if succeeded[node_id] != want:
             figures.duplicated_completions += max(0, succeeded[node_id] - 1)
             problems.append(f"{run_id}/{node_id}: {succeeded[node_id]} completion(s) in the history")
@@ -222,3 +234,18 @@ def _history_problems(
                 f"{run_id}/{node_id}: dispatched {dispatched_count[node_id]}x, {state.attempt} attempt(s)"
             )
     return problems
+
+
+def _item_problems(
+    run_id: str, node_id: str, state: NodeRun, succeeded: Counter[str | None], figures: Figures
+) -> list[str]:
+    """Each item of a completed map completed once (its failures, tolerated, not at all)."""
+    items = state.items
+    if items is None or state.status != "COMPLETED":
+        return []
+    keys = [key for key in succeeded if key is not None and key.startswith(f"{node_id}#")]
+    repeated = sum(succeeded[key] - 1 for key in keys)
+    figures.duplicated_completions += repeated
+    if repeated or len(keys) != items.succeeded or items.succeeded + items.failed != items.total:
+        return [f"{run_id}/{node_id}: {len(keys)} items completed ({repeated} twice), state {items}"]
+    return []

@@ -6,15 +6,17 @@ run policy) must be equal; the refused ones must be refused with the very same p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pytest
 
 from bench.dags import layered_dag
+from domain.definition import NodeDefinition
 from domain.errors import InvalidDefinition
 from domain.limits import DEFAULT_LIMITS
-from domain.plain_nodes import quick_definition
+from domain.plain_nodes import PlainNode, quick_definition
 from domain.plan import WorkflowPlan
 from domain.validation import _build_plan
 
@@ -45,6 +47,22 @@ ACCEPTED: list[dict[str, Any]] = [
                     "optional": True,
                 },
             ],
+        },
+    },
+    {
+        "name": "map",
+        "dag": {
+            "nodes": [
+                {"id": "a", "handler": "h"},
+                {
+                    "id": "m",
+                    "handler": "h",
+                    "dependencies": ["a"],
+                    "for_each": "{{ a.items }}",
+                    "max_concurrency": 4,
+                },
+                {"id": "z", "handler": "h", "dependencies": ["m"], "config": {"all": "{{ m }}"}},
+            ]
         },
     },
     # listed before its parent: the cycle check must not be skipped on order alone
@@ -94,7 +112,20 @@ REFUSED: list[Any] = [
     {"name": "retry", "dag": {"nodes": [{"id": "a", "handler": "h", "retry_policy": {"max_attempts": 0}}]}},
     {"name": "when", "dag": {"nodes": [{"id": "a", "handler": "h", "when": "(("}]}},
     {"name": "output", "output": {"x": "{{ nope.y }}"}, "dag": {"nodes": [{"id": "a", "handler": "h"}]}},
+    {"name": "secret", "dag": {"nodes": [{"id": "a", "handler": "h", "when": "{{ secrets.k }} == 1"}]}},
+    {"name": "secrets id", "dag": {"nodes": [{"id": "secrets", "handler": "h"}]}},
+    {"name": "stray cap", "dag": {"nodes": [{"id": "a", "handler": "h", "max_concurrency": 2}]}},
+    {"name": "map of nothing", "dag": {"nodes": [{"id": "m", "handler": "h", "for_each": "{{ b.items }}"}]}},
 ]
+
+
+def test_a_plain_node_has_every_field_of_the_schema_with_its_default() -> None:
+    """A field the schema gains must be added to ``PlainNode`` too (with the same default)."""
+    plain = {field.name: field.default for field in dataclasses.fields(PlainNode)}
+    assert set(plain) == set(NodeDefinition.model_fields)
+    for name, info in NodeDefinition.model_fields.items():
+        if info.default_factory is None and not info.is_required():
+            assert plain[name] == info.default, name
 
 
 def _slow(raw: Any) -> WorkflowPlan:

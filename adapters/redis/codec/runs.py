@@ -3,8 +3,12 @@
 - meta (hash): the run's fields (``META``), times as ``repr`` floats, and ``v``, the number of
   commits made to the run (a commit checks it: the state it decided on is still the state stored);
 - nodes (hash): node id -> the node's state as compact JSON (``encode_node``); a node not in the
-  hash is in its initial state (``NodeRun.initial``), so a new run writes no node at all;
-- out (hash): node id -> output JSON; history (list): one ``HistoryEntry.to_json`` per entry.
+  hash is in its initial state (``NodeRun.initial``), so a new run writes no node at all; beside
+  them, item key (``node#i``) -> the state of a map's item in flight (``encode_item``), and
+  ``node!i`` -> ``f`` or ``r``: the item is in ``MapState.failed_items`` or ``MapState.redo``;
+- out (hash): node id -> output JSON (a map node's: ``@map:<count>``, its items' outputs being in
+  ``item_out``); history (list): one ``HistoryEntry.to_json`` per entry;
+- items, item_out (hashes): item key -> the final record, and the output, of a map's item that ended.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from typing import Any
 from adapters.redis.codec.messages import encode_compact
 from domain.history import HistoryEntry
 from domain.idempotency import IdempotentStart
+from domain.map_run import FAILED_MARK
+from domain.map_spec import MapOutput, split_key
+from domain.map_state import ItemRun, MapState
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
 from domain.plan import WorkflowPlan
 from domain.ports import RunSummary
@@ -115,10 +122,7 @@ def decode_run(
         plan=plan,
         input=json.loads(meta["input"]) if with_input else {},
         created_at=float(meta["created_at"]),
-        nodes=[
-            NodeRun.initial(spec) if (raw := nodes.get(spec.id)) is None else decode_node(raw)
-            for spec in plan.nodes
-        ],
+        nodes=_decode_nodes(nodes, plan),
         status=RunStatus(meta[STATUS]),
         started_at=_optional_float(meta.get("started_at")),
         finished_at=_optional_float(meta.get("finished_at")),
@@ -155,6 +159,43 @@ def decode_summary(run_id: str, fields: list[str | None]) -> RunSummary | None:
 # -- nodes -----------------------------------------------------------------------------------------
 
 
+def _decode_nodes(fields: Mapping[str, str], plan: WorkflowPlan) -> list[NodeRun]:
+    nodes = [
+        NodeRun.initial(spec) if (raw := fields.get(spec.id)) is None else decode_node(raw)
+        for spec in plan.nodes
+    ]
+    if plan.map_sources:  # a map's items in flight, and its marked items, are stored beside the nodes
+        for name, raw in fields.items():
+            node_id, item = split_key(name)
+            if item is None:
+                node_id, mark, index_text = name.partition(MARK_SEPARATOR)
+                if not mark or (index := plan.index.get(node_id)) is None or nodes[index].items is None:
+                    continue
+                _add_mark(nodes[index], int(index_text), raw)
+            elif (index := plan.index.get(node_id)) is not None and (items := nodes[index].items) is not None:
+                items.live[item] = decode_item(raw)
+        for node in nodes:
+            if node.items is not None and node.items.redo:
+                node.items.redo.sort(reverse=True)
+    return nodes
+
+
+MARK_SEPARATOR = "!"
+
+
+def mark_field(node_id: str, item: int) -> str:
+    """The nodes hash's field marking a map's item (``Outcome.items_marked``)."""
+    return f"{node_id}{MARK_SEPARATOR}{item}"
+
+
+def _add_mark(node: NodeRun, item: int, mark: str) -> None:
+    assert node.items is not None
+    if mark == FAILED_MARK:
+        node.items.failed_items.add(item)
+    else:
+        node.items.redo.append(item)
+
+
 def encode_node(node: NodeRun) -> str:
     """Short keys, empty fields left out. Written by hand, not by ``json.dumps`` of a dict: a commit
     encodes every node it changed, the costliest step of a transition. Times are finite floats,
@@ -178,6 +219,10 @@ def encode_node(node: NodeRun) -> str:
         parts += (',"ps":', str(node.skipped_parents))
     if node.attempts_before:
         parts += (',"ab":', str(node.attempts_before))
+    if node.items is not None:
+        items = node.items
+        parts += (',"m":[', str(items.total), ",", str(items.next_item), ",", str(items.succeeded))
+        parts += (",", str(items.failed), ",", str(items.cancelled), "]")
     if node.failed_attempts:
         failed = [
             [f.attempt, f.started_at, f.finished_at, f.error.type, f.error.message]
@@ -209,17 +254,63 @@ def decode_node(raw: str) -> NodeRun:
         failed_parents=int(state.get("pf", 0)),
         skipped_parents=int(state.get("ps", 0)),
         attempts_before=int(state.get("ab", 0)),
+        items=None if (m := state.get("m")) is None else MapState(m[0], m[1], {}, m[2], m[3], m[4]),
+    )
+
+
+def encode_item(item: ItemRun) -> str:
+    """A map item's record, the same short keys as a node's."""
+    parts = ['{"s":"', item.status.value, '","a":', str(item.attempt)]
+    if item.attempts_before:
+        parts += (',"ab":', str(item.attempts_before))
+    for key, moment in (
+        ("q", item.queued_at),
+        ("st", item.started_at),
+        ("f", item.finished_at),
+        ("r", item.retry_at),
+    ):
+        if moment is not None:
+            parts += (f',"{key}":', repr(moment))
+    if item.worker_id is not None:
+        parts += (',"wk":', encode_compact(item.worker_id))
+    if item.error is not None:
+        parts += (',"e":', encode_compact([item.error.type, item.error.message]))
+    parts.append("}")
+    return "".join(parts)
+
+
+def decode_item(raw: str) -> ItemRun:
+    state = json.loads(raw)
+    error = state.get("e")
+    return ItemRun(
+        attempt=int(state["a"]),
+        status=NodeStatus(state["s"]),
+        queued_at=_optional_float(state.get("q")),
+        started_at=_optional_float(state.get("st")),
+        finished_at=_optional_float(state.get("f")),
+        worker_id=state.get("wk"),
+        error=None if error is None else ErrorInfo(error[0], error[1]),
+        retry_at=_optional_float(state.get("r")),
+        attempts_before=int(state.get("ab", 0)),
     )
 
 
 # -- outputs and history ---------------------------------------------------------------------------
 
 
+_MAP_OUTPUT = "@map:"
+"""Starts the stored output of a map node: no JSON text starts with ``@``."""
+
+
 def encode_output(value: Any) -> str:
+    if type(value) is MapOutput:
+        return f"{_MAP_OUTPUT}{value.count}"
     return encode_compact(value)
 
 
 def decode_output(raw: str) -> Any:
+    if raw.startswith(_MAP_OUTPUT):
+        return MapOutput(int(raw.removeprefix(_MAP_OUTPUT)))
     return json.loads(raw)
 
 

@@ -13,7 +13,7 @@ const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const EVENTS_SHOWN = 200;
 const KNOWN_NODE_FIELDS = new Set([
   "node_id", "handler", "parents", "status", "attempts", "queued_at", "started_at", "finished_at",
-  "worker_id", "error", "failed_attempts", "has_output", "output", "reason",
+  "worker_id", "error", "failed_attempts", "has_output", "output", "reason", "items",
 ]);
 const KNOWN_RUN_FIELDS = new Set([
   "run_id", "definition_id", "workflow", "status", "input", "created_at", "started_at", "finished_at", "nodes",
@@ -232,6 +232,13 @@ export function runPage(root, runId) {
     }
   }
 
+  // A map node's items by status; each item is at /runs/{id}/nodes/{node}/items.
+  function itemsSummary(items) {
+    if (!items) return null;
+    const inFlight = items.queued + items.running + items.retrying;
+    return `${items.completed} of ${items.total} completed, ${items.failed} failed, ${inFlight} in flight, ${items.waiting} waiting`;
+  }
+
   function nodeDetail(node) {
     const parts = [
       h("h3", {}, "Node"),
@@ -240,6 +247,7 @@ export function runPage(root, runId) {
         ["why", node.reason],
         ["handler", node.handler],
         ["attempts", String(node.attempts)],
+        ["items", itemsSummary(node.items)],
         ["worker", node.worker_id],
         ["queued", time(node.queued_at)],
         ["started", time(node.started_at)],
