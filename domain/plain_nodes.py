@@ -54,6 +54,8 @@ class PlainNode:
     for_each: str | None = None
     max_concurrency: int | None = None
     tolerated_failures: int | str | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
     def source(self) -> dict[str, Any]:
         """What ``NodeDefinition.model_dump(mode="json", exclude_none=True)`` gives, in its order."""

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
+from domain.concurrency import ConcurrencySpec, compile_concurrency
 from domain.conditions import Condition, parse_condition
 from domain.definition import NodeDefinition, WorkflowDefinition
 from domain.errors import ConditionError, InvalidDefinition, InvalidInput, Problem, TemplateError
@@ -26,6 +27,7 @@ from domain.map_spec import (
     map_read_problems,
     map_reference_problem,
     map_sources,
+    split_condition,
 )
 from domain.plain_nodes import SchemaNode, quick_definition
 from domain.plan import NodeSpec, WorkflowPlan
@@ -209,6 +211,7 @@ class _GraphChecker:
         self.configs: list[CompiledConfig] = []
         self.conditions: list[Condition | None] = []
         self.maps: list[MapSpec | None] = []
+        self.concurrency: list[ConcurrencySpec | None] = []
         self._children_of: list[list[int]] | None = None
         self._listed_after_parents = True
         """Whether every node comes after all its dependencies in the list (so there is no cycle)."""
@@ -229,6 +232,7 @@ class _GraphChecker:
         configs_append = self.configs.append
         conditions_append = self.conditions.append
         maps_append = self.maps.append
+        concurrency_append = self.concurrency.append
         for position, node in enumerate(self.nodes):
             dependencies = node.dependencies
             edges += len(dependencies)
@@ -259,6 +263,10 @@ class _GraphChecker:
                 maps_append(None)  # what compile_map gives then
             else:
                 self._check_map(position, node)
+            if node.concurrency_key is None and node.concurrency_limit is None:
+                concurrency_append(None)  # what compile_concurrency gives then
+            else:
+                self._check_concurrency(position, node)
         if edges > self.limits.max_edges:
             self._add(
                 "$.dag.nodes",
@@ -313,6 +321,13 @@ class _GraphChecker:
         )
         self.problems.extend(problems)
         self.maps.append(spec)
+
+    def _check_concurrency(self, position: int, node: SchemaNode) -> None:
+        limited, problems = compile_concurrency(
+            node.concurrency_key, node.concurrency_limit, self._path(position), node.id
+        )
+        self.problems.extend(problems)
+        self.concurrency.append(limited)
 
     def _check_condition(self, path: str, node: SchemaNode) -> None:
         condition = None
@@ -387,7 +402,8 @@ class _GraphChecker:
         for position, (node, config) in enumerate(zip(self.nodes, self.configs, strict=True)):
             condition = self.conditions[position]
             mapped = self.maps[position]
-            if not config.references and condition is None and mapped is None:
+            limited = self.concurrency[position]
+            if not config.references and condition is None and mapped is None and limited is None:
                 continue  # reads no node's output (nor any secret)
             direct = {self.nodes[p].id for p in self.parents[position]}
             ancestors: set[str] | None = None
@@ -396,6 +412,8 @@ class _GraphChecker:
                 located.extend((ref, ".when") for ref in condition.references)
             if mapped is not None:
                 located.append((mapped.source, ".for_each"))
+            if limited is not None:
+                located.extend((ref, ".concurrency_key") for ref in limited.key.references)
             self.problems.extend(node_secret_problems(node.id, self._path(position), config, condition))
             for ref, where in located:
                 if ref.root in self.known_elsewhere or is_secret(ref):
@@ -443,11 +461,14 @@ class _GraphChecker:
         configs = self.configs
         conditions = self.conditions
         maps = self.maps
+        concurrency = self.concurrency
         specs: list[NodeSpec] = []
         append = specs.append
         for position, node in enumerate(self.nodes):
             config = configs[position]
-            mapped = maps[position]
+            # A map's condition that reads its item is checked per item (``MapSpec.item_condition``).
+            mapped, condition = split_condition(maps[position], conditions[position])
+            limited = concurrency[position]
             append(
                 NodeSpec(
                     id=node.id,
@@ -459,11 +480,12 @@ class _GraphChecker:
                     config=config,
                     retry=NO_RETRY if node.retry_policy is None else node.retry_policy.compiled(),
                     timeout_seconds=node.timeout_seconds,
-                    reads=_reads(node, config, mapped),
+                    reads=_reads(node, config, mapped, limited),
                     trigger_rule=node.trigger_rule,
-                    condition=conditions[position],
+                    condition=condition,
                     optional=node.optional,
                     map=mapped,
+                    concurrency=limited,
                 )
             )
         roots = tuple(position for position, spec_parents in enumerate(parents) if not spec_parents)
@@ -471,12 +493,19 @@ class _GraphChecker:
         return WorkflowPlan(name, compiled, self.index, roots, source, map_sources=map_sources(compiled))
 
 
-def _reads(node: SchemaNode, config: CompiledConfig, mapped: MapSpec | None) -> frozenset[str]:
-    """Roots whose data an attempt needs: parents, template roots and the workflow namespace (a
-    map's item and index are not read from the store; its list is)."""
+def _reads(
+    node: SchemaNode, config: CompiledConfig, mapped: MapSpec | None, limited: ConcurrencySpec | None
+) -> frozenset[str]:
+    """Roots whose data an attempt needs: parents, template roots (of its config, its concurrency
+    key, a map's condition checked per item) and the workflow namespace (a map's item and index are
+    not read from the store; its list is)."""
     reads = frozenset((*node.dependencies, *config.roots, WORKFLOW_NAMESPACE))
+    if limited is not None:
+        reads |= limited.key.roots
     if mapped is None:
         return reads
+    if mapped.item_condition is not None:
+        reads |= {ref.root for ref in mapped.item_condition.references}
     return (reads - MAP_NAMES) | {mapped.source.root}
 
 

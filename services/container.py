@@ -14,6 +14,7 @@ from dependency_injector import containers, providers
 from adapters.memory import (
     InMemoryAttemptLogStore,
     InMemoryAttemptSignals,
+    InMemoryConcurrencySlots,
     InMemoryDefinitionRepository,
     InMemoryQueue,
     InMemoryRateLimiter,
@@ -30,6 +31,7 @@ from adapters.redis.keys import KeySpace
 from adapters.redis.rate_limits import RedisRateLimiter
 from adapters.redis.runs import RedisRunRepository
 from adapters.redis.signals import RedisAttemptSignals
+from adapters.redis.slots import RedisConcurrencySlots
 from adapters.system import SystemClock, UuidIds
 from services.application.completions import RunCompletions
 from services.application.workflows import WorkflowService
@@ -125,6 +127,12 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    slots = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryConcurrencySlots),
+        redis=providers.Singleton(RedisConcurrencySlots, redis_client, key_space, redis_url),
+    )
+
     _rate = settings.provided.api_rate_limit_per_second
     rate_limiter = providers.Selector(
         backend,
@@ -180,6 +188,9 @@ class Container(containers.DeclarativeContainer):
         cancel_grace_seconds=settings.provided.cancel_grace_seconds,
         shutdown_grace_seconds=settings.provided.shutdown_grace_seconds,
         secrets=secret_source,
+        slots=slots,
+        concurrency_limits=settings.provided.concurrency_limits,
+        concurrency_poll_seconds=settings.provided.concurrency_poll_seconds,
     )
 
 

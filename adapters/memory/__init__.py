@@ -6,11 +6,13 @@ from adapters.memory.queue import InMemoryQueue
 from adapters.memory.rate_limits import InMemoryRateLimiter
 from adapters.memory.repositories import InMemoryDefinitionRepository, InMemoryRunRepository
 from adapters.memory.signals import InMemoryAttemptSignals
+from adapters.memory.slots import InMemoryConcurrencySlots
 from adapters.memory.timers import InMemoryTimerStore
 
 __all__ = [
     "InMemoryAttemptLogStore",
     "InMemoryAttemptSignals",
+    "InMemoryConcurrencySlots",
     "InMemoryDefinitionRepository",
     "InMemoryQueue",
     "InMemoryRateLimiter",

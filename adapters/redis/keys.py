@@ -122,6 +122,12 @@ class KeySpace:
         """Sorted set of definition ids by creation time: all of them, or those of one name."""
         return f"{self.prefix}:defs:all" if name is None else f"{self.prefix}:defs:name:{name}"
 
+    def slots(self, key: str) -> tuple[str, str, str]:
+        """The sorted sets of a concurrency key (``slots``): holders, line, seen; one hash tag."""
+        # The tag is the key's checksum: a key may hold braces, which would change the hash tag.
+        base = f"{self.prefix}:slots:{{{zlib.crc32(key.encode()):08x}}}:{key}"
+        return f"{base}:holders", f"{base}:line", f"{base}:seen"
+
     def rate_bucket(self, key: str) -> str:
         """Hash: the API rate limit's bucket of one client (a token's name or an address)."""
         return f"{self.prefix}:rate:{key}"

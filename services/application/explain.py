@@ -24,7 +24,10 @@ def reason_of(run: Run, spec: NodeSpec, node: NodeRun) -> str | None:
             return _pending_reason(run, spec, node)
         case NodeStatus.QUEUED:
             since = _when(node.queued_at or run.created_at)
-            return f"attempt {node.attempt} queued since {since}, waiting for a worker"
+            waits = "a worker"
+            if spec.concurrency is not None:
+                waits += f", or for one of the {spec.concurrency.limit} slot(s) of its concurrency key"
+            return f"attempt {node.attempt} queued since {since}, waiting for {waits}"
         case NodeStatus.RUNNING if node.items is not None:
             items = node.items
             return (
