@@ -65,6 +65,16 @@ ACCEPTED: list[dict[str, Any]] = [
             ]
         },
     },
+    {
+        "name": "limited",
+        "dag": {
+            "nodes": [
+                {"id": "a", "handler": "h"},
+                {"id": "b", "handler": "h", "dependencies": ["a"], "concurrency_key": "db-{{ a.shard }}"},
+                {"id": "c", "handler": "h", "concurrency_key": "db", "concurrency_limit": 2},
+            ]
+        },
+    },
     # listed before its parent: the cycle check must not be skipped on order alone
     {
         "name": "late",
@@ -114,6 +124,7 @@ REFUSED: list[Any] = [
     {"name": "output", "output": {"x": "{{ nope.y }}"}, "dag": {"nodes": [{"id": "a", "handler": "h"}]}},
     {"name": "secret", "dag": {"nodes": [{"id": "a", "handler": "h", "when": "{{ secrets.k }} == 1"}]}},
     {"name": "secrets id", "dag": {"nodes": [{"id": "secrets", "handler": "h"}]}},
+    {"name": "stray limit", "dag": {"nodes": [{"id": "a", "handler": "h", "concurrency_limit": 2}]}},
     {"name": "stray cap", "dag": {"nodes": [{"id": "a", "handler": "h", "max_concurrency": 2}]}},
     {"name": "map of nothing", "dag": {"nodes": [{"id": "m", "handler": "h", "for_each": "{{ b.items }}"}]}},
 ]
