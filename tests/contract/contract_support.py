@@ -26,6 +26,7 @@ from run_snapshots import snapshot
 
 from adapters.redis.attempt_logs import RedisAttemptLogStore
 from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
+from adapters.redis.changes import RedisRunChanges
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
 from adapters.redis.rate_limits import RedisRateLimiter
@@ -46,6 +47,7 @@ from domain.ports import (
     EventBus,
     MessageQueue,
     RateLimiter,
+    RunChanges,
     RunRepository,
     StoredDefinition,
     TaskQueue,
@@ -96,6 +98,7 @@ class Backend:
     attempt_logs: AttemptLogStore
     signals: AttemptSignals
     rate_limiter: RateLimiter
+    changes: RunChanges
     slots: ConcurrencySlots
     keys: KeySpace | None
     client: Any
@@ -170,6 +173,7 @@ class BackendFactory:
             attempt_logs=container.attempt_logs(),
             signals=container.signals(),
             rate_limiter=container.rate_limiter(),
+            changes=container.run_changes(),
             slots=container.slots(),
             keys=container.key_space() if is_redis else None,
             client=container.redis_client() if is_redis else None,
@@ -189,6 +193,8 @@ class BackendFactory:
         tasks = RedisTaskQueue(client, url, keys, visibility, deliveries, events, now)
         timers = RedisTimerStore(client, url, keys)
         runs = RedisRunRepository(client, keys, definitions, url, settings.run_retention_seconds)
+        changes = RedisRunChanges(client, keys, url)
+        self._closers.append(changes.close)
         return Backend(
             name=self.name,
             settings=settings,
@@ -202,6 +208,7 @@ class BackendFactory:
             rate_limiter=RedisRateLimiter(
                 client, keys, url, settings.api_rate_limit_per_second, settings.rate_burst()
             ),
+            changes=changes,
             slots=RedisConcurrencySlots(client, keys, url),
             keys=keys,
             client=client,
