@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.conditions import Condition
 from domain.map_spec import MapSpec
+from domain.messages import DEFAULT_QUEUE
 from domain.rendering import CompiledConfig
 from domain.retry import RetryPolicy
 from domain.trigger_rules import TriggerRule
@@ -35,6 +36,8 @@ class NodeSpec:
     optional: bool = False
     map: MapSpec | None = None
     """Set for a map node (``for_each``): it runs once per item of a list (``domain.map_spec``)."""
+    queue: str = DEFAULT_QUEUE
+    """The worker pool its tasks go to (``DEFAULT_QUEUE`` unless named)."""
 
     def deadline(self, started_at: float) -> float | None:
         """When the orchestrator times out an attempt that started at ``started_at`` (None: never)."""

@@ -373,6 +373,7 @@ class _GraphChecker:
                 condition=self.conditions[position],
                 optional=node.optional,
                 map=self.maps[position],
+                queue=node.queue,
             )
             for position, node in enumerate(self.nodes)
         )

@@ -19,6 +19,7 @@ from adapters.memory import (
     InMemoryRateLimiter,
     InMemoryRunRepository,
     InMemoryTimerStore,
+    InMemoryWorkerDirectory,
 )
 from adapters.redis.attempt_logs import RedisAttemptLogStore
 from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
@@ -28,7 +29,9 @@ from adapters.redis.keys import KeySpace
 from adapters.redis.rate_limits import RedisRateLimiter
 from adapters.redis.runs import RedisRunRepository
 from adapters.redis.signals import RedisAttemptSignals
+from adapters.redis.workers import RedisWorkerDirectory
 from adapters.system import SystemClock, UuidIds
+from domain.messages import Task
 from services.application.completions import RunCompletions
 from services.application.workflows import WorkflowService
 from services.orchestrator import Orchestrator
@@ -37,7 +40,13 @@ from services.runtime.metrics import WORKER_SLOTS
 from services.runtime.metrics_http import MetricsSource
 from services.settings import load_settings
 from services.worker import Worker, default_registry
+from services.worker.builtin import builtin_names
 from services.worker.secrets import SecretSource
+
+
+def task_queue_of(task: Task) -> str:
+    return task.queue
+
 
 # Blocking reads wait at most this long, so the socket timeout must be longer.
 MAX_BLOCK_SECONDS = 1.0
@@ -73,7 +82,7 @@ class Container(containers.DeclarativeContainer):
     )
     tasks = providers.Selector(
         backend,
-        memory=providers.Singleton(InMemoryQueue, "memory:tasks"),
+        memory=providers.Singleton(InMemoryQueue, "memory:tasks", task_queue_of),
         redis=providers.Singleton(
             RedisTaskQueue,
             redis_client,
@@ -83,6 +92,7 @@ class Container(containers.DeclarativeContainer):
             _deliveries,
             events,
             clock.provided.now,
+            settings.provided.queues.call(),
         ),
     )
     timers = providers.Selector(
@@ -118,6 +128,12 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    workers_directory = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryWorkerDirectory, clock.provided.now),
+        redis=providers.Singleton(RedisWorkerDirectory, redis_client, key_space, redis_url),
+    )
+
     _rate = settings.provided.api_rate_limit_per_second
     rate_limiter = providers.Selector(
         backend,
@@ -138,6 +154,12 @@ class Container(containers.DeclarativeContainer):
         attempt_logs=attempt_logs,
         limits=settings.provided.limits.call(),
         known_handlers=registry.provided.names.call(),
+        workers=workers_directory,
+        builtin_handlers=providers.Singleton(builtin_names),
+        # In memory every worker runs in this process, with this registry: it is the whole truth.
+        handlers_complete=providers.Selector(
+            backend, memory=providers.Object(True), redis=providers.Object(False)
+        ),
     )
     orchestrator = providers.Factory(
         Orchestrator,
@@ -171,6 +193,8 @@ class Container(containers.DeclarativeContainer):
         cancel_grace_seconds=settings.provided.cancel_grace_seconds,
         shutdown_grace_seconds=settings.provided.shutdown_grace_seconds,
         secrets=secret_source,
+        queues=settings.provided.queues.call(),
+        directory=workers_directory,
     )
 
 

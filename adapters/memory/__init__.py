@@ -6,6 +6,7 @@ from adapters.memory.rate_limits import InMemoryRateLimiter
 from adapters.memory.repositories import InMemoryDefinitionRepository, InMemoryRunRepository
 from adapters.memory.signals import InMemoryAttemptSignals
 from adapters.memory.timers import InMemoryTimerStore
+from adapters.memory.workers import InMemoryWorkerDirectory
 
 __all__ = [
     "InMemoryAttemptLogStore",
@@ -15,4 +16,5 @@ __all__ = [
     "InMemoryRateLimiter",
     "InMemoryRunRepository",
     "InMemoryTimerStore",
+    "InMemoryWorkerDirectory",
 ]

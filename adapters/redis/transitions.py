@@ -343,7 +343,7 @@ class RedisTransitions:
         group.hset(keys.meta, {name: value for name, value in after.items() if before[name] != value})
         group.rpush(keys.history, [encode_entry(outcome.entry) for outcome in outcomes])
         for task in tasks:
-            group.xadd(shard.tasks, encode_task(task))
+            group.xadd(shard.tasks_of(task.queue), encode_task(task))
         for timer in timers:
             group.zadd(shard.timers, timer.due_at, encode_timer(timer.event))
         status_before = before[STATUS]

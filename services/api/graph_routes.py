@@ -130,7 +130,7 @@ async def get_run_node(run_id: str, node_id: str, service: Service) -> RunNodeDe
     run = await service.get_run(run_id)
     if node_id not in run.plan.index:
         raise NotFound("node", f"{node_id}' of run '{run_id}")
-    view = run_view(run).nodes[node_id]
+    view = run_view(run, await service.queues_served(run)).nodes[node_id]
     spec = run.plan.node(node_id)
     return RunNodeDetail(
         **node_detail(view).model_dump(),

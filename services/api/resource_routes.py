@@ -17,7 +17,7 @@ from domain.paging import MAX_PAGE_SIZE
 from domain.ports import RunQuery, RunSummary
 from domain.statuses import RunStatus
 from services.api.bodies import idempotency_of, parse_json, redrive_from_of, start_request_of, under_input
-from services.api.common_schemas import IfChanged
+from services.api.common_schemas import IfChanged, warning_details
 from services.api.dependencies import JSON_BODY, Service, token_name
 from services.api.errors import error_responses
 from services.api.openapi import json_body
@@ -25,13 +25,15 @@ from services.api.resource_schemas import (
     CancelAccepted,
     DefinitionDetail,
     DefinitionPage,
-    DefinitionView,
+    DefinitionRegistered,
+    HandlersView,
     RedriveAccepted,
     RunDetail,
     RunEventView,
     RunPage,
     RunResultsView,
     RunSummaryView,
+    ServedHandlerView,
     definition_detail,
     definition_page,
     definition_view,
@@ -66,7 +68,7 @@ router = APIRouter()
 )
 async def create_definition(
     request: Request, response: Response, service: Service, if_changed: IfChanged = False
-) -> DefinitionView:
+) -> DefinitionRegistered:
     """Registering a name again makes its next version; runs pin the version they start with.
     With an `Idempotency-Key` header, a registration repeated with the same key and body answers
     200 with the version the first one registered; the same key with another body is a 409."""
@@ -75,7 +77,24 @@ async def create_definition(
     stored, repeated = await service.register_once(definition, once, if_changed=if_changed)
     if repeated:
         response.status_code = 200  # the answer the first request got, with its version
-    return definition_view(stored.summary())
+    warnings = warning_details(await service.registration_warnings(stored.plan))
+    return DefinitionRegistered(**definition_view(stored.summary()).model_dump(), warnings=warnings)
+
+
+@router.get(
+    "/handlers",
+    tags=["workers"],
+    summary="What the live workers serve",
+    responses=error_responses(503),
+)
+async def list_handlers(service: Service) -> HandlersView:
+    """Every (queue, handler) that a live worker announced, with how many workers serve it. A
+    queue none of whose workers has a handler is absent; a worker that stopped or died drops out
+    within a visibility timeout."""
+    served = await service.served_handlers()
+    return HandlersView(
+        items=[ServedHandlerView(queue=s.queue, handler=s.handler, workers=s.workers) for s in served]
+    )
 
 
 @router.get(
@@ -157,7 +176,8 @@ async def list_runs(
     responses=error_responses(404, 503),
 )
 async def get_run(run_id: str, service: Service) -> RunDetail:
-    return run_detail(run_view(await service.get_run(run_id, outputs=False)))
+    run = await service.get_run(run_id, outputs=False)
+    return run_detail(run_view(run, await service.queues_served(run)))
 
 
 @router.get(

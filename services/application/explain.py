@@ -4,6 +4,7 @@ queued, what skipped or cancelled it). Read from the run's state: nothing here d
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from domain.node_state import NodeRun
@@ -17,19 +18,26 @@ def _when(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def reason_of(run: Run, spec: NodeSpec, node: NodeRun) -> str | None:
-    """A sentence for a user; None for a node that completed or failed (its error says why)."""
+def reason_of(
+    run: Run, spec: NodeSpec, node: NodeRun, queues_served: Collection[str] | None = None
+) -> str | None:
+    """A sentence for a user; None for a node that completed or failed (its error says why).
+    ``queues_served``: the queues live workers serve (None: not known), to say when a queued node
+    waits for a worker of a queue that has none."""
+    no_worker = queues_served is not None and spec.queue not in queues_served
     match node.status:
         case NodeStatus.PENDING:
             return _pending_reason(run, spec, node)
         case NodeStatus.QUEUED:
             since = _when(node.queued_at or run.created_at)
-            return f"attempt {node.attempt} queued since {since}, waiting for a worker"
+            on_queue = f" on queue {spec.queue}" if no_worker else ""
+            return f"attempt {node.attempt} queued since {since}, waiting for a worker{on_queue}"
         case NodeStatus.RUNNING if node.items is not None:
             items = node.items
+            waiting = f"; waiting for a worker on queue {spec.queue}" if no_worker else ""
             return (
                 f"{items.ended} of {items.total} items ended ({items.failed} failed), "
-                f"{len(items.live)} in flight, {items.waiting} waiting"
+                f"{len(items.live)} in flight, {items.waiting} waiting{waiting}"
             )
         case NodeStatus.RUNNING:
             since = "" if node.started_at is None else f" since {_when(node.started_at)}"

@@ -12,6 +12,7 @@ from domain.history import HistoryEntry
 from domain.idempotency import IdempotentStart
 from domain.limits import Limits
 from domain.paging import Page, check_limit
+from domain.plan import WorkflowPlan
 from domain.ports import (
     AttemptLogStore,
     Clock,
@@ -23,12 +24,13 @@ from domain.ports import (
     RunRepository,
     RunSummary,
     StoredDefinition,
+    WorkerDirectory,
 )
 from domain.redrive import nodes_to_redrive, redrive_refusal, unknown_from_nodes
 from domain.run import Run
-from domain.statuses import RunStatus
+from domain.statuses import NodeStatus, RunStatus
 from domain.validation import build_plan, typed_input, validate_input
-from services.application import map_items
+from services.application import map_items, pools
 from services.application.errors import (
     IdempotencyKeyReused,
     NodeNotFound,
@@ -51,7 +53,17 @@ class WorkflowService:
         limits: Limits,
         known_handlers: frozenset[str] | None = None,
         attempt_logs: AttemptLogStore | None = None,
+        workers: WorkerDirectory | None = None,
+        handlers_complete: bool = True,
+        builtin_handlers: frozenset[str] = frozenset(),
     ) -> None:
+        """``known_handlers``: this process's registry. ``handlers_complete``: it is every
+        worker's (the embedded backend: workers run in this process), so a handler outside it is
+        refused; otherwise (workers elsewhere) it is a warning, from what the live ``workers``
+        announced beside the ``builtin_handlers`` every worker has (``registration_warnings``)."""
+        self._workers = workers
+        self._handlers_complete = handlers_complete
+        self._builtins = builtin_handlers
         self._attempt_logs = attempt_logs
         self._definitions = definitions
         self._runs = runs
@@ -76,7 +88,7 @@ class WorkflowService:
         retried, or a deploy that registers on every start, makes no new version). With ``request``
         at most once per idempotency key: (the definition, whether the same request registered it
         before); the same key with another request raises ``IdempotencyKeyReused``."""
-        plan = build_plan(raw, self._limits, self._known_handlers)
+        plan = build_plan(raw, self._limits, self._known_handlers if self._handlers_complete else None)
         if if_changed:
             newest = await self._definitions.page(plan.name, None, 1)
             if newest.items:
@@ -94,6 +106,25 @@ class WorkflowService:
             if earlier.request != request:
                 raise IdempotencyKeyReused(request.key, definition_id, "definition") from None
             return earlier, True
+
+    async def registration_warnings(self, plan: WorkflowPlan) -> list[Problem]:
+        """What no live worker serves (``pools.registration_warnings``): none without a directory."""
+        if self._workers is None:
+            return []
+        return pools.registration_warnings(plan, await self._workers.live(), self._builtins)
+
+    async def served_handlers(self) -> list[pools.ServedHandler]:
+        """What the live workers serve: (queue, handler, workers)."""
+        return [] if self._workers is None else pools.served_handlers(await self._workers.live())
+
+    async def queues_served(self, run: Run) -> frozenset[str] | None:
+        """The queues live workers serve, when the run view needs them (a node of ``run`` is
+        queued); None otherwise, without asking."""
+        if self._workers is None or run.status.is_final:
+            return None
+        if not any(node.status is NodeStatus.QUEUED or node.items is not None for node in run.nodes):
+            return None
+        return pools.live_queues(await self._workers.live())
 
     async def get_definition(self, definition_id: str) -> StoredDefinition:
         return await self._definitions.get(definition_id)
