@@ -31,6 +31,7 @@ from adapters.redis.keys import KeySpace
 from adapters.redis.rate_limits import RedisRateLimiter
 from adapters.redis.runs import RedisRunRepository
 from adapters.redis.signals import RedisAttemptSignals
+from adapters.redis.workers import RedisWorkerDirectory
 from adapters.system import SystemClock
 from domain.events import Command, Event, FinishRun, RunStarted
 from domain.history import HistoryEntry
@@ -48,6 +49,7 @@ from domain.ports import (
     StoredDefinition,
     TaskQueue,
     TimerStore,
+    WorkerDirectory,
 )
 from domain.run import Run
 from domain.validation import build_plan
@@ -94,6 +96,7 @@ class Backend:
     attempt_logs: AttemptLogStore
     signals: AttemptSignals
     rate_limiter: RateLimiter
+    workers: WorkerDirectory
     keys: KeySpace | None
     client: Any
     """The raw Redis client (None for memory): for looking at streams and keys behind the adapters."""
@@ -167,6 +170,7 @@ class BackendFactory:
             attempt_logs=container.attempt_logs(),
             signals=container.signals(),
             rate_limiter=container.rate_limiter(),
+            workers=container.workers_directory(),
             keys=container.key_space() if is_redis else None,
             client=container.redis_client() if is_redis else None,
             _factory=self,
@@ -198,6 +202,7 @@ class BackendFactory:
             rate_limiter=RedisRateLimiter(
                 client, keys, url, settings.api_rate_limit_per_second, settings.rate_burst()
             ),
+            workers=RedisWorkerDirectory(client, keys, url),
             keys=keys,
             client=client,
             _factory=self,
