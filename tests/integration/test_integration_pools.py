@@ -30,12 +30,15 @@ DEADLINE = 10.0
 def registry_with(*names: str) -> HandlerRegistry:
     registry = fresh_registry()
     for name in names:
-
-        @registry.register(name)
-        async def done(ctx: HandlerContext) -> dict[str, Any]:
-            return {"by": name}
-
+        registry.register(name)(_answering(name))
     return registry
+
+
+def _answering(name: str) -> Callable[[HandlerContext], Any]:
+    async def done(ctx: HandlerContext) -> dict[str, Any]:
+        return {"by": name}
+
+    return done
 
 
 @contextlib.asynccontextmanager
@@ -60,9 +63,15 @@ async def register_unchecked(container: Container, raw: dict[str, Any]) -> Store
 
 
 async def until(condition: Callable[[], Any], what: str) -> None:
-    async with asyncio.timeout(DEADLINE):
-        while not await condition():
-            await asyncio.sleep(0.01)
+    """Poll ``condition`` until it holds; fails naming ``what`` after ``DEADLINE``."""
+    try:
+        async with asyncio.timeout(DEADLINE):
+            while True:
+                if await condition():
+                    return
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"not within {DEADLINE} s: {what}") from None
 
 
 async def test_a_task_of_a_queue_without_a_worker_waits_and_says_so_until_one_starts() -> None:
