@@ -11,6 +11,8 @@ import contextlib
 import contextvars
 import json
 import logging
+import math
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import partial
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL_SECONDS = 30.0
 START_REPORT_DELAY_SECONDS = 0.1
 HAND_BACK_DELAY_SECONDS = 0.2
+LIVE_WORKERS_CACHE_SECONDS = 1.0
 """How long a worker holds a task it hands back (it lacks the handler) before requeueing it."""
 
 
@@ -130,6 +133,8 @@ class Worker:
         self.queues = tuple(dict.fromkeys(queues))
         self._tasks = tasks.serving(self.queues)
         self._directory = directory
+        self._live_workers: tuple[float, list[WorkerAnnouncement]] = (-math.inf, [])
+        """When the directory was last read, and what it said (tasks handed back in a burst ask once)."""
         self._visibility = visibility_timeout_seconds
         self._events = events
         self._clock = clock
@@ -428,7 +433,10 @@ class Worker:
         """Another live worker of the task's queue that announced its handler (None: none has)."""
         if self._directory is None:
             return None
-        live = await retrying(self._directory.live, "reading the live workers", self._stop)
+        read_at, live = self._live_workers
+        if time.monotonic() - read_at > LIVE_WORKERS_CACHE_SECONDS:
+            live = await retrying(self._directory.live, "reading the live workers", self._stop)
+            self._live_workers = (time.monotonic(), live)
         for worker in live:
             if (
                 worker.worker_id != self.worker_id
