@@ -102,6 +102,10 @@ class NodeDefinition(DefinitionPart):
     percentage of the items (``"10%"``); none by default."""
     queue: str = DEFAULT_QUEUE
     """The worker pool whose workers run it (``dag-service worker --queues``); named like node ids."""
+    concurrency_key: str | None = Field(default=None, min_length=1, max_length=512)
+    """A pool of slots shared by every run (``domain.concurrency``); may hold templates."""
+    concurrency_limit: int | None = Field(default=None, ge=1, le=100_000)
+    """Attempts with the node's ``concurrency_key`` running at once, at most (default 1)."""
 
     @field_validator("id")
     @classmethod

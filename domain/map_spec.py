@@ -162,7 +162,7 @@ def map_reference_problem(
         )
     if ref.root in node_ids:
         return f"map node '{node_id}' cannot read a node called '{ref.root}': the name is its item's"
-    if where != ".config":
+    if where not in (".config", ".concurrency_key"):
         return (
             f"'{ref.text}': a map's condition is checked once for the whole node, before its items "
             f"run; read '{ref.root}' in its config (node '{node_id}')"

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.concurrency import ConcurrencySpec
 from domain.conditions import Condition
 from domain.map_spec import MapSpec
 from domain.messages import DEFAULT_QUEUE
@@ -38,6 +39,8 @@ class NodeSpec:
     """Set for a map node (``for_each``): it runs once per item of a list (``domain.map_spec``)."""
     queue: str = DEFAULT_QUEUE
     """The worker pool its tasks go to (``DEFAULT_QUEUE`` unless named)."""
+    concurrency: ConcurrencySpec | None = None
+    """Set when the node has a ``concurrency_key`` (``domain.concurrency``)."""
 
     def deadline(self, started_at: float) -> float | None:
         """When the orchestrator times out an attempt that started at ``started_at`` (None: never)."""

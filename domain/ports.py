@@ -268,6 +268,31 @@ class AttemptSignals(Protocol):
         ...
 
 
+class ConcurrencySlots(Protocol):
+    """Slots of a concurrency key (``domain.concurrency``) shared by every worker on the same store:
+    at most ``limit`` holders at once, granted first come first served; a holder's slot lapses
+    ``lease_seconds`` after it was last taken or renewed (its worker died), and so does the place in
+    line of a waiter that stopped asking."""
+
+    async def acquire(self, key: str, holder: str, limit: int, now: float, lease_seconds: float) -> bool:
+        """Take a slot of ``key`` for ``holder`` (a holder that has one keeps it, renewed): True when
+        it has one; False when the slots are taken or others have waited longer (``holder`` keeps its
+        place in line: ask again)."""
+        ...
+
+    async def renew(self, key: str, holder: str, now: float, lease_seconds: float) -> None:
+        """Keep ``holder``'s slot of ``key`` (it still runs)."""
+        ...
+
+    async def release(self, key: str, holder: str) -> None:
+        """Give back ``holder``'s slot of ``key``, or its place in line (idempotent)."""
+        ...
+
+    async def holders(self, key: str, now: float) -> int:
+        """How many hold a slot of ``key`` now."""
+        ...
+
+
 class TimerStore(Protocol):
     """Timers waiting for their time (retries, attempt deadlines); the run repository sets them as
     part of a transition (``domain.outbox.Timer``)."""

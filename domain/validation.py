@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from domain.concurrency import ConcurrencySpec, compile_concurrency
 from domain.conditions import Condition, parse_condition
 from domain.definition import NodeDefinition, WorkflowDefinition
 from domain.errors import ConditionError, InvalidDefinition, InvalidInput, Problem, TemplateError
@@ -176,6 +177,7 @@ class _GraphChecker:
         self.configs: list[CompiledConfig] = []
         self.conditions: list[Condition | None] = []
         self.maps: list[MapSpec | None] = []
+        self.concurrency: list[ConcurrencySpec | None] = []
 
     def _path(self, index: int) -> str:
         return _node_path(self.positions[index])
@@ -237,6 +239,9 @@ class _GraphChecker:
         )
         self.problems.extend(problems)
         self.maps.append(spec)
+        limited, problems = compile_concurrency(node.concurrency_key, node.concurrency_limit, path, node.id)
+        self.problems.extend(problems)
+        self.concurrency.append(limited)
 
     def _check_condition(self, path: str, node: NodeDefinition) -> None:
         condition = None
@@ -314,6 +319,8 @@ class _GraphChecker:
                 located.extend((ref, ".when") for ref in condition.references)
             if mapped is not None:
                 located.append((mapped.source, ".for_each"))
+            if (limited := self.concurrency[position]) is not None:
+                located.extend((ref, ".concurrency_key") for ref in limited.key.references)
             self.problems.extend(node_secret_problems(node.id, self._path(position), config, condition))
             for ref, where in located:
                 if ref.root in self.known_elsewhere or is_secret(ref):
@@ -368,12 +375,13 @@ class _GraphChecker:
                 config=self.configs[position],
                 retry=NO_RETRY if node.retry_policy is None else node.retry_policy.compiled(),
                 timeout_seconds=node.timeout_seconds,
-                reads=_reads(node, self.configs[position], self.maps[position]),
+                reads=_reads(node, self.configs[position], self.maps[position], self.concurrency[position]),
                 trigger_rule=node.trigger_rule,
                 condition=self.conditions[position],
                 optional=node.optional,
                 map=self.maps[position],
                 queue=node.queue,
+                concurrency=self.concurrency[position],
             )
             for position, node in enumerate(self.nodes)
         )
@@ -381,10 +389,15 @@ class _GraphChecker:
         return WorkflowPlan(name, specs, self.index, roots, source, map_sources=map_sources(specs))
 
 
-def _reads(node: NodeDefinition, config: CompiledConfig, mapped: MapSpec | None) -> frozenset[str]:
-    """Roots whose data an attempt needs: parents, template roots and the workflow namespace (a
-    map's item and index are not read from the store; its list is)."""
+def _reads(
+    node: NodeDefinition, config: CompiledConfig, mapped: MapSpec | None, limited: ConcurrencySpec | None
+) -> frozenset[str]:
+    """Roots whose data an attempt needs: parents, template roots (of its config and its
+    concurrency key) and the workflow namespace (a map's item and index are not read from the
+    store; its list is)."""
     reads = frozenset(node.dependencies) | config.roots | {WORKFLOW_NAMESPACE}
+    if limited is not None:
+        reads |= limited.key.roots
     if mapped is None:
         return reads
     return (reads - MAP_NAMES) | {mapped.source.root}

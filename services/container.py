@@ -14,6 +14,7 @@ from dependency_injector import containers, providers
 from adapters.memory import (
     InMemoryAttemptLogStore,
     InMemoryAttemptSignals,
+    InMemoryConcurrencySlots,
     InMemoryDefinitionRepository,
     InMemoryQueue,
     InMemoryRateLimiter,
@@ -29,6 +30,7 @@ from adapters.redis.keys import KeySpace
 from adapters.redis.rate_limits import RedisRateLimiter
 from adapters.redis.runs import RedisRunRepository
 from adapters.redis.signals import RedisAttemptSignals
+from adapters.redis.slots import RedisConcurrencySlots
 from adapters.redis.workers import RedisWorkerDirectory
 from adapters.system import SystemClock, UuidIds
 from domain.messages import Task
@@ -134,6 +136,12 @@ class Container(containers.DeclarativeContainer):
         redis=providers.Singleton(RedisWorkerDirectory, redis_client, key_space, redis_url),
     )
 
+    slots = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryConcurrencySlots),
+        redis=providers.Singleton(RedisConcurrencySlots, redis_client, key_space, redis_url),
+    )
+
     _rate = settings.provided.api_rate_limit_per_second
     rate_limiter = providers.Selector(
         backend,
@@ -195,6 +203,9 @@ class Container(containers.DeclarativeContainer):
         secrets=secret_source,
         queues=settings.provided.queues.call(),
         directory=workers_directory,
+        slots=slots,
+        concurrency_limits=settings.provided.concurrency_limits,
+        concurrency_poll_seconds=settings.provided.concurrency_poll_seconds,
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, IPvAnyNetwork, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.definition import QUEUE_NAME_RE
@@ -78,6 +78,18 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a cancelled handler may take to stop before its worker abandons it.",
     )
+    concurrency_limits: dict[str, Annotated[int, Field(ge=1, le=100_000)]] = Field(
+        default_factory=dict,
+        description='Limits of concurrency keys, as a JSON object ({"tenant-a": 5}): a key named here '
+        "has this limit whatever its nodes' concurrency_limit.",
+    )
+    concurrency_poll_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=10,
+        description="How often a worker waiting for a slot of a concurrency key asks again (doubling up "
+        "to 1 s while it waits).",
+    )
     secrets_dir: Path | None = Field(
         default=None,
         description="A worker reads {{ secrets.NAME }} from the file NAME here (one file per secret, "
@@ -115,8 +127,22 @@ class Settings(BaseSettings):
         "processes; the API serves them under its prefix anyway). Unset: no metrics port.",
     )
     metrics_host: str = "0.0.0.0"
+    http_max_response_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="Largest response body the http handler reads; a larger one fails the node.",
+    )
+    http_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the http handler may reach whatever they resolve to (comma-separated).",
+    )
+    http_allow_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Networks the http handler may reach though not global, e.g. 10.1.0.0/16,127.0.0.1 "
+        "(comma-separated).",
+    )
 
-    @field_validator("backend_cors_origins", mode="before")
+    @field_validator("backend_cors_origins", "http_allow_hosts", "http_allow_networks", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return comma_separated(value)

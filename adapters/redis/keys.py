@@ -135,6 +135,12 @@ class KeySpace:
         """String with a TTL: what one live worker serves (queues, handlers), refreshed by it."""
         return f"{self.prefix}:worker:{worker_id}"
 
+    def slots(self, key: str) -> tuple[str, str, str]:
+        """The sorted sets of a concurrency key (``slots``): holders, line, seen; one hash tag."""
+        # The tag is the key's checksum: a key may hold braces, which would change the hash tag.
+        base = f"{self.prefix}:slots:{{{zlib.crc32(key.encode()):08x}}}:{key}"
+        return f"{base}:holders", f"{base}:line", f"{base}:seen"
+
     def rate_bucket(self, key: str) -> str:
         """Hash: the API rate limit's bucket of one client (a token's name or an address)."""
         return f"{self.prefix}:rate:{key}"

@@ -30,8 +30,10 @@ def reason_of(
             return _pending_reason(run, spec, node)
         case NodeStatus.QUEUED:
             since = _when(node.queued_at or run.created_at)
-            on_queue = f" on queue {spec.queue}" if no_worker else ""
-            return f"attempt {node.attempt} queued since {since}, waiting for a worker{on_queue}"
+            waits = "a worker" + (f" on queue {spec.queue}" if no_worker else "")
+            if spec.concurrency is not None:
+                waits += f", or for one of the {spec.concurrency.limit} slot(s) of its concurrency key"
+            return f"attempt {node.attempt} queued since {since}, waiting for {waits}"
         case NodeStatus.RUNNING if node.items is not None:
             items = node.items
             waiting = f"; waiting for a worker on queue {spec.queue}" if no_worker else ""

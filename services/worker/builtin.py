@@ -1,10 +1,15 @@
-"""Built-in handlers, so the seed's scenario files run unchanged."""
+"""Built-in handlers: the seed's (so its scenario files run unchanged) and ``http``, ``sleep`` and
+``transform`` (each in its module of ``services.worker.handlers``)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from services.worker.handlers.http import HttpHandler
+from services.worker.handlers.prompt import format_prompt
+from services.worker.handlers.sleep import sleep_handler
+from services.worker.handlers.transform import transform_handler
 from services.worker.registry import HandlerContext, HandlerRegistry, NonRetryableError
 
 EXTERNAL_SERVICE_DELAY_SECONDS = 2.0
@@ -47,17 +52,24 @@ async def call_external_service(ctx: HandlerContext) -> dict[str, Any]:
 
 
 async def call_llm_service(ctx: HandlerContext) -> dict[str, Any]:
-    prompt = str(ctx.config.get("prompt", ""))
+    """As the seed's: the prompt is ``prompt.format(**config)``, so ``{content}`` in it reads the
+    config's ``content`` (plain names only: ``services.worker.handlers.prompt``)."""
+    prompt = format_prompt(str(ctx.config.get("prompt", "")), ctx.config)
     await _simulate(ctx, LLM_SERVICE_DELAY_SECONDS, "LLM service")
     model = str(ctx.config.get("model", "simulated-llm"))
     return {"prompt": prompt, "model": model, "response": f"[{model}] answer to: {prompt}"}
 
 
-def register_builtins(registry: HandlerRegistry) -> HandlerRegistry:
+def register_builtins(registry: HandlerRegistry, http: HttpHandler | None = None) -> HandlerRegistry:
+    """The built-ins into ``registry``; ``http``: the ``http`` handler to use (default: one whose
+    options come from the environment's settings)."""
     registry.register("input")(input_handler)
     registry.register("output")(output_handler)
     registry.register("call_external_service")(call_external_service)
     registry.register("call_llm_service")(call_llm_service)
+    registry.register("http")((http or HttpHandler()).call)
+    registry.register("sleep")(sleep_handler)
+    registry.register("transform")(transform_handler)
     return registry
 
 

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Awaitable
 from functools import partial
+from typing import Any
 
 from domain.ports import AttemptRef, AttemptSignals
 from services.runtime.resilience import retrying
@@ -54,7 +55,15 @@ class CancelWatch:
         (``flag``: the context's event, set for the handler to see; ``in_thread``: ``call`` is a
         sync handler's thread, which only ``flag`` can stop: cancelling its future would free the
         slot while the thread runs on)."""
-        handler = asyncio.ensure_future(call)
+        if asyncio.iscoroutine(call):
+            # Eager: a handler that never waits (most quick ones) is done here, and costs no
+            # watching at all.
+            loop = asyncio.get_running_loop()
+            handler: asyncio.Future[Any] = asyncio.Task(call, loop=loop, eager_start=True)
+            if handler.done():
+                return handler.result()
+        else:
+            handler = asyncio.ensure_future(call)
         told = self._live[attempt] = asyncio.Event()
         waiting = asyncio.ensure_future(told.wait())
         try:

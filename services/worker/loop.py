@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -27,6 +27,7 @@ from domain.ports import (
     AttemptLogStore,
     AttemptSignals,
     Clock,
+    ConcurrencySlots,
     DefinitionRepository,
     Delivery,
     EventBus,
@@ -53,6 +54,7 @@ from services.worker.registry import (
     UnknownHandler,
 )
 from services.worker.secrets import SecretSource
+from services.worker.slots import SlotKeeper
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,9 @@ class Worker:
         secrets: SecretSource | None = None,
         queues: Sequence[str] = (DEFAULT_QUEUE,),
         directory: WorkerDirectory | None = None,
+        slots: ConcurrencySlots | None = None,
+        concurrency_limits: Mapping[str, int] | None = None,
+        concurrency_poll_seconds: float = 0.05,
     ) -> None:
         # The values of secrets, once resolved, are hidden in whatever this worker reports or logs.
         self._secrets: SecretLookup = no_secrets if secrets is None else secrets.lookup
@@ -141,6 +146,15 @@ class Worker:
         self._concurrency = concurrency
         self._max_output_bytes = max_output_bytes
         self._heartbeat_seconds = visibility_timeout_seconds / 3
+        self._slots = SlotKeeper(
+            slots,
+            clock,
+            concurrency_limits or {},
+            visibility_timeout_seconds,
+            concurrency_poll_seconds,
+        )
+        self._began: dict[str, float] = {}
+        """When the handler of an attempt that waited for a slot began (its start, as reported)."""
         # Sync handlers get a pool as large as the concurrency limit, not the loop's small default.
         self._executor = executor or ThreadPoolExecutor(concurrency, thread_name_prefix=worker_id)
         self._idle_block = idle_block_seconds
@@ -273,9 +287,11 @@ class Worker:
         """Report RUNNING only for attempts that outlast a short delay: a result names its worker
         and start time anyway, and most attempts end before anyone could look."""
         await asyncio.sleep(START_REPORT_DELAY_SECONDS)
+        waiting = self._slots.waiting
         started: list[Event] = [
             NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, started_at)
             for task in (self._running[a].message for a in batch if a in self._running)
+            if task.idempotency_key not in waiting and task.idempotency_key not in self._began
         ]
         if started:
             with contextlib.suppress(Stopped):  # a start not reported: the result says it anyway
@@ -295,6 +311,7 @@ class Worker:
 
     async def _extend_claims(self) -> None:
         await self._tasks.extend(self.worker_id, [*self._running.values(), *self._waiting])
+        await self._slots.renew()
 
     async def _maintain(self, stop: asyncio.Event) -> None:
         while True:
@@ -344,6 +361,12 @@ class Worker:
 
     async def _attempt(self, task: Task, started_at: float) -> Event:
         try:
+            return await self._attempt_result(task, started_at)
+        finally:
+            self._began.pop(task.idempotency_key, None)
+
+    async def _attempt_result(self, task: Task, started_at: float) -> Event:
+        try:
             output = await self._run_handler(task)
         except _Refused as refusal:
             return self._failed(task, started_at, refusal.kind, str(refusal), retryable=refusal.retryable)
@@ -360,8 +383,9 @@ class Worker:
             return self._failed(task, started_at, type(error).__name__, message, retryable=retryable)
         except Exception as error:  # the attempt could not be made (its definition is gone ...)
             return self._failed(task, started_at, type(error).__name__, str(error))
+        began = self._began.get(task.idempotency_key, started_at)
         return NodeSucceeded(
-            task.run_id, task.node_id, task.attempt, output, self._clock.now(), self.worker_id, started_at
+            task.run_id, task.node_id, task.attempt, output, self._clock.now(), self.worker_id, began
         )
 
     def _failed(
@@ -376,7 +400,7 @@ class Worker:
             self._clock.now(),
             retryable,
             self.worker_id,
-            started_at,
+            self._began.get(task.idempotency_key, started_at),  # a handler that waited for a slot
         )
 
     async def _run_handler(self, task: Task) -> Any:
@@ -418,6 +442,18 @@ class Worker:
             run_input=data["workflow"]["input"],
             idempotency_key=task.idempotency_key,
         )
+        if spec.concurrency is None:
+            return await self._timed_call(handler, context, spec)
+        key = spec.concurrency.render_key(data)
+        limit = spec.concurrency.limit_of(key, self._slots.limits)
+        async with self._slots.held(key, limit, task.idempotency_key):
+            began = self._began[task.idempotency_key] = self._clock.now()
+            started = NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, began)
+            with contextlib.suppress(Stopped):  # a start not reported: the result says it anyway
+                await retrying(lambda: self._events.send([started]), "reporting a start", self._stop)
+            return await self._timed_call(handler, context, spec)
+
+    async def _timed_call(self, handler: Handler, context: HandlerContext, spec: NodeSpec) -> Any:
         if spec.timeout_seconds is None:
             return self._checked_output(await self._call(handler, context))
         try:
@@ -426,7 +462,7 @@ class Worker:
         except TimeoutError:
             if not deadline.expired():
                 raise  # the handler's own TimeoutError: report it as it is
-            raise _TimedOut(timeout_message(task.attempt, spec.timeout_seconds)) from None
+            raise _TimedOut(timeout_message(context.attempt, spec.timeout_seconds)) from None
         return self._checked_output(output)
 
     async def _holder_of(self, task: Task) -> str | None:

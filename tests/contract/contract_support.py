@@ -31,6 +31,7 @@ from adapters.redis.keys import KeySpace
 from adapters.redis.rate_limits import RedisRateLimiter
 from adapters.redis.runs import RedisRunRepository
 from adapters.redis.signals import RedisAttemptSignals
+from adapters.redis.slots import RedisConcurrencySlots
 from adapters.redis.workers import RedisWorkerDirectory
 from adapters.system import SystemClock
 from domain.events import Command, Event, FinishRun, RunStarted
@@ -40,6 +41,7 @@ from domain.plan import WorkflowPlan
 from domain.ports import (
     AttemptLogStore,
     AttemptSignals,
+    ConcurrencySlots,
     DefinitionRepository,
     Delivery,
     EventBus,
@@ -97,6 +99,7 @@ class Backend:
     signals: AttemptSignals
     rate_limiter: RateLimiter
     workers: WorkerDirectory
+    slots: ConcurrencySlots
     keys: KeySpace | None
     client: Any
     """The raw Redis client (None for memory): for looking at streams and keys behind the adapters."""
@@ -171,6 +174,7 @@ class BackendFactory:
             signals=container.signals(),
             rate_limiter=container.rate_limiter(),
             workers=container.workers_directory(),
+            slots=container.slots(),
             keys=container.key_space() if is_redis else None,
             client=container.redis_client() if is_redis else None,
             _factory=self,
@@ -203,6 +207,7 @@ class BackendFactory:
                 client, keys, url, settings.api_rate_limit_per_second, settings.rate_burst()
             ),
             workers=RedisWorkerDirectory(client, keys, url),
+            slots=RedisConcurrencySlots(client, keys, url),
             keys=keys,
             client=client,
             _factory=self,

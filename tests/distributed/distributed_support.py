@@ -84,6 +84,27 @@ async def ledger(ctx):
     if earlier == 0:
         await asyncio.sleep(float(ctx.config["first_sleep_seconds"]))
     return {"executions_before": earlier, "pid": os.getpid()}
+
+
+_MOST = "local n = redis.call('INCR', KEYS[1]) " \\
+    "if n > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], n) end return n"
+
+
+@handler("counted")
+async def counted(ctx):
+    # Counts the attempts with its key in flight across every worker process, in the test's Redis:
+    # "<counter>:now" while it runs, and the most ever seen in "<counter>:most".
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(os.environ["REDIS_URL"])
+    counter = ctx.config["counter"]
+    try:
+        await client.eval(_MOST, 2, f"{counter}:now", f"{counter}:most")
+        await asyncio.sleep(float(ctx.config.get("sleep_seconds", 0.1)))
+        await client.decr(f"{counter}:now")
+    finally:
+        await client.aclose()
+    return {"pid": os.getpid()}
 """
 
 

@@ -81,6 +81,15 @@ def check_typed_input(report: Report) -> None:
     assert output["summary"].startswith("[simulated-llm] answer to: In en, in at most 50 words, summarize: ")
 
 
+def check_transform_and_sleep(report: Report) -> None:
+    assert report["status"] == "COMPLETED"
+    assert report["output"]["large_orders"] == ["o-1", "o-3"]
+    assert report["output"]["total"] == 420
+    # The prompt named config keys, which templates filled (a list is formatted as Python's str.format does).
+    assert report["output"]["message"] == "Thank ada for orders ['o-1', 'o-3'], 420 in all."
+    assert report["nodes"]["pause"]["output"] == {"slept_seconds": 0.2}
+
+
 def check_map(report: Report) -> None:
     assert report["status"] == "COMPLETED"
     fetch = report["nodes"]["fetch"]
@@ -97,6 +106,7 @@ CASES: dict[str, tuple[str, dict[str, Any], int, Callable[[Report], None]]] = {
     "fail_fast": ("fail_fast", {}, 1, check_fail_fast),
     "run_timeout": ("run_timeout", {}, 1, check_run_timeout),
     "typed_input": ("typed_input", {"user_id": "u-5"}, 0, check_typed_input),
+    "transform_and_sleep": ("transform_and_sleep", {}, 0, check_transform_and_sleep),
     "map": ("map", {"urls": ["u0", "u1", "u2", "u3"]}, 0, check_map),
 }
 

@@ -1,0 +1,1 @@
+"""Built-in handlers beyond the seed's simulations: ``http``, ``sleep``, ``transform``."""
