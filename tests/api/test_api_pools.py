@@ -15,8 +15,9 @@ import httpx
 from api_support import POLL_LIMIT_SECONDS, assert_error, node, workflow
 
 from services.container import Container
+from services.worker.builtin import builtin_names
 
-BUILTINS = ["call_external_service", "call_llm_service", "input", "output"]
+BUILTINS = sorted(builtin_names())
 
 
 async def handlers_listed(client: httpx.AsyncClient) -> list[dict[str, Any]]:
