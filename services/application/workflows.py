@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +42,8 @@ from services.application.errors import (
     UsageError,
 )
 
+QUEUES_SERVED_CACHE_SECONDS = 1.0
+
 
 class WorkflowService:
     def __init__(
@@ -64,6 +68,9 @@ class WorkflowService:
         self._workers = workers
         self._handlers_complete = handlers_complete
         self._builtins = builtin_handlers
+        self._queues_served: tuple[float, frozenset[str]] = (-math.inf, frozenset())
+        """When the live queues were last read, and what they were: status reads of a busy run
+        ask the directory at most once a second."""
         self._attempt_logs = attempt_logs
         self._definitions = definitions
         self._runs = runs
@@ -124,7 +131,11 @@ class WorkflowService:
             return None
         if not any(node.status is NodeStatus.QUEUED or node.items is not None for node in run.nodes):
             return None
-        return pools.live_queues(await self._workers.live())
+        read_at, served = self._queues_served
+        if time.monotonic() - read_at > QUEUES_SERVED_CACHE_SECONDS:
+            served = pools.live_queues(await self._workers.live())
+            self._queues_served = (time.monotonic(), served)
+        return served
 
     async def get_definition(self, definition_id: str) -> StoredDefinition:
         return await self._definitions.get(definition_id)
