@@ -6,6 +6,7 @@ the live workers serve."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -48,9 +49,9 @@ async def served(client: httpx.AsyncClient, expected: set[tuple[str, str, int]],
         await asyncio.sleep(0.1)
 
 
-def handlers_command(engine: Cluster) -> subprocess.CompletedProcess[str]:
+def client_command(engine: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(DAG_SERVICE), "handlers", "--api-url", engine.api_url],
+        [str(DAG_SERVICE), *args, "--api-url", engine.api_url],
         env=engine.env(),
         capture_output=True,
         text=True,
@@ -82,7 +83,7 @@ async def test_tasks_of_each_queue_run_only_on_the_workers_serving_it(
     ran_in = {node_id: output["pid"] for node_id, output in outputs.items()}
     assert {ran_in[node_id] for node_id in GPU_NODES} == {gpu_worker.pid}
     assert {ran_in[node_id] for node_id in DEFAULT_NODES} == {cpu_worker.pid}
-    listing = handlers_command(engine)
+    listing = client_command(engine, "handlers")
     assert listing.returncode == 0, listing.stderr
     rows = [line.split() for line in listing.stdout.splitlines()]
     assert rows[0] == ["QUEUE", "HANDLER", "WORKERS"]
@@ -103,6 +104,11 @@ async def test_a_queue_without_a_worker_waits_saying_so_until_a_worker_of_it_sta
         registered = await register(client, definition)
         [warning] = registered["warnings"]
         assert warning["path"] == "$.dag.nodes[1].queue", warning
+        definition_file = engine.workdir / "late.json"
+        definition_file.write_text(json.dumps(definition), encoding="utf-8")
+        submitted = client_command(engine, "submit", str(definition_file))
+        assert submitted.returncode == 0, submitted.stderr
+        assert f"warning: $.dag.nodes[1].queue: {warning['message']}" in submitted.stderr
         run_id = await trigger(client, registered["definition_id"], {})
 
         deadline = time.monotonic() + 20
