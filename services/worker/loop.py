@@ -61,8 +61,8 @@ log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL_SECONDS = 30.0
 START_REPORT_DELAY_SECONDS = 0.1
 HAND_BACK_DELAY_SECONDS = 0.2
-LIVE_WORKERS_CACHE_SECONDS = 1.0
 """How long a worker holds a task it hands back (it lacks the handler) before requeueing it."""
+LIVE_WORKERS_CACHE_SECONDS = 1.0
 
 
 class _Refused(Exception):
@@ -141,6 +141,8 @@ class Worker:
         self._live_workers: tuple[float, list[WorkerAnnouncement]] = (-math.inf, [])
         """When the directory was last read, and what it said (tasks handed back in a burst ask once)."""
         self._visibility = visibility_timeout_seconds
+        self._handing_back: set[str] = set()
+        """Tasks this worker lacks the handler of, held briefly before they are requeued."""
         self._events = events
         self._clock = clock
         self._concurrency = concurrency
@@ -291,7 +293,9 @@ class Worker:
         started: list[Event] = [
             NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, started_at)
             for task in (self._running[a].message for a in batch if a in self._running)
-            if task.idempotency_key not in waiting and task.idempotency_key not in self._began
+            if task.idempotency_key not in waiting
+            and task.idempotency_key not in self._began
+            and task.idempotency_key not in self._handing_back
         ]
         if started:
             with contextlib.suppress(Stopped):  # a start not reported: the result says it anyway
@@ -339,9 +343,13 @@ class Worker:
         except _HandBack as reason:
             log.info("handing back %s: %s", task.idempotency_key, reason)
             # A pause first: the worker that has the handler may be busy, and this one must not
-            # take the task back at once, again and again.
-            await asyncio.sleep(HAND_BACK_DELAY_SECONDS)
-            await retrying(lambda: self._tasks.requeue([delivery]), "handing back a task", self._stop)
+            # take the task back at once, again and again. It never started: no start is reported.
+            self._handing_back.add(task.idempotency_key)
+            try:
+                await asyncio.sleep(HAND_BACK_DELAY_SECONDS)
+                await retrying(lambda: self._tasks.requeue([delivery]), "handing back a task", self._stop)
+            finally:
+                self._handing_back.discard(task.idempotency_key)
             return
         if lines and self._attempt_logs is not None:  # stored before the result: readable once it shows
             store = self._attempt_logs

@@ -131,6 +131,10 @@ async def test_a_worker_hands_back_a_task_whose_handler_another_live_worker_has(
     done = await workflows.get_run(run.run_id)
     assert (done.node("a").worker_id, done.node("a").attempt) == ("having-1", 1)
     assert done.outputs["a"] == {"by": "special"}
+    history = await workflows.history(run.run_id, 0, 100)
+    assert {entry.worker_id for _, entry in history if entry.worker_id} == {"having-1"}, (
+        "the worker that handed the task back never reported it started"
+    )
 
 
 async def test_a_handler_no_live_worker_of_the_queue_has_fails_the_node() -> None:
