@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         "open requests) before handing them back and exiting.",
     )
     run_retention_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    web_orchestrator_process: bool = Field(
+        default=True,
+        description="dag-service web on Redis runs its orchestrator in a child process, so that API "
+        "load cannot delay transitions; false: both in one process, as in the seed.",
+    )
     api_str: str = DEFAULT_API_STR
     api_host: str = "0.0.0.0"
     api_port: int = Field(default=8000, ge=1, le=65535)

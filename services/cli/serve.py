@@ -17,6 +17,7 @@ from services.api import create_app
 from services.api.app import api_prefix
 from services.container import Container, close_backend, meter, open_backend
 from services.runtime import tracing
+from services.runtime.children import ChildRole, child_environment
 from services.runtime.metrics_http import MetricsSource, metrics_app
 from services.runtime.serving import consumer_name, serve_http
 from services.runtime.signals import stop_on_signals
@@ -62,7 +63,9 @@ async def serve(container: Container, roles: Roles, stop: asyncio.Event | None =
                 app, settings.metrics_host, settings.metrics_port, stop, "the metrics", grace_seconds=1.0
             )
             loops.append(metrics_serving)
-        if roles.orchestrator:
+        if roles.orchestrator and _orchestrator_apart(container, roles):
+            loops.append(orchestrator_child(settings.shutdown_grace_seconds).run(stop))
+        elif roles.orchestrator:
             orchestrator = container.orchestrator(consumer=consumer_name("orchestrator"))
             loops.append(orchestrator.run(stop))
         for number in range(1, roles.workers + 1):
@@ -75,6 +78,25 @@ async def serve(container: Container, roles: Roles, stop: asyncio.Event | None =
     finally:
         await close_backend(container)
         tracing.shutdown()
+
+
+def _orchestrator_apart(container: Container, roles: Roles) -> bool:
+    """``web`` on Redis runs its orchestrator in a child process (``WEB_ORCHESTRATOR_PROCESS``): the
+    API's work cannot delay transitions. On the memory backend everything shares this process."""
+    settings = container.settings()
+    return (
+        roles.api
+        and not roles.workers
+        and container.backend() == "redis"
+        and settings.web_orchestrator_process
+    )
+
+
+def orchestrator_child(grace_seconds: float) -> ChildRole:
+    """The orchestrator of ``web``, as a child: the same settings, no metrics port of its own (the
+    API's port serves this process's metrics; the child's would clash with it)."""
+    env = child_environment({"METRICS_PORT": None})
+    return ChildRole("orchestrator", env, grace_seconds + 5.0)
 
 
 async def _serve_api(container: Container, stop: asyncio.Event, metrics: MetricsSource | None) -> None:
@@ -92,7 +114,8 @@ async def _serve_api(container: Container, stop: asyncio.Event, metrics: Metrics
 def describe_process(container: Container, roles: Roles) -> str:
     """The start-up line of a process: its roles, backend, Redis (no password), API, handlers."""
     settings = container.settings()
-    parts = [f"started {roles.describe()}", f"backend {container.backend()}"]
+    apart = " (the orchestrator in a child process)" if _orchestrator_apart(container, roles) else ""
+    parts = [f"started {roles.describe()}{apart}", f"backend {container.backend()}"]
     if container.backend() == "redis":
         parts.append(f"Redis {settings.redis_location_shown()}")
     if roles.api:

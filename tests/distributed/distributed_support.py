@@ -195,9 +195,11 @@ class Cluster:
         return started
 
     async def wait_serving(self, process: EngineProcess, within: float = 30.0) -> None:
-        """Until the process logs "started ..." (after it reached Redis) and, for the API, answers."""
+        """Until the process logs "started ..." (after it reached Redis) and, for the API, answers;
+        ``web`` also until its orchestrator, a child process logging to the same file, has started."""
         deadline = time.monotonic() + within
-        while "started " not in process.log():
+        wanted = ("started orchestrator", "started api") if process.args[0] == "web" else ("started ",)
+        while not all(text in process.log() for text in wanted):
             self._check_alive(process)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{process.name} did not start in {within}s\n{process.describe()}")

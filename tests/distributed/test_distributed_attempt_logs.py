@@ -58,7 +58,7 @@ async def test_a_failed_handlers_traceback_and_log_lines_reach_the_api(
         assert any(f"WARNING dag.handler: attempt {attempt}: about to fail" in line for line in lines), lines
         assert lines[-1] == "RuntimeError: gave up on users", lines
     web, worker = engine.processes
-    [web_line] = [line for line in web.log().splitlines() if "started " in line]
+    [web_line] = [line for line in web.log().splitlines() if "started api" in line]
     assert f"backend redis; Redis {engine.redis_server.url}" in web_line, web_line
     assert f"API at http://127.0.0.1:{engine.api_port}/api" in web_line, web_line
     [worker_line] = [line for line in worker.log().splitlines() if "started " in line]

@@ -1,0 +1,5 @@
+"""``python -m services.cli``: the same as ``dag-service`` (how ``web`` starts its orchestrator)."""
+
+from services.cli import main
+
+main()
