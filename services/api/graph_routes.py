@@ -53,6 +53,7 @@ class GraphView(BaseModel):
 class RunNodeDetail(NodeDetail):
     node_id: str
     handler: str
+    queue: str = Field(description="The worker pool its tasks go to.")
     parents: list[str]
     has_output: bool
     output: Any = Field(None, description="The node's output when `has_output`.")
@@ -136,6 +137,7 @@ async def get_run_node(run_id: str, node_id: str, service: Service) -> RunNodeDe
         **node_detail(view).model_dump(),
         node_id=node_id,
         handler=spec.handler,
+        queue=spec.queue,
         parents=list(spec.parent_ids),
         has_output=view.has_output,
         output=view.output,
