@@ -7,7 +7,7 @@
 #   api            the HTTP API
 #   orchestrator   applies events, dispatches ready nodes, fires timers (any number of replicas)
 #   worker         executes tasks (any number of replicas; --concurrency N or WORKER_CONCURRENCY)
-#   web            the HTTP API and an orchestrator in one process, as in the seed
+#   web            the HTTP API and an orchestrator (in a child process), as in the seed
 #   up             everything in one process (embedded backend unless ENGINE_BACKEND=redis)
 #   check          exit 0 if the backend answers (container health checks)
 #   run, validate  run or check a workflow file, e.g. `run examples/scenario_a_linear.json`

@@ -100,8 +100,10 @@ class NodeDefinition(DefinitionPart):
     tolerated_failures: int | str | None = None
     """Items of a map that may fail for good while the node still completes: a count (``3``) or a
     percentage of the items (``"10%"``); none by default."""
-    queue: str = DEFAULT_QUEUE
-    """The worker pool whose workers run it (``dag-service worker --queues``); named like node ids."""
+    queue: str | None = Field(default=None, description=f"default: {DEFAULT_QUEUE}")
+    """The worker pool whose workers run it (``dag-service worker --queues``); named like node ids.
+    None (left out of the source, so definitions without it keep the source they had) is the
+    default queue."""
     concurrency_key: str | None = Field(default=None, min_length=1, max_length=512)
     """A pool of slots shared by every run (``domain.concurrency``); may hold templates."""
     concurrency_limit: int | None = Field(default=None, ge=1, le=100_000)
@@ -119,8 +121,8 @@ class NodeDefinition(DefinitionPart):
 
     @field_validator("queue")
     @classmethod
-    def _queue_is_a_name(cls, value: str) -> str:
-        if not QUEUE_NAME_RE.fullmatch(value):
+    def _queue_is_a_name(cls, value: str | None) -> str | None:
+        if value is not None and not QUEUE_NAME_RE.fullmatch(value):
             raise ValueError("queue must be 1 to 128 letters, digits, '_' or '-'")
         return value
 

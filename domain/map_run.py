@@ -7,6 +7,8 @@ The rules (``domain.map_spec`` says what a map is):
 - when the node's trigger rule and condition let it run, it is RUNNING and dispatches its first
   items, up to ``max_concurrency``; each item that ends lets the next one go. An empty list completes
   the node at once; no list fails it, naming what it got;
+- an item whose condition (``MapSpec.item_condition``, checked by its worker) is false ends SKIPPED,
+  its place in the output null; it is not a failure;
 - an item's attempt fails and is retried by the node's retry policy, as a node's would; an item that
   fails for good counts against ``tolerated_failures``: one more than tolerated and the node fails at
   once, its items in flight cancelled;
@@ -28,7 +30,13 @@ from domain.map_spec import ATTEMPTS_PER_LIFE, ITEMS_FAILED, NOT_A_LIST, MapOutp
 from domain.map_state import ItemRun, MapState
 from domain.node_state import ErrorInfo, NodeRun
 from domain.outcome import Step
-from domain.reasons import OUTPUT_LOST_ERROR, TIMEOUT_ERROR, timeout_message
+from domain.reasons import (
+    CONDITION_FALSE,
+    OUTPUT_LOST_ERROR,
+    TIMEOUT_ERROR,
+    output_lost_message,
+    timeout_message,
+)
 from domain.run_data import run_data
 from domain.statuses import NodeStatus
 
@@ -181,7 +189,7 @@ def item_succeeded(run: Run, event: NodeSucceeded, item: int, step: Step) -> boo
     index, state = found
     _record_worker(state, event.worker_id, event.started_at, step)
     if event.output is OUTPUT_LOST:
-        message = f"the output of attempt {event.attempt} was lost before it was recorded"
+        message = output_lost_message(event.attempt)
         _fail_item_attempt(run, index, item, state, ErrorInfo(OUTPUT_LOST_ERROR, message), True, step)
         return True
     _end_item(run, index, item, state, NodeStatus.COMPLETED, step)
@@ -255,6 +263,11 @@ def _fail_item_attempt(
 ) -> None:
     spec = run.plan.nodes[index]
     state.error = step.error = error
+    if error.type == CONDITION_FALSE:  # its worker found its condition false: it is skipped
+        _end_item(run, index, item, state, NodeStatus.SKIPPED, step)
+        step.recorded_item = (item_key(spec.id, item), None)
+        _after_item_ended(run, index, step)
+        return
     if retryable and state.attempts_this_time < spec.retry.max_attempts and spec.retry.retries(error.type):
         state.status = NodeStatus.PENDING
         delay = spec.retry.delay_before(state.attempts_this_time + 1, f"{run.run_id}/{spec.id}#{item}")
@@ -283,6 +296,8 @@ def _end_item(run: Run, index: int, item: int, state: ItemRun, status: NodeStatu
     if status is NodeStatus.COMPLETED:
         items.succeeded += 1
         state.error = None
+    elif status is NodeStatus.SKIPPED:
+        items.skipped += 1
     else:
         if status is NodeStatus.FAILED:
             items.failed += 1

@@ -3,9 +3,10 @@
 - ``"for_each": "{{ node.path }}"`` (or ``{{ workflow.input.path }}``) names the list; it is read once,
   when the node it reads records its output (or when the run starts, for the input), and only its
   length is kept by the run: the items themselves are read by the workers that run them.
-- In the node's config, ``{{ item }}`` is the item (``{{ item.key }}`` reads into it) and
-  ``{{ index }}`` its position. They are the map's own names: a map node cannot also read nodes
-  called ``item`` or ``index``.
+- In the node's config and condition, ``{{ item }}`` is the item (``{{ item.key }}`` reads into it)
+  and ``{{ index }}`` its position. They are the map's own names: a map node cannot also read nodes
+  called ``item`` or ``index``. A condition that reads them is checked for each item
+  (``MapSpec.item_condition``); one that does not, once for the node.
 - ``max_concurrency`` caps the items in flight (an item waiting for its retry holds its place);
   ``tolerated_failures`` (a count or a percentage) lets the node complete with that many items
   failed for good. One failure more and the node fails at once, its items in flight cancelled.
@@ -18,12 +19,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from domain.conditions import Condition
 from domain.errors import Problem, TemplateError
 from domain.templates import Reference, parse_string
 
@@ -67,6 +70,20 @@ class MapSpec:
     """The list the node maps over."""
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     tolerance: Tolerance = Tolerance()
+    item_condition: Condition | None = None
+    """The node's ``when`` when it reads ``item`` or ``index``: checked for each item, by the worker
+    about to run it (only it has the item), before the handler; an item whose condition is false
+    ends SKIPPED (its place in the output null), one whose condition cannot be evaluated FAILED."""
+
+
+def split_condition(
+    spec: MapSpec | None, condition: Condition | None
+) -> tuple[MapSpec | None, Condition | None]:
+    """A map's condition that reads its item goes with the items (``MapSpec.item_condition``); any
+    other stays the node's, checked once before the map starts."""
+    if spec is None or condition is None or not any(ref.root in MAP_NAMES for ref in condition.references):
+        return spec, condition
+    return dataclasses.replace(spec, item_condition=condition), None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +179,6 @@ def map_reference_problem(
         )
     if ref.root in node_ids:
         return f"map node '{node_id}' cannot read a node called '{ref.root}': the name is its item's"
-    if where not in (".config", ".concurrency_key"):
-        return (
-            f"'{ref.text}': a map's condition is checked once for the whole node, before its items "
-            f"run; read '{ref.root}' in its config (node '{node_id}')"
-        )
     if ref.root == INDEX and ref.path:
         return f"'{ref.text}': '{INDEX}' is a number, there is nothing to read in it (node '{node_id}')"
     return ""

@@ -51,6 +51,8 @@ class MapState:
     """Items that failed for good."""
     cancelled: int = 0
     """Items in flight when the node ended without them (a failure beyond tolerance, a cancel)."""
+    skipped: int = 0
+    """Items whose condition was false (``MapSpec.item_condition``)."""
     failed_items: set[int] = field(default_factory=set)
     """Items that ended FAILED or CANCELLED in this life of the map: what a redrive runs again."""
     redo: list[int] = field(default_factory=list)
@@ -58,7 +60,7 @@ class MapState:
 
     @property
     def ended(self) -> int:
-        return self.succeeded + self.failed + self.cancelled
+        return self.succeeded + self.failed + self.cancelled + self.skipped
 
     @property
     def waiting(self) -> int:
@@ -74,5 +76,10 @@ class MapState:
         that failed or were cancelled, and those never dispatched; completed ones keep their
         outputs."""
         return MapState(
-            self.total, self.next_item, {}, self.succeeded, redo=sorted(self.failed_items, reverse=True)
+            self.total,
+            self.next_item,
+            {},
+            self.succeeded,
+            skipped=self.skipped,
+            redo=sorted(self.failed_items, reverse=True),
         )

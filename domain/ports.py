@@ -8,6 +8,7 @@ into their own error base.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -316,4 +317,32 @@ class RateLimiter(Protocol):
     async def take(self, key: str, now: float) -> float:
         """Take one request from ``key``'s bucket: 0.0 when it had one, else the seconds until it
         will have one (nothing taken)."""
+        ...
+
+
+class RunWatch(Protocol):
+    """One reader's interest in one run, from ``RunChanges.watch``."""
+
+    async def changed(self, within: float) -> bool:
+        """Wait until the run has changed since the watch began, or since this last answered True;
+        False when ``within`` seconds passed first (which proves nothing: word can be lost)."""
+        ...
+
+
+class RunChanges(Protocol):
+    """Word, from the store, that a run's transition was committed: readers wait on it instead of
+    polling (a run's event stream, a status request that waits for the end of the run).
+
+    Begin the watch, *then* read the run: a change committed after the read cannot be missed, as
+    the watch was there to hear it. Word can still be lost (a broken connection to the store): a
+    reader re-reads now and then all the same (``RUN_WAIT_RECHECK_SECONDS``). A watch costs the
+    store nothing per watch: the adapter listens once per process and fans word out in-process.
+    """
+
+    def watch(self, run_id: str) -> AbstractAsyncContextManager[RunWatch]:
+        """Watch ``run_id`` for the duration of the ``async with``; it is forgotten on exit."""
+        ...
+
+    def watch_count(self) -> int:
+        """Live watches in this process (each ``async with`` not yet left)."""
         ...

@@ -21,6 +21,11 @@ OUTPUT_LOST_ERROR = "OutputLost"
 TIMEOUT_ERROR = "TimeoutError"
 
 
+def output_lost_message(attempt: int) -> str:
+    """Why an attempt whose output was staged apart from its success failed: the output is gone."""
+    return f"the output of attempt {attempt} was lost before it was recorded"
+
+
 def timeout_message(attempt: int, timeout_seconds: float | None) -> str:
     """The error message of an attempt that ran past its node's timeout (worker or deadline)."""
     limit = "its timeout" if timeout_seconds is None else f"the timeout of {timeout_seconds}s"

@@ -63,6 +63,7 @@ from domain.reasons import (
     OUTPUT_LOST_ERROR,
     TIMEOUT_ERROR,
     fail_fast_error,
+    output_lost_message,
     run_timed_out_error,
     skip_error,
     timeout_message,
@@ -220,7 +221,7 @@ class Run:
         _record_worker(node, event.worker_id, event.started_at)
         step.worker_id = node.worker_id
         if event.output is OUTPUT_LOST:
-            message = f"the output of attempt {event.attempt} was lost before it was recorded"
+            message = output_lost_message(event.attempt)
             self._fail_attempt(index, ErrorInfo(OUTPUT_LOST_ERROR, message), True, step)
             return True
         spec = self.plan.nodes[index]

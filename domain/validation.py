@@ -6,9 +6,11 @@ direct dependency: the ancestors of that node are walked once (O(V + E) for each
 
 from __future__ import annotations
 
+import gc
 from collections import deque
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -25,7 +27,10 @@ from domain.map_spec import (
     map_read_problems,
     map_reference_problem,
     map_sources,
+    split_condition,
 )
+from domain.messages import DEFAULT_QUEUE
+from domain.plain_nodes import SchemaNode, quick_definition
 from domain.plan import NodeSpec, WorkflowPlan
 from domain.rendering import CompiledConfig, compile_config
 from domain.retry import NO_RETRY
@@ -35,6 +40,9 @@ from domain.templates import ONLY_INPUT, WORKFLOW_NAMESPACE, Reference
 from domain.unknown_keys import unknown_key_message
 
 RESERVED_IDS = frozenset({WORKFLOW_NAMESPACE, SECRETS_NAMESPACE})
+EMPTY_CONFIG = CompiledConfig({})
+"""The compiled empty config, shared by every node without one (most nodes of big definitions):
+nothing changes a compiled config, and rendering one hands out a copy of its source."""
 
 
 def _node_path(index: int) -> str:
@@ -48,27 +56,54 @@ def build_plan(
 
     ``handlers``: the names a worker knows; when given, unknown handlers are problems too.
     """
+    with _collector_paused():
+        return _build_plan(raw, limits, handlers, quick=True)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Compiling a big definition makes several objects per node, none in a reference cycle; the
+    cyclic garbage collector would walk the growing heap again and again meanwhile (about 40 % of
+    the time at 100,000 nodes) and find nothing. Reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build_plan(raw: Any, limits: Limits, handlers: Collection[str] | None, *, quick: bool) -> WorkflowPlan:
+    """``quick``: take ``domain.plain_nodes``'s way when it accepts the definition (False only in
+    the test that holds both ways to the same result)."""
     raw_nodes = _check_shape(raw, limits)
     input_schema = raw.get("input_schema")
     # Not a JSON object: the model refuses it, with the others.
     input_schema_problems = (
         schema_problems(input_schema, "$.input_schema", limits) if isinstance(input_schema, dict) else []
     )
-    try:
-        definition = WorkflowDefinition.model_validate(raw)
-    except ValidationError as error:
-        problems = _pydantic_problems(error, raw)
-        problems.extend(_graph_problems_of_valid_nodes(raw_nodes, limits, handlers))
-        problems.extend(input_schema_problems)
-        raise InvalidDefinition(problems) from None
-    nodes = definition.dag.nodes
-    checker = _GraphChecker(nodes, list(range(len(nodes))), limits, handlers)
+    checked = quick_definition(raw, raw_nodes) if quick else None
+    nodes: Sequence[SchemaNode]
+    if checked is None:
+        try:
+            definition = WorkflowDefinition.model_validate(raw)
+        except ValidationError as error:
+            problems = _pydantic_problems(error, raw)
+            problems.extend(_graph_problems_of_valid_nodes(raw_nodes, limits, handlers))
+            problems.extend(input_schema_problems)
+            raise InvalidDefinition(problems) from None
+        nodes = definition.dag.nodes
+    else:
+        definition, nodes = checked.head, checked.nodes
+    checker = _GraphChecker(nodes, range(len(nodes)), limits, handlers)
     checker.check()
     output, output_problems = compile_output(definition.output, checker.index)
     problems = checker.problems + output_problems + input_schema_problems
     if problems:
         raise InvalidDefinition(problems)
-    plan = checker.plan(definition.name, definition.model_dump(mode="json", exclude_none=True))
+    source = definition.model_dump(mode="json", exclude_none=True) if checked is None else checked.source()
+    plan = checker.plan(definition.name, source)
     plan = with_run_policy(plan, definition, output)
     if map_problems := map_read_problems(plan):
         raise InvalidDefinition(map_problems)
@@ -160,8 +195,8 @@ class _GraphChecker:
 
     def __init__(
         self,
-        nodes: list[NodeDefinition],
-        positions: list[int],
+        nodes: Sequence[SchemaNode],
+        positions: Sequence[int],
         limits: Limits,
         handlers: Collection[str] | None,
         known_elsewhere: Collection[str] = (),
@@ -173,11 +208,17 @@ class _GraphChecker:
         self.handlers = handlers
         self.problems: list[Problem] = []
         self.index: dict[str, int] = {}
-        self.parents: list[list[int]] = [[] for _ in self.nodes]
+        self.parents: list[Sequence[int]] = [() for _ in self.nodes]
         self.configs: list[CompiledConfig] = []
         self.conditions: list[Condition | None] = []
         self.maps: list[MapSpec | None] = []
         self.concurrency: list[ConcurrencySpec | None] = []
+        self._children_of: list[list[int]] | None = None
+        self._listed_after_parents = True
+        """Whether every node comes after all its dependencies in the list (so there is no cycle)."""
+        self._empty_config_fits = (
+            nesting_depth({}) <= limits.max_nesting_depth and json_size({}) <= limits.max_config_bytes
+        )
 
     def _path(self, index: int) -> str:
         return _node_path(self.positions[index])
@@ -185,9 +226,48 @@ class _GraphChecker:
     def check(self) -> None:
         self._index_ids()
         edges = 0
+        index = self.index
+        all_parents = self.parents
+        handlers = self.handlers
+        empty_config_fits = self._empty_config_fits
+        configs_append = self.configs.append
+        conditions_append = self.conditions.append
+        maps_append = self.maps.append
+        concurrency_append = self.concurrency.append
         for position, node in enumerate(self.nodes):
-            self._check_node(position, node)
-            edges += len(node.dependencies)
+            dependencies = node.dependencies
+            edges += len(dependencies)
+            found = tuple(map(index.get, dependencies))
+            if (
+                None in found
+                or node.id in dependencies
+                or (len(dependencies) > 1 and len(set(dependencies)) < len(dependencies))
+            ):
+                self._check_dependencies(position, node)  # something to report: the careful way
+                self._listed_after_parents = False
+            else:
+                parents = cast(tuple[int, ...], found)  # no None in it
+                all_parents[position] = parents
+                if parents and max(parents) > position:
+                    self._listed_after_parents = False
+            if handlers is not None and node.handler not in handlers:
+                self._unknown_handler(position, node)
+            if not node.config and empty_config_fits:
+                configs_append(EMPTY_CONFIG)  # what compiling {} gives
+            else:
+                self._check_config(self._path(position), node)
+            if node.when is None:
+                conditions_append(None)
+            else:
+                self._check_condition(self._path(position), node)
+            if node.for_each is None and node.max_concurrency is None and node.tolerated_failures is None:
+                maps_append(None)  # what compile_map gives then
+            else:
+                self._check_map(position, node)
+            if node.concurrency_key is None and node.concurrency_limit is None:
+                concurrency_append(None)  # what compile_concurrency gives then
+            else:
+                self._check_concurrency(position, node)
         if edges > self.limits.max_edges:
             self._add(
                 "$.dag.nodes",
@@ -211,9 +291,17 @@ class _GraphChecker:
                     f"duplicate node id '{node.id}' (first defined at {self._path(first)})",
                 )
 
-    def _check_node(self, position: int, node: NodeDefinition) -> None:
+    def _unknown_handler(self, position: int, node: SchemaNode) -> None:
+        known = ", ".join(sorted(self.handlers or ()))
+        self._add(
+            f"{self._path(position)}.handler",
+            f"node '{node.id}' uses unknown handler '{node.handler}' (known: {known})",
+        )
+
+    def _check_dependencies(self, position: int, node: SchemaNode) -> None:
         path = self._path(position)
         seen: set[str] = set()
+        parents: list[int] = []
         for slot, dependency in enumerate(node.dependencies):
             where = f"{path}.dependencies[{slot}]"
             if dependency == node.id:
@@ -224,26 +312,25 @@ class _GraphChecker:
                 if dependency not in self.known_elsewhere:
                     self._add(where, f"node '{node.id}' depends on unknown node '{dependency}'")
             else:
-                self.parents[position].append(self.index[dependency])
+                parents.append(self.index[dependency])
             seen.add(dependency)
-        if self.handlers is not None and node.handler not in self.handlers:
-            known = ", ".join(sorted(self.handlers))
-            self._add(
-                f"{path}.handler",
-                f"node '{node.id}' uses unknown handler '{node.handler}' (known: {known})",
-            )
-        self._check_config(path, node)
-        self._check_condition(path, node)
+        self.parents[position] = parents
+
+    def _check_map(self, position: int, node: SchemaNode) -> None:
         spec, problems = compile_map(
-            node.for_each, node.max_concurrency, node.tolerated_failures, path, node.id
+            node.for_each, node.max_concurrency, node.tolerated_failures, self._path(position), node.id
         )
         self.problems.extend(problems)
         self.maps.append(spec)
-        limited, problems = compile_concurrency(node.concurrency_key, node.concurrency_limit, path, node.id)
+
+    def _check_concurrency(self, position: int, node: SchemaNode) -> None:
+        limited, problems = compile_concurrency(
+            node.concurrency_key, node.concurrency_limit, self._path(position), node.id
+        )
         self.problems.extend(problems)
         self.concurrency.append(limited)
 
-    def _check_condition(self, path: str, node: NodeDefinition) -> None:
+    def _check_condition(self, path: str, node: SchemaNode) -> None:
         condition = None
         if node.when is not None:
             try:
@@ -252,7 +339,7 @@ class _GraphChecker:
                 self._add(f"{path}.when", f"{error} (node '{node.id}')")
         self.conditions.append(condition)
 
-    def _check_config(self, path: str, node: NodeDefinition) -> None:
+    def _check_config(self, path: str, node: SchemaNode) -> None:
         depth = nesting_depth(node.config)
         if depth > self.limits.max_nesting_depth:
             self._add(
@@ -281,6 +368,8 @@ class _GraphChecker:
 
     def _check_cycles(self) -> None:
         """Kahn's algorithm; whatever it cannot order lies on or behind a cycle, which is named."""
+        if self._listed_after_parents:
+            return  # every edge points back in the list: no cycle can close
         children = self._children()
         waiting = [len(p) for p in self.parents]
         ready = deque(i for i, count in enumerate(waiting) if count == 0)
@@ -302,24 +391,29 @@ class _GraphChecker:
             )
 
     def _children(self) -> list[list[int]]:
-        children: list[list[int]] = [[] for _ in self.nodes]
-        for child, parents in enumerate(self.parents):
-            for parent in parents:
-                children[parent].append(child)
-        return children
+        if self._children_of is None:
+            children: list[list[int]] = [[] for _ in self.nodes]
+            for child, parents in enumerate(self.parents):
+                for parent in parents:
+                    children[parent].append(child)
+            self._children_of = children
+        return self._children_of
 
     def _check_template_roots(self) -> None:
         for position, (node, config) in enumerate(zip(self.nodes, self.configs, strict=True)):
             condition = self.conditions[position]
+            mapped = self.maps[position]
+            limited = self.concurrency[position]
+            if not config.references and condition is None and mapped is None and limited is None:
+                continue  # reads no node's output (nor any secret)
             direct = {self.nodes[p].id for p in self.parents[position]}
             ancestors: set[str] | None = None
-            mapped = self.maps[position]
             located = [(ref, ".config") for ref in config.references]
             if condition is not None:
                 located.extend((ref, ".when") for ref in condition.references)
             if mapped is not None:
                 located.append((mapped.source, ".for_each"))
-            if (limited := self.concurrency[position]) is not None:
+            if limited is not None:
                 located.extend((ref, ".concurrency_key") for ref in limited.key.references)
             self.problems.extend(node_secret_problems(node.id, self._path(position), config, condition))
             for ref, where in located:
@@ -364,46 +458,60 @@ class _GraphChecker:
 
     def plan(self, name: str, source: dict[str, Any]) -> WorkflowPlan:
         children = self._children()
-        specs = tuple(
-            NodeSpec(
-                id=node.id,
-                index=position,
-                handler=node.handler,
-                parents=tuple(self.parents[position]),
-                children=tuple(children[position]),
-                parent_ids=tuple(node.dependencies),
-                config=self.configs[position],
-                retry=NO_RETRY if node.retry_policy is None else node.retry_policy.compiled(),
-                timeout_seconds=node.timeout_seconds,
-                reads=_reads(node, self.configs[position], self.maps[position], self.concurrency[position]),
-                trigger_rule=node.trigger_rule,
-                condition=self.conditions[position],
-                optional=node.optional,
-                map=self.maps[position],
-                queue=node.queue,
-                concurrency=self.concurrency[position],
+        parents = self.parents
+        configs = self.configs
+        conditions = self.conditions
+        maps = self.maps
+        concurrency = self.concurrency
+        specs: list[NodeSpec] = []
+        append = specs.append
+        for position, node in enumerate(self.nodes):
+            config = configs[position]
+            # A map's condition that reads its item is checked per item (``MapSpec.item_condition``).
+            mapped, condition = split_condition(maps[position], conditions[position])
+            limited = concurrency[position]
+            append(
+                NodeSpec(
+                    id=node.id,
+                    index=position,
+                    handler=node.handler,
+                    parents=tuple(parents[position]),
+                    children=tuple(children[position]),
+                    parent_ids=tuple(node.dependencies),
+                    config=config,
+                    retry=NO_RETRY if node.retry_policy is None else node.retry_policy.compiled(),
+                    timeout_seconds=node.timeout_seconds,
+                    reads=_reads(node, config, mapped, limited),
+                    trigger_rule=node.trigger_rule,
+                    condition=condition,
+                    optional=node.optional,
+                    map=mapped,
+                    concurrency=limited,
+                    queue=node.queue or DEFAULT_QUEUE,
+                )
             )
-            for position, node in enumerate(self.nodes)
-        )
-        roots = tuple(spec.index for spec in specs if not spec.parents)
-        return WorkflowPlan(name, specs, self.index, roots, source, map_sources=map_sources(specs))
+        roots = tuple(position for position, spec_parents in enumerate(parents) if not spec_parents)
+        compiled = tuple(specs)
+        return WorkflowPlan(name, compiled, self.index, roots, source, map_sources=map_sources(compiled))
 
 
 def _reads(
-    node: NodeDefinition, config: CompiledConfig, mapped: MapSpec | None, limited: ConcurrencySpec | None
+    node: SchemaNode, config: CompiledConfig, mapped: MapSpec | None, limited: ConcurrencySpec | None
 ) -> frozenset[str]:
-    """Roots whose data an attempt needs: parents, template roots (of its config and its
-    concurrency key) and the workflow namespace (a map's item and index are not read from the
-    store; its list is)."""
-    reads = frozenset(node.dependencies) | config.roots | {WORKFLOW_NAMESPACE}
+    """Roots whose data an attempt needs: parents, template roots (of its config, its concurrency
+    key, a map's condition checked per item) and the workflow namespace (a map's item and index are
+    not read from the store; its list is)."""
+    reads = frozenset((*node.dependencies, *config.roots, WORKFLOW_NAMESPACE))
     if limited is not None:
         reads |= limited.key.roots
     if mapped is None:
         return reads
+    if mapped.item_condition is not None:
+        reads |= {ref.root for ref in mapped.item_condition.references}
     return (reads - MAP_NAMES) | {mapped.source.root}
 
 
-def _find_cycles(parents: list[list[int]], candidates: list[int]) -> list[list[int]]:
+def _find_cycles(parents: Sequence[Sequence[int]], candidates: list[int]) -> list[list[int]]:
     """One cycle per group of stuck nodes, found by an iterative DFS along dependency edges.
 
     Returned in execution order: each node depends on the one before it, the first repeated last.

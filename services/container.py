@@ -18,12 +18,14 @@ from adapters.memory import (
     InMemoryDefinitionRepository,
     InMemoryQueue,
     InMemoryRateLimiter,
+    InMemoryRunChanges,
     InMemoryRunRepository,
     InMemoryTimerStore,
     InMemoryWorkerDirectory,
 )
 from adapters.redis.attempt_logs import RedisAttemptLogStore
 from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
+from adapters.redis.changes import RedisRunChanges
 from adapters.redis.connection import check_reachable, create_client
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
@@ -102,9 +104,14 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(InMemoryTimerStore, events),
         redis=providers.Singleton(RedisTimerStore, redis_client, redis_url, key_space),
     )
+    run_changes = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryRunChanges),
+        redis=providers.Singleton(RedisRunChanges, redis_client, key_space, redis_url),
+    )
     runs = providers.Selector(
         backend,
-        memory=providers.Singleton(InMemoryRunRepository, tasks, events, timers),
+        memory=providers.Singleton(InMemoryRunRepository, tasks, events, timers, run_changes),
         redis=providers.Singleton(
             RedisRunRepository,
             redis_client,
@@ -160,6 +167,8 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
         attempt_logs=attempt_logs,
+        changes=run_changes,
+        recheck_seconds=settings.provided.run_wait_recheck_seconds,
         limits=settings.provided.limits.call(),
         known_handlers=registry.provided.names.call(),
         workers=workers_directory,
@@ -217,6 +226,7 @@ async def open_backend(container: Container) -> None:
 
 async def close_backend(container: Container) -> None:
     if container.backend() == "redis":
+        await container.run_changes().close()
         await container.events().close()  # an orchestrator gives its shards back
         await container.redis_client().aclose()
 

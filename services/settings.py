@@ -78,6 +78,14 @@ class Settings(BaseSettings):
         le=60,
         description="How often a worker asks whether attempts it holds were cancelled.",
     )
+    run_wait_recheck_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="A reader waiting for a run (its event stream, a status request with ?wait=) is "
+        "woken by the engine's word of each change; it also reads the run again this often, in case "
+        "word was lost (a broken connection to Redis).",
+    )
     cancel_grace_seconds: float = Field(
         default=10.0,
         ge=0,

@@ -1,6 +1,7 @@
 """In-process adapters: the embedded default for local use and tests. State lives in this process."""
 
 from adapters.memory.attempt_logs import InMemoryAttemptLogStore
+from adapters.memory.changes import InMemoryRunChanges
 from adapters.memory.queue import InMemoryQueue
 from adapters.memory.rate_limits import InMemoryRateLimiter
 from adapters.memory.repositories import InMemoryDefinitionRepository, InMemoryRunRepository
@@ -16,6 +17,7 @@ __all__ = [
     "InMemoryDefinitionRepository",
     "InMemoryQueue",
     "InMemoryRateLimiter",
+    "InMemoryRunChanges",
     "InMemoryRunRepository",
     "InMemoryTimerStore",
     "InMemoryWorkerDirectory",

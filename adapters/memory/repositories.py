@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
+from adapters.memory.changes import InMemoryRunChanges
 from adapters.memory.queue import InMemoryQueue
 from adapters.memory.timers import InMemoryTimerStore
 from domain.errors import DefinitionAlreadyExists, NotFound, RunAlreadyExists
@@ -77,8 +78,13 @@ class InMemoryRunRepository:
     """
 
     def __init__(
-        self, tasks: InMemoryQueue[Task], events: InMemoryQueue[Event], timers: InMemoryTimerStore
+        self,
+        tasks: InMemoryQueue[Task],
+        events: InMemoryQueue[Event],
+        timers: InMemoryTimerStore,
+        changes: InMemoryRunChanges | None = None,
     ) -> None:
+        self._changes = changes
         self._runs: dict[str, Run] = {}
         self._history: dict[str, list[HistoryEntry]] = {}
         self._item_records: dict[str, dict[str, ItemRun]] = {}
@@ -106,6 +112,7 @@ class InMemoryRunRepository:
         produced: list[Command] = []
         tasks: list[Task] = []
         timers: list[Timer] = []
+        changed: dict[str, None] = {}
         for event in events:
             run = self._runs.get(event.run_id)
             if run is None:
@@ -119,10 +126,13 @@ class InMemoryRunRepository:
                 self._keep_items(run, outcome)
             outbox(run, outcome.commands, tasks, timers)
             produced.extend(outcome.commands)
+            changed[run.run_id] = None
         for timer in timers:
             self._timers.schedule(timer)
         await self._tasks.send(tasks)
         await self._events.ack(delivered)
+        if self._changes is not None:
+            self._changes.committed(changed)
         return produced
 
     def _keep_items(self, run: Run, outcome: Outcome) -> None:

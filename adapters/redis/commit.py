@@ -69,6 +69,11 @@ class Group:
         if entry_ids:
             self._op("XACK", key, [group, *entry_ids])
 
+    def publish(self, channel: str, message: str) -> None:
+        """Tell the channel's subscribers, once the group is written (declared like a key, so it
+        carries the shard's hash tag)."""
+        self._op("PUBLISH", channel, [message])
+
     def expire(self, key: str, seconds: int) -> None:
         self._op("EXPIRE", key, [str(seconds)])
 

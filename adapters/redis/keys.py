@@ -40,6 +40,8 @@ class ShardKeys:
     run_prefix: str
     run_index_prefix: str
     """A run status appended: the shard's runs in that status, scored by creation time."""
+    changes: str
+    """Pub/sub channel: the id of each of the shard's runs whose transition was committed."""
 
     def run_index(self, status: str) -> str:
         return self.run_index_prefix + status
@@ -73,6 +75,7 @@ class KeySpace:
             lease=f"{base}:lease",
             run_prefix=f"{base}:run:",
             run_index_prefix=f"{base}:runs:",
+            changes=f"{base}:changes",
         )
 
     def shard_of(self, run_id: str) -> int:

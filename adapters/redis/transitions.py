@@ -342,6 +342,7 @@ class RedisTransitions:
         after = progress_fields(run, stored.version + 1)
         group.hset(keys.meta, {name: value for name, value in after.items() if before[name] != value})
         group.rpush(keys.history, [encode_entry(outcome.entry) for outcome in outcomes])
+        group.publish(shard.changes, run.run_id)  # wakes the run's readers (``RedisRunChanges``)
         for task in tasks:
             group.xadd(shard.tasks_of(task.queue), encode_task(task))
         for timer in timers:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from domain.errors import Problem
 from domain.node_state import ErrorInfo
+from services.application.waiting import MAX_WAIT_SECONDS
 
 
 class ErrorDetail(BaseModel):
@@ -68,5 +69,17 @@ IfChanged = Annotated[
     Query(
         description="When the newest version of the definition's name has the same content, answer "
         "that version instead of registering a new one (a retried registration makes no new version)."
+    ),
+]
+
+WaitSeconds = Annotated[
+    float,
+    Query(
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description=f"Wait up to this many seconds (at most {MAX_WAIT_SECONDS:g}) for the run to "
+        "end: the answer comes as soon as it is COMPLETED, FAILED or CANCELLED, or when the time is "
+        "up (the run as it is then). 0, the default: answer at once. The wait is woken by the "
+        "engine, not by polling.",
     ),
 ]

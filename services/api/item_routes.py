@@ -25,6 +25,7 @@ class ItemCountsView(BaseModel):
     completed: int
     failed: int
     cancelled: int
+    skipped: int = Field(0, description="Whose condition was false.")
 
 
 class ItemDetail(BaseModel):

@@ -5,7 +5,6 @@ that ends the run. A client that reconnects sends ``Last-Event-ID`` (or ``?after
 """
 
 # No "from __future__ import annotations": FastAPI reads the routes' annotations as objects.
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -14,11 +13,12 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from domain.errors import InvalidInput, NotFound, Problem
 from domain.paging import MAX_PAGE_SIZE
-from domain.ports import RunQuery, RunSummary
+from domain.ports import RunQuery, RunSummary, RunWatch
 from domain.statuses import RunStatus
 from services.api.bodies import idempotency_of, parse_json, redrive_from_of, start_request_of, under_input
-from services.api.common_schemas import IfChanged, warning_details
-from services.api.dependencies import JSON_BODY, Service, token_name
+from services.api.common_schemas import IfChanged, WaitSeconds, warning_details
+from services.api.dependencies import JSON_BODY, Service, json_response, token_name
+from services.api.disconnects import unless_client_leaves
 from services.api.errors import error_responses
 from services.api.openapi import json_body
 from services.api.resource_schemas import (
@@ -49,7 +49,6 @@ from services.application.workflows import WorkflowService
 from services.runtime.resilience import retrying
 
 EVENTS_PAGE = 500
-EVENTS_POLL_SECONDS = 0.1
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
@@ -173,11 +172,18 @@ async def list_runs(
     "/runs/{run_id}",
     tags=["runs"],
     summary="A run and its nodes",
-    responses=error_responses(404, 503),
+    response_model=RunDetail,
+    responses=error_responses(404, 422, 503),
 )
-async def get_run(run_id: str, service: Service) -> RunDetail:
-    run = await service.get_run(run_id, outputs=False)
-    return run_detail(run_view(run, await service.queues_served(run)))
+async def get_run(run_id: str, request: Request, service: Service, wait: WaitSeconds = 0) -> Response:
+    """With `?wait=SECONDS`: the answer comes as soon as the run has ended (or when the time is up)."""
+    if not wait:
+        run = await service.get_run(run_id, outputs=False)
+        return json_response(run_detail(run_view(run, await service.queues_served(run))))
+    waited = await unless_client_leaves(request.receive, service.wait_for_run(run_id, wait, outputs=False))
+    if waited is None:
+        return Response(status_code=204)
+    return json_response(run_detail(run_view(waited, await service.queues_served(waited))))
 
 
 @router.get(
@@ -262,6 +268,17 @@ async def run_events(
 async def _follow(
     service: WorkflowService, run_id: str, after: int
 ) -> AsyncIterator[tuple[int, RunEventView]]:
+    """The entries after ``after``; between reads it waits for the engine's word that the run
+    changed (``service.watch``, begun before the first read), not for a timer. The watch ends with
+    the stream (the client left, or the run ended)."""
+    async with service.watch(run_id) as watch:
+        async for item in _entries(service, run_id, after, watch):
+            yield item
+
+
+async def _entries(
+    service: WorkflowService, run_id: str, after: int, watch: RunWatch
+) -> AsyncIterator[tuple[int, RunEventView]]:
     ended = False
     """Whether the last entry given ended the run: the stream ends unless a redrive follows it."""
     if after > 0:
@@ -287,4 +304,4 @@ async def _follow(
         if ended and len(entries) < EVENTS_PAGE:
             return
         if len(entries) < EVENTS_PAGE:
-            await asyncio.sleep(EVENTS_POLL_SECONDS)
+            await watch.changed(service.recheck_seconds)

@@ -11,8 +11,9 @@ from services.api.bodies import (
     trigger_body_of,
     under_input,
 )
-from services.api.common_schemas import IfChanged, warning_details
+from services.api.common_schemas import IfChanged, WaitSeconds, warning_details
 from services.api.dependencies import JSON_BODY, Service, json_response, token_name, workflow_service
+from services.api.disconnects import unless_client_leaves
 from services.api.errors import error_responses
 from services.api.openapi import json_body
 from services.api.seed_schemas import (
@@ -80,10 +81,19 @@ async def trigger_workflow(execution_id: str, request: Request) -> Response:
     response_model=WorkflowStatus,
     responses=error_responses(404, 422, 503),
 )
-async def workflow_status(instance_id: str, request: Request) -> Response:
+async def workflow_status(instance_id: str, request: Request, wait: WaitSeconds = 0) -> Response:
+    """With `?wait=SECONDS`: the answer comes as soon as the run has ended (or when the time is
+    up), in the same shape."""
     service = await workflow_service(request)  # a hot route, as above
-    run = await service.get_run(instance_id, outputs=False)
-    return json_response(status_of(run_view(run, await service.queues_served(run))))
+    if not wait:
+        run = await service.get_run(instance_id, outputs=False)
+        return json_response(status_of(run_view(run, await service.queues_served(run))))
+    waited = await unless_client_leaves(
+        request.receive, service.wait_for_run(instance_id, wait, outputs=False)
+    )
+    if waited is None:
+        return Response(status_code=204)
+    return json_response(status_of(run_view(waited, await service.queues_served(waited))))
 
 
 @router.get(

@@ -84,7 +84,7 @@ async def items_page(runs: RunRepository, run: Run, node_id: str, offset: int, l
 def _view(item: int, state: ItemRun | None, output: Any) -> ItemView:
     if state is None:
         return ItemView(item, WAITING, 0)
-    ended = state.status in (NodeStatus.COMPLETED, NodeStatus.FAILED)
+    ended = state.status in (NodeStatus.COMPLETED, NodeStatus.FAILED, NodeStatus.SKIPPED)
     return ItemView(
         item,
         state.status.value,

@@ -51,6 +51,7 @@ class ItemCounts:
     completed: int = 0
     failed: int = 0
     cancelled: int = 0
+    skipped: int = 0
 
     @classmethod
     def of(cls, items: MapState) -> ItemCounts:
@@ -60,6 +61,7 @@ class ItemCounts:
             completed=items.succeeded,
             failed=items.failed,
             cancelled=items.cancelled,
+            skipped=items.skipped,
         )
         for state in items.live.values():
             if state.status is NodeStatus.QUEUED:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +23,11 @@ from domain.ports import (
     DefinitionSummary,
     EventBus,
     IdGenerator,
+    RunChanges,
     RunQuery,
     RunRepository,
     RunSummary,
+    RunWatch,
     StoredDefinition,
     WorkerDirectory,
 )
@@ -41,6 +44,7 @@ from services.application.errors import (
     UnknownRedriveNode,
     UsageError,
 )
+from services.application.waiting import MAX_WAIT_SECONDS, NoWord, run_when_final
 
 QUEUES_SERVED_CACHE_SECONDS = 1.0
 
@@ -60,6 +64,8 @@ class WorkflowService:
         workers: WorkerDirectory | None = None,
         handlers_complete: bool = True,
         builtin_handlers: frozenset[str] = frozenset(),
+        changes: RunChanges | None = None,
+        recheck_seconds: float = 5.0,
     ) -> None:
         """``known_handlers``: this process's registry. ``handlers_complete``: it is every
         worker's (the embedded backend: workers run in this process), so a handler outside it is
@@ -72,6 +78,9 @@ class WorkflowService:
         """When the live queues were last read, and what they were: status reads of a busy run
         ask the directory at most once a second."""
         self._attempt_logs = attempt_logs
+        self._changes: RunChanges = NoWord() if changes is None else changes
+        self.recheck_seconds = recheck_seconds
+        """How often a reader waiting for word of a change reads again all the same."""
         self._definitions = definitions
         self._runs = runs
         self._events = events
@@ -187,6 +196,23 @@ class WorkflowService:
 
     async def get_run(self, run_id: str, *, outputs: bool = True) -> Run:
         return await self._runs.get(run_id, outputs=outputs)
+
+    async def wait_for_run(self, run_id: str, wait_seconds: float, *, outputs: bool = True) -> Run:
+        """``get_run``, as soon as the run is final or once ``wait_seconds`` have passed (0: at once);
+        woken by the store's word of each change of the run, not by polling it."""
+        if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:  # the routes check it first, with its name
+            raise UsageError(f"a wait must be 0 to {MAX_WAIT_SECONDS:g} seconds, got {wait_seconds}")
+        return await run_when_final(
+            self._changes,
+            run_id,
+            lambda: self._runs.get(run_id, outputs=outputs),
+            wait_seconds,
+            self.recheck_seconds,
+        )
+
+    def watch(self, run_id: str) -> AbstractAsyncContextManager[RunWatch]:
+        """Word of each change of the run (``domain.ports.RunChanges``): begin it, then read."""
+        return self._changes.watch(run_id)
 
     async def runs(self, query: RunQuery) -> Page[RunSummary]:
         check_limit(query.limit)

@@ -30,6 +30,9 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 # The API sends a keep-alive comment every 15 s on an idle event stream.
 STREAM_READ_TIMEOUT_SECONDS = 60.0
 STREAM_RECONNECTS = 5
+LONG_POLL_SECONDS = 60.0
+"""The longest wait the API allows on a status request (``?wait=``)."""
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
 _STATUS_STYLE = {"COMPLETED": "green", "FAILED": "red", "SKIPPED": "yellow", "CANCELLED": "yellow"}
 
@@ -103,16 +106,16 @@ class ApiClient:
             headers["authorization"] = f"Bearer {self._token}"
         return headers
 
-    def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    def _request(self, method: str, path: str, body: Any = None, *, waiting: float = 0.0) -> dict[str, Any]:
+        """``waiting``: the seconds the API may hold the answer back (``?wait=``), on top of the timeout."""
         headers = self._headers("application/json")
+        timeout = self._timeout + waiting
         try:
-            response = http_calls.request(method, self.base_url + path, body, headers, self._timeout)
+            response = http_calls.request(method, self.base_url + path, body, headers, timeout)
         except http_calls.BadUrl:
             raise self._bad_url() from None
         except http_calls.TimedOut:
-            raise ApiUnreachable(
-                f"the API at {self.base_url} did not answer within {self._timeout:g} s"
-            ) from None
+            raise ApiUnreachable(f"the API at {self.base_url} did not answer within {timeout:g} s") from None
         except OSError:
             raise ApiUnreachable(f"cannot reach the API at {self.base_url}") from None
         if response.is_error:
@@ -139,6 +142,14 @@ class ApiClient:
 
     def status(self, instance_id: str) -> dict[str, Any]:
         return self._request("GET", f"/workflows/{quote(instance_id, safe='')}")
+
+    def status_when_final(self, instance_id: str) -> dict[str, Any]:
+        """The run's status once it has ended: long-polls (``?wait=``), woken by the engine."""
+        path = f"/workflows/{quote(instance_id, safe='')}?wait={LONG_POLL_SECONDS:g}"
+        while True:
+            answer = self._request("GET", path, waiting=LONG_POLL_SECONDS)
+            if answer.get("state") in FINAL_STATES:
+                return answer
 
     def results(self, instance_id: str) -> dict[str, Any]:
         return self._request("GET", f"/workflows/{quote(instance_id, safe='')}/results")

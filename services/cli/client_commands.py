@@ -62,6 +62,15 @@ def trigger(
     input_file: InputFile = None,
     api_url: ApiUrl = None,
     as_json: JsonFlag = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Then wait for the run to end (woken by the engine, no polling) and show its status "
+            "as `status` does (--json: that document only); exit 0 when it COMPLETED, 1 when it "
+            "FAILED or was CANCELLED.",
+        ),
+    ] = False,
 ) -> None:
     """Start a run of a registered workflow through the API; print its instance id.
 
@@ -70,10 +79,20 @@ def trigger(
     client = _client(api_url)
     run_input: Any = guarded(lambda: read_run_input(input_json, input_file))
     answer = guarded(lambda: client.trigger(execution_id, run_input))
-    if as_json:
+    if as_json and not wait:
         print_document(answer)
-    else:
+    elif not as_json:  # with --json --wait, the final status (it names the run) is the one document
         typer.echo(answer["instance_id"])
+    if not wait:
+        return
+    final = guarded(lambda: client.status_when_final(answer["instance_id"]))
+    if as_json:
+        print_document(final)
+    else:
+        from rich.console import Console
+
+        print_status(Console(), final)
+    raise typer.Exit(EXIT_COMPLETED if final["state"] == "COMPLETED" else EXIT_FAILED)
 
 
 def status(instance_id: InstanceArgument, api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:

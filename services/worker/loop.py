@@ -38,7 +38,9 @@ from domain.ports import (
     WorkerDirectory,
 )
 from domain.reasons import TIMEOUT_ERROR, timeout_message
+from domain.run_data import condition_verdict
 from domain.secret_refs import SecretLookup, SecretUnavailable, no_secrets
+from domain.templates import WORKFLOW_NAMESPACE
 from services.runtime.faults import crash_point
 from services.runtime.logs import bind_attempt, bind_worker
 from services.runtime.resilience import Stopped, repeat_until, retrying
@@ -433,6 +435,7 @@ class Worker:
             else:
                 load = partial(self._read_data, task.run_id, spec)
                 data = await self._map_inputs.for_item(task.run_id, spec, item, task.attempt, load)
+                _check_item_condition(spec, data)
             config = spec.config.render(data, self._secrets)
         except RunNotActive as inactive:
             raise _NotToStart(str(inactive)) from None
@@ -541,3 +544,15 @@ class Worker:
             if loading.done() and (loading.cancelled() or loading.exception() is not None):
                 self._plans.pop(definition_id, None)  # let the next task try again
             raise
+
+
+def _check_item_condition(spec: NodeSpec, data: dict[str, Any]) -> None:
+    """A map whose condition reads its item has it checked here, by the domain's rule, where the
+    item is (``MapSpec.item_condition``): a false one is reported as ``ConditionFalse``, which the
+    run records as the item SKIPPED; one that cannot be evaluated fails the item."""
+    condition = None if spec.map is None else spec.map.item_condition
+    if condition is None:
+        return
+    verdict = condition_verdict(condition, data, data[WORKFLOW_NAMESPACE]["input"])
+    if verdict is not None:
+        raise _Refused(verdict.type, verdict.message)

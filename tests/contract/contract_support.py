@@ -26,6 +26,7 @@ from run_snapshots import snapshot
 
 from adapters.redis.attempt_logs import RedisAttemptLogStore
 from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
+from adapters.redis.changes import RedisRunChanges
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
 from adapters.redis.rate_limits import RedisRateLimiter
@@ -47,6 +48,7 @@ from domain.ports import (
     EventBus,
     MessageQueue,
     RateLimiter,
+    RunChanges,
     RunRepository,
     StoredDefinition,
     TaskQueue,
@@ -99,6 +101,7 @@ class Backend:
     signals: AttemptSignals
     rate_limiter: RateLimiter
     workers: WorkerDirectory
+    changes: RunChanges
     slots: ConcurrencySlots
     keys: KeySpace | None
     client: Any
@@ -174,6 +177,7 @@ class BackendFactory:
             signals=container.signals(),
             rate_limiter=container.rate_limiter(),
             workers=container.workers_directory(),
+            changes=container.run_changes(),
             slots=container.slots(),
             keys=container.key_space() if is_redis else None,
             client=container.redis_client() if is_redis else None,
@@ -193,6 +197,8 @@ class BackendFactory:
         tasks = RedisTaskQueue(client, url, keys, visibility, deliveries, events, now)
         timers = RedisTimerStore(client, url, keys)
         runs = RedisRunRepository(client, keys, definitions, url, settings.run_retention_seconds)
+        changes = RedisRunChanges(client, keys, url)
+        self._closers.append(changes.close)
         return Backend(
             name=self.name,
             settings=settings,
@@ -207,6 +213,7 @@ class BackendFactory:
                 client, keys, url, settings.api_rate_limit_per_second, settings.rate_burst()
             ),
             workers=RedisWorkerDirectory(client, keys, url),
+            changes=changes,
             slots=RedisConcurrencySlots(client, keys, url),
             keys=keys,
             client=client,

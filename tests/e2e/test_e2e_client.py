@@ -174,6 +174,33 @@ def test_submit_trigger_status_results(
     assert json.loads(plain.stdout) == document["results"]
 
 
+def test_trigger_wait_answers_when_the_run_ends(
+    server: Server, definitions: dict[str, Path], pycache: Path | None
+) -> None:
+    submitted = client("submit", str(definitions["fast"]), "--api-url", server.url, pycache=pycache)
+    execution_id = submitted.stdout.strip()
+    waited = client(
+        "trigger",
+        execution_id,
+        "--input",
+        USER_INPUT,
+        "--wait",
+        "--json",
+        "--api-url",
+        server.url,
+        pycache=pycache,
+    )
+    assert waited.returncode == EXIT_COMPLETED, waited.describe()
+    status = waited.json()
+    assert status["state"] == "COMPLETED"
+    assert all(node["status"] == "COMPLETED" for node in status["nodes"].values())
+    table = client(
+        "trigger", execution_id, "--input", USER_INPUT, "--wait", "--api-url", server.url, pycache=pycache
+    )
+    assert table.returncode == EXIT_COMPLETED, table.describe()
+    assert "COMPLETED (4/4 nodes completed)" in table.stdout_text, table.describe()
+
+
 def test_submit_json_prints_the_api_answer(
     server: Server, definitions: dict[str, Path], pycache: Path | None
 ) -> None:

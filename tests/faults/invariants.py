@@ -246,6 +246,10 @@ def _item_problems(
     keys = [key for key in succeeded if key is not None and key.startswith(f"{node_id}#")]
     repeated = sum(succeeded[key] - 1 for key in keys)
     figures.duplicated_completions += repeated
-    if repeated or len(keys) != items.succeeded or items.succeeded + items.failed != items.total:
+    if (
+        repeated
+        or len(keys) != items.succeeded
+        or items.succeeded + items.failed + items.skipped != items.total
+    ):
         return [f"{run_id}/{node_id}: {len(keys)} items completed ({repeated} twice), state {items}"]
     return []

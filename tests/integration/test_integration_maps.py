@@ -72,3 +72,44 @@ async def test_max_concurrency_is_never_exceeded_and_items_are_retried_alone() -
     items = finished.node("each").items
     assert items is not None and (items.succeeded, items.failed, len(items.live)) == (ITEMS, 0, 0)
     assert finished.node("each").status is NodeStatus.COMPLETED
+
+
+async def test_a_condition_on_the_item_skips_the_items_it_is_false_for() -> None:
+    ran: list[int] = []
+    registry = fresh_registry()
+
+    @registry.register("make")
+    async def make(ctx: HandlerContext) -> dict[str, Any]:
+        return {"xs": [{"n": n, "keep": n % 3 != 0} for n in range(9)]}
+
+    @registry.register("square")
+    async def square(ctx: HandlerContext) -> int:
+        ran.append(ctx.config["n"])
+        return int(ctx.config["n"]) ** 2
+
+    @registry.register("collect")
+    def collect(ctx: HandlerContext) -> list[Any]:
+        return list(ctx.inputs["each"])
+
+    definition = workflow(
+        node("src", "make"),
+        node(
+            "each",
+            "square",
+            ["src"],
+            for_each="{{ src.xs }}",
+            when="{{ item.keep }}",
+            config={"n": "{{ item.n }}"},
+        ),
+        node("out", "collect", ["each"]),
+    )
+    container = make_container(registry)
+    workflows = container.workflows()
+    stored = await workflows.register(definition)
+    async with EmbeddedEngine(container, workers=2) as engine:
+        run = await workflows.start(stored.definition_id, {})
+        async with asyncio.timeout(30):
+            assert await engine.wait_for(run.run_id) is RunStatus.COMPLETED
+    finished = await workflows.get_run(run.run_id)
+    assert sorted(ran) == [1, 2, 4, 5, 7, 8]  # the handler never ran for a skipped item
+    assert finished.outputs["out"] == [None, 1, 4, None, 16, 25, None, 49, 64]

@@ -21,6 +21,7 @@ from domain.events import (
 )
 from domain.map_spec import ATTEMPTS_PER_LIFE, ITEMS_FAILED, NOT_A_LIST, MapOutput
 from domain.plan import WorkflowPlan
+from domain.reasons import CONDITION_FALSE
 from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
 
@@ -183,7 +184,7 @@ def test_validation_locates_each_misuse_of_a_map() -> None:
         workflow(
             node("src"),
             node("plain", ["src"], {"x": "{{ item }}"}, max_concurrency=2),
-            node("m", ["src"], {"x": 1}, for_each="{{ src.xs }}", when="{{ item }} == 1"),
+            node("m", ["src"], {"x": 1}, for_each="{{ src.xs }}", when="{{ item.n }} == {{ far.x }}"),
             node("t", ["src"], for_each="{{ src.xs }}", tolerated_failures="lots"),
             node("far", [], for_each="{{ src.xs }}"),
         )
@@ -191,7 +192,7 @@ def test_validation_locates_each_misuse_of_a_map() -> None:
     paths = {p.path for p in problems}
     assert "$.dag.nodes[1].max_concurrency" in paths
     assert "$.dag.nodes[1].config" in paths  # {{ item }} outside a map
-    assert "$.dag.nodes[2].when" in paths  # {{ item }} in a map's condition
+    assert "$.dag.nodes[2].when" in paths  # far is not an ancestor of m (its item is fine)
     assert "$.dag.nodes[3].tolerated_failures" in paths
     assert "$.dag.nodes[4].for_each" in paths  # src is not an ancestor of far
 
@@ -206,3 +207,17 @@ def test_a_condition_or_the_run_output_cannot_read_a_map_node() -> None:
     problems = problems_of(definition)
     assert {p.path for p in problems} == {"$.dag.nodes[2].when", "$.output"}
     assert all("cannot read map node 'each'" in p.message for p in problems)
+
+
+def test_a_condition_on_the_item_goes_with_the_items_and_a_false_one_skips_its_item() -> None:
+    plan = map_plan(when="{{ item }} != 'b'")
+    each = plan.node("each")
+    assert each.condition is None and each.map is not None and each.map.item_condition is not None
+    run, _ = started_with(plan, ["a", "b", "c"])
+    ok(run, "each#0")
+    outcome = run.apply(NodeFailed(RUN_ID, "each#1", 1, CONDITION_FALSE, "'b' != 'b' is false", 3.0, False))
+    assert outcome is not None and outcome.recorded_item == ("each#1", None)
+    ok(run, "each#2")
+    items = run.node("each").items
+    assert items is not None and (items.succeeded, items.skipped, items.failed) == (2, 1, 0)
+    assert run.node("each").status is NodeStatus.COMPLETED  # a skipped item is no failure

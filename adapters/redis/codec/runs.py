@@ -201,18 +201,7 @@ def encode_node(node: NodeRun) -> str:
     encodes every node it changed, the costliest step of a transition. Times are finite floats,
     whose ``repr`` is a JSON number; strings go through the JSON encoder."""
     parts = ['{"s":"', node.status.value, '","a":', str(node.attempt), ',"w":', str(node.waiting_on)]
-    if node.queued_at is not None:
-        parts += (',"q":', repr(node.queued_at))
-    if node.started_at is not None:
-        parts += (',"st":', repr(node.started_at))
-    if node.finished_at is not None:
-        parts += (',"f":', repr(node.finished_at))
-    if node.worker_id is not None:
-        parts += (',"wk":', encode_compact(node.worker_id))
-    if node.error is not None:
-        parts += (',"e":', encode_compact([node.error.type, node.error.message]))
-    if node.retry_at is not None:
-        parts += (',"r":', repr(node.retry_at))
+    _add_attempt_parts(parts, node)
     if node.failed_parents:
         parts += (',"pf":', str(node.failed_parents))
     if node.skipped_parents:
@@ -222,7 +211,7 @@ def encode_node(node: NodeRun) -> str:
     if node.items is not None:
         items = node.items
         parts += (',"m":[', str(items.total), ",", str(items.next_item), ",", str(items.succeeded))
-        parts += (",", str(items.failed), ",", str(items.cancelled), "]")
+        parts += (",", str(items.failed), ",", str(items.cancelled), ",", str(items.skipped), "]")
     if node.failed_attempts:
         failed = [
             [f.attempt, f.started_at, f.finished_at, f.error.type, f.error.message]
@@ -235,7 +224,6 @@ def encode_node(node: NodeRun) -> str:
 
 def decode_node(raw: str) -> NodeRun:
     state = json.loads(raw)
-    error = state.get("e")
     failed = [
         FailedAttempt(int(a), _optional_float(started), float(finished), ErrorInfo(kind, message))
         for a, started, finished, kind, message in state.get("fa", ())
@@ -244,18 +232,42 @@ def decode_node(raw: str) -> NodeRun:
         waiting_on=int(state["w"]),
         status=NodeStatus(state["s"]),
         attempt=int(state["a"]),
-        queued_at=_optional_float(state.get("q")),
-        started_at=_optional_float(state.get("st")),
-        finished_at=_optional_float(state.get("f")),
-        worker_id=state.get("wk"),
-        error=None if error is None else ErrorInfo(error[0], error[1]),
-        retry_at=_optional_float(state.get("r")),
         failed_attempts=failed or None,
         failed_parents=int(state.get("pf", 0)),
         skipped_parents=int(state.get("ps", 0)),
         attempts_before=int(state.get("ab", 0)),
-        items=None if (m := state.get("m")) is None else MapState(m[0], m[1], {}, m[2], m[3], m[4]),
+        items=None if (m := state.get("m")) is None else MapState(m[0], m[1], {}, *m[2:]),
+        **_attempt_fields(state),
     )
+
+
+def _add_attempt_parts(parts: list[str], state: NodeRun | ItemRun) -> None:
+    """The fields a node and a map's item share: times, worker, error."""
+    if state.queued_at is not None:
+        parts += (',"q":', repr(state.queued_at))
+    if state.started_at is not None:
+        parts += (',"st":', repr(state.started_at))
+    if state.finished_at is not None:
+        parts += (',"f":', repr(state.finished_at))
+    if state.worker_id is not None:
+        parts += (',"wk":', encode_compact(state.worker_id))
+    if state.error is not None:
+        parts += (',"e":', encode_compact([state.error.type, state.error.message]))
+    if state.retry_at is not None:
+        parts += (',"r":', repr(state.retry_at))
+
+
+def _attempt_fields(state: Mapping[str, Any]) -> dict[str, Any]:
+    """``_add_attempt_parts`` read back: keyword arguments of ``NodeRun`` and ``ItemRun``."""
+    error = state.get("e")
+    return {
+        "queued_at": _optional_float(state.get("q")),
+        "started_at": _optional_float(state.get("st")),
+        "finished_at": _optional_float(state.get("f")),
+        "worker_id": state.get("wk"),
+        "error": None if error is None else ErrorInfo(error[0], error[1]),
+        "retry_at": _optional_float(state.get("r")),
+    }
 
 
 def encode_item(item: ItemRun) -> str:
@@ -263,35 +275,18 @@ def encode_item(item: ItemRun) -> str:
     parts = ['{"s":"', item.status.value, '","a":', str(item.attempt)]
     if item.attempts_before:
         parts += (',"ab":', str(item.attempts_before))
-    for key, moment in (
-        ("q", item.queued_at),
-        ("st", item.started_at),
-        ("f", item.finished_at),
-        ("r", item.retry_at),
-    ):
-        if moment is not None:
-            parts += (f',"{key}":', repr(moment))
-    if item.worker_id is not None:
-        parts += (',"wk":', encode_compact(item.worker_id))
-    if item.error is not None:
-        parts += (',"e":', encode_compact([item.error.type, item.error.message]))
+    _add_attempt_parts(parts, item)
     parts.append("}")
     return "".join(parts)
 
 
 def decode_item(raw: str) -> ItemRun:
     state = json.loads(raw)
-    error = state.get("e")
     return ItemRun(
         attempt=int(state["a"]),
         status=NodeStatus(state["s"]),
-        queued_at=_optional_float(state.get("q")),
-        started_at=_optional_float(state.get("st")),
-        finished_at=_optional_float(state.get("f")),
-        worker_id=state.get("wk"),
-        error=None if error is None else ErrorInfo(error[0], error[1]),
-        retry_at=_optional_float(state.get("r")),
         attempts_before=int(state.get("ab", 0)),
+        **_attempt_fields(state),
     )
 
 

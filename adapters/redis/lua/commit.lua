@@ -6,8 +6,8 @@
 -- ARGV: groups (one per run), each: a check count, the checks, an op count, the ops.
 --   check: kind, key, field, expected; kind 'eq': HGET key field == expected ('' = no such field),
 --          kind 'has': HEXISTS key field (expected unused).
---   op:    name, key, argument count, arguments. HSET, HDEL, RPUSH, ZADD, ZREM and XADD take their
---          usual arguments (XADD: field/value pairs, the id is '*'); XACK group, entry ids;
+--   op:    name, key, argument count, arguments. HSET, HDEL, RPUSH, ZADD, ZREM, PUBLISH (the key is
+--          the channel) and XADD take their usual arguments (XADD: field/value pairs, the id is '*'); XACK group, entry ids;
 --          EXPIRE seconds; PERSIST (no arguments); HMOVE source field, destination key, destination field (moves a hash
 --          field between keys).
 --   Keys are 1-based positions in KEYS.
