@@ -11,11 +11,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domain.messages import DEFAULT_QUEUE
 from domain.retry import RetryPolicy
 from domain.trigger_rules import TriggerRule
 
 NODE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 EXTENSION_PREFIX = "x-"
+QUEUE_NAME_RE = NODE_ID_RE
+"""A queue's name, as a node id's: it becomes part of a stream's key."""
 
 
 type ErrorType = Annotated[str, Field(min_length=1, max_length=200)]
@@ -100,6 +103,10 @@ class NodeDefinition(DefinitionPart):
     tolerated_failures: int | str | None = None
     """Items of a map that may fail for good while the node still completes: a count (``3``) or a
     percentage of the items (``"10%"``); none by default."""
+    queue: str | None = Field(default=None, description=f"default: {DEFAULT_QUEUE}")
+    """The worker pool whose workers run it (``dag-service worker --queues``); named like node ids.
+    None (left out of the source, so definitions without it keep the source they had) is the
+    default queue."""
     concurrency_key: str | None = Field(default=None, min_length=1, max_length=512)
     """A pool of slots shared by every run (``domain.concurrency``); may hold templates."""
     concurrency_limit: int | None = Field(default=None, ge=1, le=100_000)
@@ -113,6 +120,13 @@ class NodeDefinition(DefinitionPart):
                 "node id must be 1 to 128 letters, digits, '_' or '-' "
                 "(it is used in templates as {{ id.path }})"
             )
+        return value
+
+    @field_validator("queue")
+    @classmethod
+    def _queue_is_a_name(cls, value: str | None) -> str | None:
+        if value is not None and not QUEUE_NAME_RE.fullmatch(value):
+            raise ValueError("queue must be 1 to 128 letters, digits, '_' or '-'")
         return value
 
     @field_validator("config", mode="before")

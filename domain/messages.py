@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DEFAULT_QUEUE = "default"
+"""The worker pool of a node that names none, and the one a worker serves unless told otherwise."""
+
 
 @dataclass(frozen=True, slots=True)
 class Task:
@@ -14,6 +17,8 @@ class Task:
     node_id: str
     attempt: int
     handler: str
+    queue: str = DEFAULT_QUEUE
+    """The worker pool it goes to: only workers serving this queue receive it."""
 
     @property
     def idempotency_key(self) -> str:

@@ -39,7 +39,7 @@ class Timer:
 
 def task_of(run: Run, command: DispatchNode) -> Task:
     spec = run.plan.node(split_key(command.node_id)[0])  # a map's item runs its node's handler
-    return Task(run.run_id, run.definition_id, command.node_id, command.attempt, spec.handler)
+    return Task(run.run_id, run.definition_id, command.node_id, command.attempt, spec.handler, spec.queue)
 
 
 def timer_of(command: ScheduleRetry | ScheduleDeadline | ScheduleRunDeadline) -> Timer:

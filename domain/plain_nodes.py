@@ -57,6 +57,7 @@ class PlainNode:
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
     heartbeat_timeout_seconds: float | None = None
+    queue: str | None = None
 
     def source(self) -> dict[str, Any]:
         """What ``NodeDefinition.model_dump(mode="json", exclude_none=True)`` gives, in its order."""

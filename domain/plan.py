@@ -9,6 +9,7 @@ from typing import Any
 from domain.concurrency import ConcurrencySpec
 from domain.conditions import Condition
 from domain.map_spec import MapSpec
+from domain.messages import DEFAULT_QUEUE
 from domain.rendering import CompiledConfig
 from domain.retry import RetryPolicy
 from domain.trigger_rules import TriggerRule
@@ -38,6 +39,8 @@ class NodeSpec:
     """The longest an attempt may go without a heartbeat before it times out."""
     map: MapSpec | None = None
     """Set for a map node (``for_each``): it runs once per item of a list (``domain.map_spec``)."""
+    queue: str = DEFAULT_QUEUE
+    """The worker pool its tasks go to (``DEFAULT_QUEUE`` unless named)."""
     concurrency: ConcurrencySpec | None = None
     """Set when the node has a ``concurrency_key`` (``domain.concurrency``)."""
 

@@ -196,8 +196,45 @@ class MessageQueue[T](Protocol):
         ...
 
 
-type TaskQueue = MessageQueue[Task]
+class TaskQueue(MessageQueue[Task], Protocol):
+    """Tasks, one queue (worker pool) per ``Task.queue``: a task is sent to its own queue, and a
+    consumer receives only from the queues it serves (``serving``)."""
+
+    def serving(self, queues: Sequence[str]) -> TaskQueue:
+        """The same queues, received from for ``queues`` only (what one worker serves)."""
+        ...
+
+    async def requeue(self, deliveries: Sequence[Delivery[Task]]) -> None:
+        """Put received tasks back at the end of their queue for another consumer, atomically with
+        acknowledging them (never lost, never both)."""
+        ...
+
+
 type EventBus = MessageQueue[Event]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerAnnouncement:
+    """What one live worker serves: its queues and the handlers it has."""
+
+    worker_id: str
+    queues: frozenset[str]
+    handlers: frozenset[str]
+
+
+class WorkerDirectory(Protocol):
+    """Which workers are alive and what they serve. Each worker announces itself and repeats it
+    before ``ttl_seconds`` pass; one that stops repeating (dead, paused) drops out by itself."""
+
+    async def announce(self, announcement: WorkerAnnouncement, ttl_seconds: float) -> None: ...
+
+    async def withdraw(self, worker_id: str) -> None:
+        """A worker that stops gracefully leaves at once."""
+        ...
+
+    async def live(self) -> list[WorkerAnnouncement]:
+        """Every worker whose announcement has not lapsed, by worker id."""
+        ...
 
 
 class AttemptLogStore(Protocol):

@@ -29,6 +29,7 @@ from domain.map_spec import (
     map_sources,
     split_condition,
 )
+from domain.messages import DEFAULT_QUEUE
 from domain.plain_nodes import SchemaNode, quick_definition
 from domain.plan import NodeSpec, WorkflowPlan
 from domain.rendering import CompiledConfig, compile_config
@@ -506,6 +507,7 @@ class _GraphChecker:
                     heartbeat_timeout_seconds=node.heartbeat_timeout_seconds,
                     map=mapped,
                     concurrency=limited,
+                    queue=node.queue or DEFAULT_QUEUE,
                 )
             )
         roots = tuple(position for position, spec_parents in enumerate(parents) if not spec_parents)

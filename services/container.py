@@ -21,6 +21,7 @@ from adapters.memory import (
     InMemoryRunChanges,
     InMemoryRunRepository,
     InMemoryTimerStore,
+    InMemoryWorkerDirectory,
 )
 from adapters.redis.attempt_logs import RedisAttemptLogStore
 from adapters.redis.bus import RedisEventBus, RedisTaskQueue, RedisTimerStore
@@ -32,7 +33,9 @@ from adapters.redis.rate_limits import RedisRateLimiter
 from adapters.redis.runs import RedisRunRepository
 from adapters.redis.signals import RedisAttemptSignals
 from adapters.redis.slots import RedisConcurrencySlots
+from adapters.redis.workers import RedisWorkerDirectory
 from adapters.system import SystemClock, UuidIds
+from domain.messages import Task
 from services.application.completions import RunCompletions
 from services.application.workflows import WorkflowService
 from services.orchestrator import Orchestrator
@@ -41,7 +44,13 @@ from services.runtime.metrics import WORKER_SLOTS
 from services.runtime.metrics_http import MetricsSource
 from services.settings import load_settings
 from services.worker import Worker, default_registry
+from services.worker.builtin import builtin_names
 from services.worker.secrets import SecretSource
+
+
+def task_queue_of(task: Task) -> str:
+    return task.queue
+
 
 # Blocking reads wait at most this long, so the socket timeout must be longer.
 MAX_BLOCK_SECONDS = 1.0
@@ -77,7 +86,7 @@ class Container(containers.DeclarativeContainer):
     )
     tasks = providers.Selector(
         backend,
-        memory=providers.Singleton(InMemoryQueue, "memory:tasks"),
+        memory=providers.Singleton(InMemoryQueue, "memory:tasks", task_queue_of),
         redis=providers.Singleton(
             RedisTaskQueue,
             redis_client,
@@ -87,6 +96,7 @@ class Container(containers.DeclarativeContainer):
             _deliveries,
             events,
             clock.provided.now,
+            settings.provided.queues.call(),
         ),
     )
     timers = providers.Selector(
@@ -127,6 +137,12 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    workers_directory = providers.Selector(
+        backend,
+        memory=providers.Singleton(InMemoryWorkerDirectory, clock.provided.now),
+        redis=providers.Singleton(RedisWorkerDirectory, redis_client, key_space, redis_url),
+    )
+
     slots = providers.Selector(
         backend,
         memory=providers.Singleton(InMemoryConcurrencySlots),
@@ -156,6 +172,12 @@ class Container(containers.DeclarativeContainer):
         limits=settings.provided.limits.call(),
         default_attempt_timeout_seconds=settings.provided.default_attempt_timeout_seconds,
         known_handlers=registry.provided.names.call(),
+        workers=workers_directory,
+        builtin_handlers=providers.Singleton(builtin_names),
+        # In memory every worker runs in this process, with this registry: it is the whole truth.
+        handlers_complete=providers.Selector(
+            backend, memory=providers.Object(True), redis=providers.Object(False)
+        ),
     )
     orchestrator = providers.Factory(
         Orchestrator,
@@ -191,6 +213,8 @@ class Container(containers.DeclarativeContainer):
         heartbeat_interval_seconds=settings.provided.heartbeat_interval_seconds,
         max_heartbeat_details_bytes=settings.provided.max_heartbeat_details_bytes,
         secrets=secret_source,
+        queues=settings.provided.queues.call(),
+        directory=workers_directory,
         slots=slots,
         concurrency_limits=settings.provided.concurrency_limits,
         concurrency_poll_seconds=settings.provided.concurrency_poll_seconds,

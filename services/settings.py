@@ -11,7 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, IPvAnyNetwork, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.definition import QUEUE_NAME_RE
 from domain.limits import Limits
+from domain.messages import DEFAULT_QUEUE
 from services.access import ApiToken, api_token_of
 from services.application.errors import ConfigurationError
 from services.defaults import DEFAULT_API_STR
@@ -132,6 +134,10 @@ class Settings(BaseSettings):
     worker_handler_modules: str = Field(
         default="", description="Comma-separated modules imported at start to register handlers."
     )
+    worker_queues: str = Field(
+        default=DEFAULT_QUEUE,
+        description="Comma-separated queues (worker pools) a worker takes tasks from.",
+    )
     orchestrator_batch_size: int = Field(default=512, ge=1, le=100_000)
     max_nodes: int = Field(default=100_000, ge=1)
     max_edges: int = Field(default=1_000_000, ge=1)
@@ -228,6 +234,21 @@ class Settings(BaseSettings):
         if self.api_rate_limit_burst:
             return self.api_rate_limit_burst
         return max(1, math.ceil(2 * self.api_rate_limit_per_second))
+
+    @field_validator("worker_queues")
+    @classmethod
+    def _queue_names(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if not names:
+            raise ValueError("no queue named")
+        for name in names:
+            if not QUEUE_NAME_RE.fullmatch(name):
+                raise ValueError(f"queue {name!r} is not 1 to 128 letters, digits, '_' or '-'")
+        return ",".join(dict.fromkeys(names))
+
+    def queues(self) -> tuple[str, ...]:
+        """The queues a worker serves (``WORKER_QUEUES``, ``--queues``)."""
+        return tuple(self.worker_queues.split(","))
 
     def handler_modules(self) -> list[str]:
         return [name.strip() for name in self.worker_handler_modules.split(",") if name.strip()]

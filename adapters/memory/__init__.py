@@ -8,6 +8,7 @@ from adapters.memory.repositories import InMemoryDefinitionRepository, InMemoryR
 from adapters.memory.signals import InMemoryAttemptSignals
 from adapters.memory.slots import InMemoryConcurrencySlots
 from adapters.memory.timers import InMemoryTimerStore
+from adapters.memory.workers import InMemoryWorkerDirectory
 
 __all__ = [
     "InMemoryAttemptLogStore",
@@ -19,4 +20,5 @@ __all__ = [
     "InMemoryRunChanges",
     "InMemoryRunRepository",
     "InMemoryTimerStore",
+    "InMemoryWorkerDirectory",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio.client import Pipeline
@@ -14,11 +14,12 @@ from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import EVENTS_GROUP, TASKS_GROUP, KeySpace
 from adapters.redis.leases import ShardLeases
 from adapters.redis.scripts import Script, with_script
-from adapters.redis.streams import DeadLetter, RedisStreamQueue, StreamConfig
+from adapters.redis.streams import DeadLetter, RedisStreamQueue, StreamConfig, entry_of
 from domain.dead_letters import settle_dead_event, settle_dead_task
 from domain.errors import BackendError
 from domain.events import Event, NodeSucceeded
-from domain.messages import Task
+from domain.messages import DEFAULT_QUEUE, Task
+from domain.ports import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,20 @@ class RedisEventBus(RedisStreamQueue[Event]):
         pipe.xadd(self._config.streams[self._keys.shard_of(message.run_id)], fields)  # type: ignore[arg-type]
 
 
+def _task_config(keys: KeySpace, queues: Sequence[str], visibility: float, deliveries: int) -> StreamConfig:
+    """One stream per (shard, queue): stream ``shard * len(queues) + q`` is queue ``q`` of ``shard``."""
+    shards = keys.all_shards()
+    streams = tuple(shard.tasks_of(queue) for shard in shards for queue in queues)
+    dead = tuple(shard.dead for shard in shards for _ in queues)
+    return StreamConfig(streams, dead, TASKS_GROUP, visibility, deliveries, kind="tasks")
+
+
 class RedisTaskQueue(RedisStreamQueue[Task]):
-    """Tasks, written by the commit of the transition that dispatched them; a dead-lettered task fails
-    its attempt for good."""
+    """Tasks, written by the commit of the transition that dispatched them, to the stream of their
+    shard and queue (``ShardKeys.tasks_of``); a dead-lettered task fails its attempt for good.
+
+    ``queues``: the queues this consumer receives from (a worker's ``--queues``); a task is sent to
+    its own queue's stream whatever they are."""
 
     def __init__(
         self,
@@ -113,18 +125,56 @@ class RedisTaskQueue(RedisStreamQueue[Task]):
         deliveries: int,
         events: RedisEventBus,
         now: Callable[[], float],
+        queues: Sequence[str] = (DEFAULT_QUEUE,),
     ) -> None:
+        self.queues = tuple(dict.fromkeys(queues))
         super().__init__(
             client,
             url,
-            _config(keys, "tasks", TASKS_GROUP, visibility, deliveries),
+            _task_config(keys, self.queues, visibility, deliveries),
             encode_task,
             decode_task,
             lambda task: keys.shard_of(task.run_id),
             self._fail_node,
         )
+        self._keys = keys
+        self._visibility = visibility
+        self._deliveries = deliveries
         self._events = events
         self._now = now
+
+    def serving(self, queues: Sequence[str]) -> RedisTaskQueue:
+        """The same streams, received from for ``queues`` only (a worker of those pools)."""
+        return RedisTaskQueue(
+            self._client,
+            self._url,
+            self._keys,
+            self._visibility,
+            self._deliveries,
+            self._events,
+            self._now,
+            queues,
+        )
+
+    def _add_send(self, pipe: Pipeline, message: Task) -> None:
+        pipe.xadd(self._keys.shard_for_run(message.run_id).tasks_of(message.queue), encode_task(message))  # type: ignore[arg-type]
+
+    async def requeue(self, deliveries: Sequence[Delivery[Task]]) -> None:
+        """Each task added again at the end of its stream and its entry acknowledged, in one
+        transaction per stream (same shard, same hash tag): another consumer of the group gets it,
+        and a crash cannot lose it or keep both."""
+        if not deliveries:
+            return
+        by_stream: dict[str, list[Delivery[Task]]] = {}
+        for delivery in deliveries:
+            by_stream.setdefault(self._config.streams[entry_of(delivery.receipt)[0]], []).append(delivery)
+        async with translated_errors(self._url):
+            for stream, held in by_stream.items():
+                pipe = self._client.pipeline(transaction=True)
+                for delivery in held:
+                    pipe.xadd(stream, encode_task(delivery.message))  # type: ignore[arg-type]
+                    pipe.xack(stream, TASKS_GROUP, entry_of(delivery.receipt)[1])
+                await pipe.execute()
 
     async def _fail_node(self, dead: DeadLetter[Task]) -> None:
         if dead.message is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from domain.messages import DEFAULT_QUEUE
+
 
 @dataclass(frozen=True, slots=True)
 class RunKeys:
@@ -43,6 +45,11 @@ class ShardKeys:
 
     def run_index(self, status: str) -> str:
         return self.run_index_prefix + status
+
+    def tasks_of(self, queue: str) -> str:
+        """The task stream of one queue (worker pool) of the shard; the default queue's is
+        ``tasks`` itself, as before queues existed."""
+        return self.tasks if queue == DEFAULT_QUEUE else f"{self.tasks}:{queue}"
 
 
 EVENTS_GROUP, TASKS_GROUP = "orchestrators", "workers"
@@ -121,6 +128,15 @@ class KeySpace:
     def definition_index(self, name: str | None) -> str:
         """Sorted set of definition ids by creation time: all of them, or those of one name."""
         return f"{self.prefix}:defs:all" if name is None else f"{self.prefix}:defs:name:{name}"
+
+    @property
+    def workers(self) -> str:
+        """Set: ids of workers that announced themselves (``worker``); pruned as their keys lapse."""
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        """String with a TTL: what one live worker serves (queues, handlers), refreshed by it."""
+        return f"{self.prefix}:worker:{worker_id}"
 
     def slots(self, key: str) -> tuple[str, str, str]:
         """The sorted sets of a concurrency key (``slots``): holders, line, seen; one hash tag."""

@@ -344,7 +344,7 @@ class RedisTransitions:
         group.rpush(keys.history, [encode_entry(outcome.entry) for outcome in outcomes])
         group.publish(shard.changes, run.run_id)  # wakes the run's readers (``RedisRunChanges``)
         for task in tasks:
-            group.xadd(shard.tasks, encode_task(task))
+            group.xadd(shard.tasks_of(task.queue), encode_task(task))
         for timer in timers:
             group.zadd(shard.timers, timer.due_at, encode_timer(timer.event))
         status_before = before[STATUS]

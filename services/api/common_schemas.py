@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import BaseModel, Field
 
+from domain.errors import Problem
 from domain.node_state import ErrorInfo
 from services.application.waiting import MAX_WAIT_SECONDS
 
@@ -15,6 +16,18 @@ from services.application.waiting import MAX_WAIT_SECONDS
 class ErrorDetail(BaseModel):
     path: str | None = Field(description="JSON path of the problem, e.g. $.dag.nodes[2].dependencies[0]")
     message: str
+
+
+class WarningDetail(BaseModel):
+    """Something a registration was accepted with that may keep its runs waiting or failing (no
+    live worker serves its queue, or announced its handler)."""
+
+    path: str = Field(description="JSON path of the node's key, e.g. $.dag.nodes[2].handler")
+    message: str
+
+
+def warning_details(problems: list[Problem]) -> list[WarningDetail]:
+    return [WarningDetail(path=problem.path, message=problem.message) for problem in problems]
 
 
 class ErrorBody(BaseModel):

@@ -53,6 +53,7 @@ class GraphView(BaseModel):
 class RunNodeDetail(NodeDetail):
     node_id: str
     handler: str
+    queue: str = Field(description="The worker pool its tasks go to.")
     parents: list[str]
     has_output: bool
     output: Any = Field(None, description="The node's output when `has_output`.")
@@ -130,12 +131,13 @@ async def get_run_node(run_id: str, node_id: str, service: Service) -> RunNodeDe
     run = await service.get_run(run_id)
     if node_id not in run.plan.index:
         raise NotFound("node", f"{node_id}' of run '{run_id}")
-    view = run_view(run).nodes[node_id]
+    view = run_view(run, await service.queues_served(run)).nodes[node_id]
     spec = run.plan.node(node_id)
     return RunNodeDetail(
         **node_detail(view).model_dump(),
         node_id=node_id,
         handler=spec.handler,
+        queue=spec.queue,
         parents=list(spec.parent_ids),
         has_output=view.has_output,
         output=view.output,

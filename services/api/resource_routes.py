@@ -16,7 +16,7 @@ from domain.paging import MAX_PAGE_SIZE
 from domain.ports import RunQuery, RunSummary, RunWatch
 from domain.statuses import RunStatus
 from services.api.bodies import idempotency_of, parse_json, redrive_from_of, start_request_of, under_input
-from services.api.common_schemas import IfChanged, WaitSeconds
+from services.api.common_schemas import IfChanged, WaitSeconds, warning_details
 from services.api.dependencies import JSON_BODY, Service, json_response, token_name
 from services.api.disconnects import unless_client_leaves
 from services.api.errors import error_responses
@@ -25,13 +25,15 @@ from services.api.resource_schemas import (
     CancelAccepted,
     DefinitionDetail,
     DefinitionPage,
-    DefinitionView,
+    DefinitionRegistered,
+    HandlersView,
     RedriveAccepted,
     RunDetail,
     RunEventView,
     RunPage,
     RunResultsView,
     RunSummaryView,
+    ServedHandlerView,
     definition_detail,
     definition_page,
     definition_view,
@@ -65,7 +67,7 @@ router = APIRouter()
 )
 async def create_definition(
     request: Request, response: Response, service: Service, if_changed: IfChanged = False
-) -> DefinitionView:
+) -> DefinitionRegistered:
     """Registering a name again makes its next version; runs pin the version they start with.
     With an `Idempotency-Key` header, a registration repeated with the same key and body answers
     200 with the version the first one registered; the same key with another body is a 409."""
@@ -74,7 +76,24 @@ async def create_definition(
     stored, repeated = await service.register_once(definition, once, if_changed=if_changed)
     if repeated:
         response.status_code = 200  # the answer the first request got, with its version
-    return definition_view(stored.summary())
+    warnings = warning_details(await service.registration_warnings(stored.plan))
+    return DefinitionRegistered(**definition_view(stored.summary()).model_dump(), warnings=warnings)
+
+
+@router.get(
+    "/handlers",
+    tags=["workers"],
+    summary="What the live workers serve",
+    responses=error_responses(503),
+)
+async def list_handlers(service: Service) -> HandlersView:
+    """Every (queue, handler) that a live worker announced, with how many workers serve it. A
+    queue none of whose workers has a handler is absent; a worker that stopped or died drops out
+    within a visibility timeout."""
+    served = await service.served_handlers()
+    return HandlersView(
+        items=[ServedHandlerView(queue=s.queue, handler=s.handler, workers=s.workers) for s in served]
+    )
 
 
 @router.get(
@@ -159,9 +178,12 @@ async def list_runs(
 async def get_run(run_id: str, request: Request, service: Service, wait: WaitSeconds = 0) -> Response:
     """With `?wait=SECONDS`: the answer comes as soon as the run has ended (or when the time is up)."""
     if not wait:
-        return json_response(run_detail(run_view(await service.get_run(run_id, outputs=False))))
-    run = await unless_client_leaves(request.receive, service.wait_for_run(run_id, wait, outputs=False))
-    return Response(status_code=204) if run is None else json_response(run_detail(run_view(run)))
+        run = await service.get_run(run_id, outputs=False)
+        return json_response(run_detail(run_view(run, await service.queues_served(run))))
+    waited = await unless_client_leaves(request.receive, service.wait_for_run(run_id, wait, outputs=False))
+    if waited is None:
+        return Response(status_code=204)
+    return json_response(run_detail(run_view(waited, await service.queues_served(waited))))
 
 
 @router.get(

@@ -19,6 +19,7 @@ from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
 from services.api.common_schemas import (
     NodeErrorView,
+    WarningDetail,
     node_error,
     node_error_or_none,
     utc_time,
@@ -56,6 +57,23 @@ class DefinitionView(BaseModel):
     version: int = Field(description="1 for the first definition registered under this name, then 2, 3 ...")
     created_at: datetime
     node_count: int
+
+
+class DefinitionRegistered(DefinitionView):
+    warnings: list[WarningDetail] = Field(
+        description="What no live worker serves (a queue without a worker, a handler no worker of "
+        "its queue announced), by JSON path; registered anyway."
+    )
+
+
+class ServedHandlerView(BaseModel):
+    queue: str
+    handler: str
+    workers: int = Field(description="Live workers of the queue that announced the handler.")
+
+
+class HandlersView(BaseModel):
+    items: list[ServedHandlerView] = Field(description="By queue, then handler.")
 
 
 class DefinitionDetail(DefinitionView):

@@ -11,7 +11,7 @@ from services.api.bodies import (
     trigger_body_of,
     under_input,
 )
-from services.api.common_schemas import IfChanged, WaitSeconds
+from services.api.common_schemas import IfChanged, WaitSeconds, warning_details
 from services.api.dependencies import JSON_BODY, Service, json_response, token_name, workflow_service
 from services.api.disconnects import unless_client_leaves
 from services.api.errors import error_responses
@@ -34,6 +34,7 @@ router = APIRouter()
     "/workflow",
     tags=["workflows"],
     summary="Register a workflow definition",
+    response_model_exclude_none=True,
     responses=error_responses(400, 409, 413, 415, 503),
     openapi_extra=json_body("WorkflowDefinition", required=True),
     dependencies=JSON_BODY,
@@ -45,7 +46,10 @@ async def submit_workflow(
     definition = parse_json(await request.body(), "a workflow definition")
     once = idempotency_of(request.headers, None, "definitions", definition, if_changed)
     stored, _ = await service.register_once(definition, once, if_changed=if_changed)
-    return WorkflowCreated(execution_id=stored.definition_id)
+    warnings = await service.registration_warnings(stored.plan)
+    if not warnings:
+        return WorkflowCreated(execution_id=stored.definition_id)
+    return WorkflowCreated(execution_id=stored.definition_id, warnings=warning_details(warnings))
 
 
 @router.post(
@@ -82,9 +86,14 @@ async def workflow_status(instance_id: str, request: Request, wait: WaitSeconds 
     up), in the same shape."""
     service = await workflow_service(request)  # a hot route, as above
     if not wait:
-        return json_response(status_of(run_view(await service.get_run(instance_id, outputs=False))))
-    run = await unless_client_leaves(request.receive, service.wait_for_run(instance_id, wait, outputs=False))
-    return Response(status_code=204) if run is None else json_response(status_of(run_view(run)))
+        run = await service.get_run(instance_id, outputs=False)
+        return json_response(status_of(run_view(run, await service.queues_served(run))))
+    waited = await unless_client_leaves(
+        request.receive, service.wait_for_run(instance_id, wait, outputs=False)
+    )
+    if waited is None:
+        return Response(status_code=204)
+    return json_response(status_of(run_view(waited, await service.queues_served(waited))))
 
 
 @router.get(

@@ -10,7 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
-from services.api.common_schemas import NodeErrorView, node_error_or_none, utc_time, utc_time_or_none
+from services.api.common_schemas import (
+    NodeErrorView,
+    WarningDetail,
+    node_error_or_none,
+    utc_time,
+    utc_time_or_none,
+)
 from services.application.run_view import RunView
 
 
@@ -31,6 +37,11 @@ class TriggerRequest(BaseModel):
 
 class WorkflowCreated(BaseModel):
     execution_id: str = Field(description="Id of the stored workflow definition; trigger runs with it.")
+    warnings: list[WarningDetail] | None = Field(
+        None,
+        description="Present only when there are any (the seed's answer is otherwise unchanged): "
+        "what no live worker serves, by JSON path.",
+    )
 
 
 class RunTriggered(BaseModel):

@@ -4,6 +4,7 @@ queued, what skipped or cancelled it). Read from the run's state: nothing here d
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from domain.node_state import NodeRun
@@ -17,22 +18,28 @@ def _when(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def reason_of(run: Run, spec: NodeSpec, node: NodeRun) -> str | None:
-    """A sentence for a user; None for a node that completed or failed (its error says why)."""
+def reason_of(
+    run: Run, spec: NodeSpec, node: NodeRun, queues_served: Collection[str] | None = None
+) -> str | None:
+    """A sentence for a user; None for a node that completed or failed (its error says why).
+    ``queues_served``: the queues live workers serve (None: not known), to say when a queued node
+    waits for a worker of a queue that has none."""
+    no_worker = queues_served is not None and spec.queue not in queues_served
     match node.status:
         case NodeStatus.PENDING:
             return _pending_reason(run, spec, node)
         case NodeStatus.QUEUED:
             since = _when(node.queued_at or run.created_at)
-            waits = "a worker"
+            waits = "a worker" + (f" on queue {spec.queue}" if no_worker else "")
             if spec.concurrency is not None:
                 waits += f", or for one of the {spec.concurrency.limit} slot(s) of its concurrency key"
             return f"attempt {node.attempt} queued since {since}, waiting for {waits}"
         case NodeStatus.RUNNING if node.items is not None:
             items = node.items
+            waiting = f"; waiting for a worker on queue {spec.queue}" if no_worker else ""
             return (
                 f"{items.ended} of {items.total} items ended ({items.failed} failed), "
-                f"{len(items.live)} in flight, {items.waiting} waiting"
+                f"{len(items.live)} in flight, {items.waiting} waiting{waiting}"
             )
         case NodeStatus.RUNNING:
             since = "" if node.started_at is None else f" since {_when(node.started_at)}"

@@ -20,6 +20,7 @@ read, and a frozen dataclass's constructor costs several times as much.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,7 +131,7 @@ class RunView:
         return sum(1 for node in self.nodes.values() if node.status is NodeStatus.COMPLETED)
 
 
-def _node_view(run: Run, spec: NodeSpec, node: NodeRun) -> NodeView:
+def _node_view(run: Run, spec: NodeSpec, node: NodeRun, queues_served: Collection[str] | None) -> NodeView:
     outputs, node_id = run.outputs, spec.id
     has_output = node_id in outputs and spec.map is None
     return NodeView(
@@ -144,14 +145,15 @@ def _node_view(run: Run, spec: NodeSpec, node: NodeRun) -> NodeView:
         failed_attempts=tuple(node.failed_attempts) if node.failed_attempts else (),
         has_output=has_output,
         output=outputs[node_id] if has_output else None,
-        reason=reason_of(run, spec, node),
+        reason=reason_of(run, spec, node, queues_served),
         last_heartbeat_at=node.heartbeat_at,
         progress=node.progress,
         items=None if node.items is None else ItemCounts.of(node.items),
     )
 
 
-def run_view(run: Run) -> RunView:
+def run_view(run: Run, queues_served: Collection[str] | None = None) -> RunView:
+    """``queues_served``: the queues live workers serve, when known (``WorkflowService.queues_served``)."""
     return RunView(
         run_id=run.run_id,
         definition_id=run.definition_id,
@@ -161,7 +163,7 @@ def run_view(run: Run) -> RunView:
         created_at=run.created_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
-        nodes={spec.id: _node_view(run, spec, node) for spec, node in run.node_states()},
+        nodes={spec.id: _node_view(run, spec, node, queues_served) for spec, node in run.node_states()},
         error=run.error,
         output=run.output,
         started_by=run.started_by,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from domain.history import HistoryEntry
 from domain.idempotency import IdempotentStart
 from domain.limits import Limits
 from domain.paging import Page, check_limit
+from domain.plan import WorkflowPlan
 from domain.ports import (
     AttemptLogStore,
     Clock,
@@ -26,12 +29,13 @@ from domain.ports import (
     RunSummary,
     RunWatch,
     StoredDefinition,
+    WorkerDirectory,
 )
 from domain.redrive import nodes_to_redrive, redrive_refusal, unknown_from_nodes
 from domain.run import Run
-from domain.statuses import RunStatus
+from domain.statuses import NodeStatus, RunStatus
 from domain.validation import build_plan, typed_input, validate_input
-from services.application import map_items
+from services.application import map_items, pools
 from services.application.errors import (
     IdempotencyKeyReused,
     NodeNotFound,
@@ -41,6 +45,8 @@ from services.application.errors import (
     UsageError,
 )
 from services.application.waiting import MAX_WAIT_SECONDS, NoWord, run_when_final
+
+QUEUES_SERVED_CACHE_SECONDS = 1.0
 
 
 class WorkflowService:
@@ -56,10 +62,23 @@ class WorkflowService:
         known_handlers: frozenset[str] | None = None,
         attempt_logs: AttemptLogStore | None = None,
         default_attempt_timeout_seconds: float | None = None,
+        workers: WorkerDirectory | None = None,
+        handlers_complete: bool = True,
+        builtin_handlers: frozenset[str] = frozenset(),
         changes: RunChanges | None = None,
         recheck_seconds: float = 5.0,
     ) -> None:
+        """``known_handlers``: this process's registry. ``handlers_complete``: it is every
+        worker's (the embedded backend: workers run in this process), so a handler outside it is
+        refused; otherwise (workers elsewhere) it is a warning, from what the live ``workers``
+        announced beside the ``builtin_handlers`` every worker has (``registration_warnings``)."""
         self._default_timeout = default_attempt_timeout_seconds
+        self._workers = workers
+        self._handlers_complete = handlers_complete
+        self._builtins = builtin_handlers
+        self._queues_served: tuple[float, frozenset[str]] = (-math.inf, frozenset())
+        """When the live queues were last read, and what they were: status reads of a busy run
+        ask the directory at most once a second."""
         self._attempt_logs = attempt_logs
         self._changes: RunChanges = NoWord() if changes is None else changes
         self.recheck_seconds = recheck_seconds
@@ -88,7 +107,10 @@ class WorkflowService:
         at most once per idempotency key: (the definition, whether the same request registered it
         before); the same key with another request raises ``IdempotencyKeyReused``."""
         plan = build_plan(
-            raw, self._limits, self._known_handlers, default_attempt_timeout_seconds=self._default_timeout
+            raw,
+            self._limits,
+            self._known_handlers if self._handlers_complete else None,
+            default_attempt_timeout_seconds=self._default_timeout,
         )
         if if_changed:
             newest = await self._definitions.page(plan.name, None, 1)
@@ -107,6 +129,29 @@ class WorkflowService:
             if earlier.request != request:
                 raise IdempotencyKeyReused(request.key, definition_id, "definition") from None
             return earlier, True
+
+    async def registration_warnings(self, plan: WorkflowPlan) -> list[Problem]:
+        """What no live worker serves (``pools.registration_warnings``): none without a directory."""
+        if self._workers is None:
+            return []
+        return pools.registration_warnings(plan, await self._workers.live(), self._builtins)
+
+    async def served_handlers(self) -> list[pools.ServedHandler]:
+        """What the live workers serve: (queue, handler, workers)."""
+        return [] if self._workers is None else pools.served_handlers(await self._workers.live())
+
+    async def queues_served(self, run: Run) -> frozenset[str] | None:
+        """The queues live workers serve, when the run view needs them (a node of ``run`` is
+        queued); None otherwise, without asking."""
+        if self._workers is None or run.status.is_final:
+            return None
+        if not any(node.status is NodeStatus.QUEUED or node.items is not None for node in run.nodes):
+            return None
+        read_at, served = self._queues_served
+        if time.monotonic() - read_at > QUEUES_SERVED_CACHE_SECONDS:
+            served = pools.live_queues(await self._workers.live())
+            self._queues_served = (time.monotonic(), served)
+        return served
 
     async def get_definition(self, definition_id: str) -> StoredDefinition:
         return await self._definitions.get(definition_id)

@@ -164,6 +164,9 @@ class ApiClient:
         body = {"from": from_nodes} if from_nodes else None
         return self._request("POST", f"/runs/{quote(run_id, safe='')}/redrive", body)
 
+    def handlers(self) -> dict[str, Any]:
+        return self._request("GET", "/handlers")
+
     def attempt_log(self, run_id: str, node_id: str, attempt: int | None) -> dict[str, Any]:
         query = "" if attempt is None else f"?attempt={attempt}"
         return self._request(

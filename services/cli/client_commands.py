@@ -52,6 +52,8 @@ def submit(file: FileArgument, api_url: ApiUrl = None, as_json: JsonFlag = False
         print_document(answer)
     else:
         typer.echo(answer["execution_id"])
+        for warning in answer.get("warnings") or []:
+            print_line(f"warning: {warning.get('path')}: {warning.get('message')}")
 
 
 def trigger(
@@ -232,5 +234,25 @@ def logs(
     print_line(f"run {instance_id}, node {node_id}, attempt {answer.get('attempt')}: {len(lines)} line(s)")
 
 
-COMMANDS = (submit, trigger, status, results, watch, logs, cancel, redrive)
+def handlers(api_url: ApiUrl = None, as_json: JsonFlag = False) -> None:
+    """List what the live workers serve: queue, handler and how many workers have it.
+
+    Exit 0 (an empty list when no worker is alive), 3 when the API is unreachable.
+    """
+    client = _client(api_url)
+    answer = guarded(client.handlers)
+    if as_json:
+        print_document(answer)
+        return
+    items = answer.get("items") or []
+    if not items:
+        print_line("no live worker has announced itself")
+        return
+    rows = [(str(i.get("queue")), str(i.get("handler")), str(i.get("workers"))) for i in items]
+    widths = [max(len(row[c]) for row in [("QUEUE", "HANDLER", "WORKERS"), *rows]) for c in range(3)]
+    for row in [("QUEUE", "HANDLER", "WORKERS"), *rows]:
+        typer.echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}")
+
+
+COMMANDS = (submit, trigger, status, results, watch, logs, cancel, redrive, handlers)
 """In the order ``dag-service --help`` lists them."""

@@ -35,6 +35,14 @@ Handlers = Annotated[
         show_default=False,
     ),
 ]
+Queues = Annotated[
+    str | None,
+    typer.Option(
+        "--queues",
+        help="Comma-separated queues (worker pools) to take tasks from (WORKER_QUEUES; default: default).",
+        show_default=False,
+    ),
+]
 Host = Annotated[
     str | None, typer.Option("--host", help="Address the API listens on (API_HOST).", show_default=False)
 ]
@@ -154,9 +162,12 @@ def _serve(
     guarded(lambda: asyncio.run(serve(container, roles), loop_factory=event_loop_factory()))
 
 
-def _with_concurrency(concurrency: int | None) -> None:
+def _with_concurrency(concurrency: int | None, queues: str | None = None) -> None:
+    """The worker options stand for their settings (so a bad value is reported like one)."""
     if concurrency is not None:
         os.environ["WORKER_CONCURRENCY"] = str(concurrency)
+    if queues is not None:
+        os.environ["WORKER_QUEUES"] = queues
 
 
 def _roles(api: bool = False, orchestrator: bool = False, workers: int = 0) -> Roles:
@@ -175,9 +186,9 @@ def orchestrator() -> None:
     _serve(_roles(orchestrator=True), "redis")
 
 
-def worker(concurrency: Concurrency = None, handlers: Handlers = None) -> None:
-    """Execute tasks; run as many as you like. SIGTERM: finish what is held, then exit."""
-    _with_concurrency(concurrency)
+def worker(concurrency: Concurrency = None, handlers: Handlers = None, queues: Queues = None) -> None:
+    """Execute tasks of its queues; run as many as you like. SIGTERM: finish what is held, then exit."""
+    _with_concurrency(concurrency, queues)
     _serve(_roles(workers=1), "redis", handlers=handlers)
 
 
@@ -192,9 +203,10 @@ def up(
     host: Host = None,
     port: Port = None,
     handlers: Handlers = None,
+    queues: Queues = None,
 ) -> None:
     """Everything in one process: API, orchestrator and workers (embedded backend by default)."""
-    _with_concurrency(concurrency)
+    _with_concurrency(concurrency, queues)
     roles = _roles(api=True, orchestrator=True, workers=workers)
     _serve(roles, "memory", handlers=handlers, host=host, port=port)
 

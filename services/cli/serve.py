@@ -123,6 +123,7 @@ def describe_process(container: Container, roles: Roles) -> str:
         parts.append(f"API at http://{settings.api_host}:{settings.api_port}{prefix}")
     if roles.workers:
         names = sorted(handler.name for handler in container.registry())
+        parts.append(f"queues {', '.join(settings.queues())}")
         parts.append(f"handlers {', '.join(names)}")
         parts.append(f"secrets from {container.secret_source().describe()}")
     return "; ".join(parts)

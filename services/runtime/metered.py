@@ -93,6 +93,7 @@ class MeteredTasks:
 
     def __init__(self, tasks: TaskQueue, ledger: AttemptLedger) -> None:
         self._tasks = tasks
+        self._ledger = ledger
         self._handlers = ledger.handlers
 
     async def send(self, messages: Sequence[Task]) -> None:
@@ -118,6 +119,15 @@ class MeteredTasks:
 
     async def maintain(self) -> None:
         await self._tasks.maintain()
+
+    def serving(self, queues: Sequence[str]) -> MeteredTasks:
+        return MeteredTasks(self._tasks.serving(queues), self._ledger)
+
+    async def requeue(self, deliveries: Sequence[Delivery[Task]]) -> None:
+        await self._tasks.requeue(deliveries)
+        for delivery in deliveries:
+            task = delivery.message
+            self._handlers.pop((task.run_id, task.node_id, task.attempt), None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tasks, name)

@@ -92,6 +92,11 @@ def register_builtins(registry: HandlerRegistry, http: HttpHandler | None = None
     return registry
 
 
+def builtin_names() -> frozenset[str]:
+    """The handlers every worker has, whatever modules it imports."""
+    return register_builtins(HandlerRegistry()).names()
+
+
 default_registry = register_builtins(HandlerRegistry())
 handler = default_registry.register
 """Decorator for user modules: ``@handler("name")``."""

@@ -11,7 +11,9 @@ import contextlib
 import contextvars
 import json
 import logging
-from collections.abc import Callable, Mapping
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 from domain.errors import BackendError, RunNotActive, TemplateError
 from domain.events import Event, NodeFailed, NodeStarted, NodeSucceeded
 from domain.map_spec import split_key
-from domain.messages import Task
+from domain.messages import DEFAULT_QUEUE, Task
 from domain.plan import NodeSpec, WorkflowPlan
 from domain.ports import (
     AttemptLogStore,
@@ -32,6 +34,8 @@ from domain.ports import (
     RunRepository,
     StoredDefinition,
     TaskQueue,
+    WorkerAnnouncement,
+    WorkerDirectory,
 )
 from domain.reasons import TIMEOUT_ERROR, timeout_message
 from domain.run_data import condition_verdict
@@ -59,6 +63,9 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_SECONDS = 30.0
 START_REPORT_DELAY_SECONDS = 0.1
+HAND_BACK_DELAY_SECONDS = 0.2
+"""How long a worker holds a task it hands back (it lacks the handler) before requeueing it."""
+LIVE_WORKERS_CACHE_SECONDS = 1.0
 
 
 class _Refused(Exception):
@@ -87,6 +94,10 @@ class _NotToStart(Exception):
     """The task's run is no longer running (cancelled): the attempt must not start."""
 
 
+class _HandBack(Exception):
+    """This worker lacks the task's handler, and another live worker of its queue has it."""
+
+
 class Worker:
     def __init__(
         self,
@@ -111,6 +122,8 @@ class Worker:
         heartbeat_interval_seconds: float = 5.0,
         max_heartbeat_details_bytes: int = 4096,
         secrets: SecretSource | None = None,
+        queues: Sequence[str] = (DEFAULT_QUEUE,),
+        directory: WorkerDirectory | None = None,
         slots: ConcurrencySlots | None = None,
         concurrency_limits: Mapping[str, int] | None = None,
         concurrency_poll_seconds: float = 0.05,
@@ -135,7 +148,14 @@ class Worker:
         self._registry = registry
         self._definitions = definitions
         self._runs = runs
-        self._tasks = tasks
+        self.queues = tuple(dict.fromkeys(queues))
+        self._tasks = tasks.serving(self.queues)
+        self._directory = directory
+        self._live_workers: tuple[float, list[WorkerAnnouncement]] = (-math.inf, [])
+        """When the directory was last read, and what it said (tasks handed back in a burst ask once)."""
+        self._visibility = visibility_timeout_seconds
+        self._handing_back: set[str] = set()
+        """Tasks this worker lacks the handler of, held briefly before they are requeued."""
         self._events = events
         self._clock = clock
         self._concurrency = concurrency
@@ -171,6 +191,7 @@ class Worker:
         self._beats.start(stop)
         bind_worker(self.worker_id)
         helpers = [
+            asyncio.create_task(self._announcements()),
             asyncio.create_task(self._heartbeat(stop)),
             asyncio.create_task(self._maintain(stop)),
             asyncio.create_task(self._cancels.watch()),
@@ -188,6 +209,32 @@ class Worker:
                     await helper
             await self._beats.close()
             self._executor.shutdown(wait=False, cancel_futures=True)
+            await self._withdraw()
+
+    async def _announce(self) -> None:
+        """Tell the directory what this worker serves, for a visibility timeout (renewed every
+        third of it, as task claims are)."""
+        if self._directory is not None:
+            announcement = WorkerAnnouncement(self.worker_id, frozenset(self.queues), self._registry.names())
+            await self._directory.announce(announcement, self._visibility)
+
+    async def _announcements(self) -> None:
+        if self._directory is None:
+            return
+        while True:
+            await retrying(self._announce, "announcing this worker")
+            await asyncio.sleep(self._heartbeat_seconds)
+
+    async def _withdraw(self) -> None:
+        """Leave the directory at once (without the backend, the announcement lapses by itself)."""
+        if self._directory is None:
+            return
+        try:
+            await self._directory.withdraw(self.worker_id)
+        except BackendError as error:
+            log.warning(
+                "worker %s not withdrawn (its announcement lapses by itself): %s", self.worker_id, error
+            )
 
     async def _finish_or_hand_back(self) -> None:
         _, unfinished = await asyncio.wait(list(self._running), timeout=self._shutdown_grace)
@@ -261,7 +308,9 @@ class Worker:
         started: list[Event] = [
             NodeStarted(task.run_id, task.node_id, task.attempt, self.worker_id, started_at)
             for task in (self._running[a].message for a in batch if a in self._running)
-            if task.idempotency_key not in waiting and task.idempotency_key not in self._began
+            if task.idempotency_key not in waiting
+            and task.idempotency_key not in self._began
+            and task.idempotency_key not in self._handing_back
         ]
         if started:
             with contextlib.suppress(Stopped):  # a start not reported: the result says it anyway
@@ -306,6 +355,17 @@ class Worker:
             log.info("not %s %s: %s", doing, task.idempotency_key, reason)
             await retrying(lambda: self._tasks.ack([delivery]), "acknowledging a task", self._stop)
             return
+        except _HandBack as reason:
+            log.info("handing back %s: %s", task.idempotency_key, reason)
+            # A pause first: the worker that has the handler may be busy, and this one must not
+            # take the task back at once, again and again. It never started: no start is reported.
+            self._handing_back.add(task.idempotency_key)
+            try:
+                await asyncio.sleep(HAND_BACK_DELAY_SECONDS)
+                await retrying(lambda: self._tasks.requeue([delivery]), "handing back a task", self._stop)
+            finally:
+                self._handing_back.discard(task.idempotency_key)
+            return
         if lines and self._attempt_logs is not None:  # stored before the result: readable once it shows
             store = self._attempt_logs
             append = lambda: store.append(task.run_id, task.node_id, task.attempt, lines)  # noqa: E731
@@ -335,7 +395,7 @@ class Worker:
             return self._failed(task, started_at, refusal.kind, str(refusal), retryable=refusal.retryable)
         except _TimedOut as timed_out:
             return self._failed(task, started_at, TIMEOUT_ERROR, str(timed_out))
-        except (_NotToStart, AttemptCancelled, Stopped):
+        except (_NotToStart, AttemptCancelled, Stopped, _HandBack):
             raise
         except _HandlerRaised as raised:  # a handler's failure is the node's failure, whatever its type
             error = raised.error
@@ -377,7 +437,11 @@ class Worker:
         try:
             handler = self._registry.get(task.handler)
         except UnknownHandler as error:
-            raise _Refused("UnknownHandler", str(error)) from None
+            holder = await self._holder_of(task)
+            if holder is not None:
+                raise _HandBack(f"no handler '{task.handler}' here; worker {holder} has it") from None
+            elsewhere = "" if self._directory is None else f", nor on any live worker of queue '{task.queue}'"
+            raise _Refused("UnknownHandler", f"{error}{elsewhere}") from None
         try:
             if item is None:
                 data = await self._read_data(task.run_id, spec)
@@ -427,6 +491,23 @@ class Worker:
                 raise  # the handler's own TimeoutError: report it as it is
             raise _TimedOut(timeout_message(context.attempt, spec.timeout_seconds)) from None
         return self._checked_output(output)
+
+    async def _holder_of(self, task: Task) -> str | None:
+        """Another live worker of the task's queue that announced its handler (None: none has)."""
+        if self._directory is None:
+            return None
+        read_at, live = self._live_workers
+        if time.monotonic() - read_at > LIVE_WORKERS_CACHE_SECONDS:
+            live = await retrying(self._directory.live, "reading the live workers", self._stop)
+            self._live_workers = (time.monotonic(), live)
+        for worker in live:
+            if (
+                worker.worker_id != self.worker_id
+                and task.queue in worker.queues
+                and task.handler in worker.handlers
+            ):
+                return worker.worker_id
+        return None
 
     async def _read_data(self, run_id: str, spec: NodeSpec) -> dict[str, Any]:
         try:

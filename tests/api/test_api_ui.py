@@ -84,7 +84,7 @@ async def test_a_node_of_a_run_comes_with_its_output(client: httpx.AsyncClient) 
     detail = response.json()
     assert detail["status"] == "COMPLETED"
     assert detail["parents"] == ["first"]
-    assert detail["handler"] == "output"
+    assert (detail["handler"], detail["queue"]) == ("output", "default")
     assert detail["has_output"] is True
     assert detail["output"] == {"first": {"input_payload": {"k": 1}}}
     assert detail["attempts"] == 1 and detail["worker_id"]

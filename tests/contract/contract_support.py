@@ -33,6 +33,7 @@ from adapters.redis.rate_limits import RedisRateLimiter
 from adapters.redis.runs import RedisRunRepository
 from adapters.redis.signals import RedisAttemptSignals
 from adapters.redis.slots import RedisConcurrencySlots
+from adapters.redis.workers import RedisWorkerDirectory
 from adapters.system import SystemClock
 from domain.events import Command, Event, FinishRun, RunStarted
 from domain.history import HistoryEntry
@@ -52,6 +53,7 @@ from domain.ports import (
     StoredDefinition,
     TaskQueue,
     TimerStore,
+    WorkerDirectory,
 )
 from domain.run import Run
 from domain.validation import build_plan
@@ -98,6 +100,7 @@ class Backend:
     attempt_logs: AttemptLogStore
     signals: AttemptSignals
     rate_limiter: RateLimiter
+    workers: WorkerDirectory
     changes: RunChanges
     slots: ConcurrencySlots
     keys: KeySpace | None
@@ -173,6 +176,7 @@ class BackendFactory:
             attempt_logs=container.attempt_logs(),
             signals=container.signals(),
             rate_limiter=container.rate_limiter(),
+            workers=container.workers_directory(),
             changes=container.run_changes(),
             slots=container.slots(),
             keys=container.key_space() if is_redis else None,
@@ -208,6 +212,7 @@ class BackendFactory:
             rate_limiter=RedisRateLimiter(
                 client, keys, url, settings.api_rate_limit_per_second, settings.rate_burst()
             ),
+            workers=RedisWorkerDirectory(client, keys, url),
             changes=changes,
             slots=RedisConcurrencySlots(client, keys, url),
             keys=keys,

@@ -3,7 +3,9 @@ orchestrator replicas at once; the child must be dispatched exactly once per run
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +36,12 @@ async def test_fan_in_child_dispatched_exactly_once_per_run(cluster: Callable[..
     _, *orchestrators, _, _ = await engine.start_many(
         ("api",), ("orchestrator",), ("orchestrator",), ("worker",), ("worker",)
     )
+    # Both replicas hold shards before the runs start: the first one up takes every shard, and gives
+    # some back only at its next lease renewal, by when 100 runs can be over.
+    deadline = time.monotonic() + 60
+    while not all("took the leases of shards" in orchestrator.log() for orchestrator in orchestrators):
+        assert time.monotonic() < deadline, [orchestrator.describe() for orchestrator in orchestrators]
+        await asyncio.sleep(0.1)
     async with engine.client() as client:
         execution_id = await submit(client, FAN_IN)
         run_ids: list[str] = []

@@ -42,7 +42,9 @@ async def completes(engine: Cluster) -> None:
 async def test_web_runs_its_orchestrator_apart_restarts_it_and_stops_it(
     cluster: Callable[..., Cluster],
 ) -> None:
-    engine = cluster()
+    # A restarted orchestrator takes its shards once the dead one's leases lapse (the visibility
+    # timeout): short here.
+    engine = cluster(VISIBILITY_TIMEOUT_SECONDS="2")
     web, _ = await engine.start_many(("web",), ("worker",))
     [first] = children(web.log())
     assert first != web.pid

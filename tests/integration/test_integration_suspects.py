@@ -16,7 +16,7 @@ from dependency_injector import providers
 from engine_support import fresh_registry, make_container, node, run_workflow, view, workflow
 
 from adapters.memory.queue import InMemoryQueue
-from domain.messages import Task
+from domain.messages import DEFAULT_QUEUE, Task
 from domain.ports import Delivery
 from services.worker.registry import HandlerContext
 
@@ -42,7 +42,7 @@ class SuspectingQueue(InMemoryQueue[Task]):
         return [replace(suspects[0], suspect=True)]
 
     async def send_first(self, messages: Sequence[Task]) -> None:
-        self._ready.extendleft(reversed(messages))
+        self._ready[DEFAULT_QUEUE].extendleft(reversed(messages))
 
 
 async def test_a_suspect_task_waits_for_the_running_ones_and_runs_alone() -> None:

@@ -26,7 +26,7 @@ from domain.events import (
     RunStarted,
     RunTimedOut,
 )
-from domain.messages import Task
+from domain.messages import DEFAULT_QUEUE, Task
 
 type Fields = dict[str, str]
 
@@ -205,17 +205,27 @@ def _optional_time(value: str | None) -> float | None:
 
 
 def encode_task(task: Task) -> Fields:
-    return {
+    fields = {
         "r": task.run_id,
         "d": task.definition_id,
         "n": task.node_id,
         "a": str(task.attempt),
         "h": task.handler,
     }
+    if task.queue != DEFAULT_QUEUE:  # the stream says it too; kept so a requeued entry keeps it
+        fields["q"] = task.queue
+    return fields
 
 
 def decode_task(fields: Mapping[str, str]) -> Task:
     try:
-        return Task(fields["r"], fields["d"], fields["n"], int(fields["a"]), fields["h"])
+        return Task(
+            fields["r"],
+            fields["d"],
+            fields["n"],
+            int(fields["a"]),
+            fields["h"],
+            fields.get("q", DEFAULT_QUEUE),
+        )
     except (KeyError, ValueError) as error:
         raise MalformedEntry(f"not a task entry: {dict(fields)!r} ({error})") from None
