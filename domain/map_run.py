@@ -24,7 +24,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import TemplateError
-from domain.events import OUTPUT_LOST, CancelAttempts, DispatchNode, ScheduleDeadline, ScheduleRetry
+from domain.events import OUTPUT_LOST, CancelAttempts, DispatchNode, ScheduleRetry
+from domain.heartbeats import attempt_timeout, schedule_deadlines
 from domain.json_values import json_type
 from domain.map_spec import ATTEMPTS_PER_LIFE, ITEMS_FAILED, NOT_A_LIST, MapOutput, MapSpec, item_key
 from domain.map_state import ItemRun, MapState
@@ -176,9 +177,7 @@ def item_started(run: Run, event: NodeStarted, item: int, step: Step) -> bool:
     state.started_at = event.at
     state.worker_id = step.worker_id = event.worker_id
     step.item_changed(index, item)
-    due_at = run.plan.nodes[index].deadline(event.at)
-    if due_at is not None:
-        step.commands.append(ScheduleDeadline(run.run_id, event.node_id, event.attempt, due_at))
+    schedule_deadlines(run.plan, run.plan.nodes[index], event, step)  # as a node's attempt
     return True
 
 
@@ -214,10 +213,12 @@ def item_timed_out(run: Run, event: AttemptTimedOut, item: int, step: Step) -> b
     if found is None:
         return False
     index, state = found
-    timeout = run.plan.nodes[index].timeout_seconds
-    if timeout is not None and state.started_at is not None and event.at < state.started_at + timeout:
+    timeout, default = attempt_timeout(run.plan, run.plan.nodes[index])
+    if timeout is None or (state.started_at is not None and event.at < state.started_at + timeout):
         return False  # set by an earlier start of this attempt
-    error = ErrorInfo(TIMEOUT_ERROR, timeout_message(event.attempt, timeout))
+    error = ErrorInfo(TIMEOUT_ERROR, timeout_message(event.attempt, timeout, default=default))
+    # Its worker is told to stop it: a hung handler must not keep the place its retry needs.
+    step.commands.append(CancelAttempts(run.run_id, ((event.node_id, event.attempt),)))
     _fail_item_attempt(run, index, item, state, error, True, step)
     return True
 

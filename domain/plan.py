@@ -44,12 +44,6 @@ class NodeSpec:
     concurrency: ConcurrencySpec | None = None
     """Set when the node has a ``concurrency_key`` (``domain.concurrency``)."""
 
-    def deadline(self, started_at: float) -> float | None:
-        """When the orchestrator times out an attempt that started at ``started_at`` (None: never)."""
-        if self.timeout_seconds is None:
-            return None
-        return started_at + self.timeout_seconds + DEADLINE_GRACE_SECONDS
-
 
 @dataclass(frozen=True, slots=True)
 class WorkflowPlan:

@@ -7,6 +7,7 @@ from typing import Any
 from domain_builders import RUN_ID, handle, new_run, node, plan_of, problems_of, workflow
 
 from domain.events import (
+    AttemptTimedOut,
     CancelAttempts,
     CancelRequested,
     DispatchNode,
@@ -17,6 +18,7 @@ from domain.events import (
     RedriveRequested,
     RetryDue,
     RunStarted,
+    ScheduleDeadline,
     ScheduleRetry,
 )
 from domain.map_spec import ATTEMPTS_PER_LIFE, ITEMS_FAILED, NOT_A_LIST, MapOutput
@@ -24,6 +26,7 @@ from domain.plan import WorkflowPlan
 from domain.reasons import CONDITION_FALSE
 from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
+from domain.validation import build_plan
 
 
 def map_plan(**map_keys: Any) -> WorkflowPlan:
@@ -221,3 +224,17 @@ def test_a_condition_on_the_item_goes_with_the_items_and_a_false_one_skips_its_i
     items = run.node("each").items
     assert items is not None and (items.succeeded, items.skipped, items.failed) == (2, 1, 0)
     assert run.node("each").status is NodeStatus.COMPLETED  # a skipped item is no failure
+
+
+def test_an_item_without_a_timeout_gets_the_default_deadline_and_is_told_when_it_passes() -> None:
+    raw = workflow(
+        node("src"), node("each", ["src"], for_each="{{ src.xs }}", retry_policy={"max_attempts": 2})
+    )
+    plan = build_plan(raw, default_attempt_timeout_seconds=60.0)
+    run, _ = started_with(plan, ["a"])
+    commands = handle(run, NodeStarted(RUN_ID, "each#0", 1, "w1", 3.0))
+    assert [(c.node_id, c.due_at) for c in commands if isinstance(c, ScheduleDeadline)] == [("each#0", 63.0)]
+    assert handle(run, AttemptTimedOut(RUN_ID, "each#0", 1, 62.0)) == []  # not yet
+    commands = handle(run, AttemptTimedOut(RUN_ID, "each#0", 1, 63.0))
+    assert CancelAttempts(RUN_ID, (("each#0", 1),)) in commands
+    assert [(c.node_id, c.attempt) for c in commands if isinstance(c, ScheduleRetry)] == [("each#0", 2)]
