@@ -182,11 +182,10 @@ def item_started(run: Run, event: NodeStarted, item: int, step: Step) -> bool:
 
 
 def item_succeeded(run: Run, event: NodeSucceeded, item: int, step: Step) -> bool:
-    found = _in_flight(run, event.node_id, item, event.attempt)
+    found = _reported(run, event, item, step)
     if found is None:
         return False
     index, state = found
-    _record_worker(state, event.worker_id, event.started_at, step)
     if event.output is OUTPUT_LOST:
         message = output_lost_message(event.attempt)
         _fail_item_attempt(run, index, item, state, ErrorInfo(OUTPUT_LOST_ERROR, message), True, step)
@@ -198,11 +197,10 @@ def item_succeeded(run: Run, event: NodeSucceeded, item: int, step: Step) -> boo
 
 
 def item_failed(run: Run, event: NodeFailed, item: int, step: Step) -> bool:
-    found = _in_flight(run, event.node_id, item, event.attempt)
+    found = _reported(run, event, item, step)
     if found is None:
         return False
     index, state = found
-    _record_worker(state, event.worker_id, event.started_at, step)
     error = ErrorInfo(event.error_type, event.message)
     _fail_item_attempt(run, index, item, state, error, event.retryable, step)
     return True
@@ -251,12 +249,21 @@ def _in_flight(run: Run, key: str, item: int, attempt: int) -> tuple[int, ItemRu
     return found
 
 
-def _record_worker(state: ItemRun, worker_id: str, started_at: float | None, step: Step) -> None:
-    if worker_id:
-        state.worker_id = worker_id
-    if started_at is not None:
-        state.started_at = started_at
+def _reported(
+    run: Run, event: NodeSucceeded | NodeFailed, item: int, step: Step
+) -> tuple[int, ItemRun] | None:
+    """The map node's index and the item in flight that ``event`` reports the end of; the worker
+    that reports it ran it (it may have taken it over)."""
+    found = _in_flight(run, event.node_id, item, event.attempt)
+    if found is None:
+        return None
+    state = found[1]
+    if event.worker_id:
+        state.worker_id = event.worker_id
+    if event.started_at is not None:
+        state.started_at = event.started_at
     step.worker_id = state.worker_id
+    return found
 
 
 def _fail_item_attempt(
