@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from services.api import create_app
 from services.api.app import api_prefix
 from services.container import Container, close_backend, meter, open_backend
 from services.runtime import tracing
-from services.runtime.children import ChildRole, child_environment
+from services.runtime.children import PARENT_PID_VARIABLE, ChildRole, child_environment, stop_when_orphaned
 from services.runtime.metrics_http import MetricsSource, metrics_app
 from services.runtime.serving import consumer_name, serve_http
 from services.runtime.signals import stop_on_signals
@@ -56,7 +57,7 @@ async def serve(container: Container, roles: Roles, stop: asyncio.Event | None =
     await open_backend(container)
     try:
         stop_on_signals(stop)
-        loops: list[Coroutine[Any, Any, None]] = []
+        loops: list[Coroutine[Any, Any, None]] = [stop_when_orphaned(stop)]
         if metrics is not None and settings.metrics_port:
             app = metrics_app(metrics)
             metrics_serving = serve_http(
@@ -95,7 +96,7 @@ def _orchestrator_apart(container: Container, roles: Roles) -> bool:
 def orchestrator_child(grace_seconds: float) -> ChildRole:
     """The orchestrator of ``web``, as a child: the same settings, no metrics port of its own (the
     API's port serves this process's metrics; the child's would clash with it)."""
-    env = child_environment({"METRICS_PORT": None})
+    env = child_environment({"METRICS_PORT": None, PARENT_PID_VARIABLE: str(os.getpid())})
     return ChildRole("orchestrator", env, grace_seconds + 5.0)
 
 

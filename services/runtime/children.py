@@ -3,16 +3,16 @@
 ``dag-service web`` serves the API here and runs its orchestrator as a child (``python -m services.cli
 orchestrator``), so that no amount of API work (status reads of big runs, many waiters) can delay a
 transition: they no longer share an event loop. The child stays in this process's group (a signal to
-the group reaches both) and, on Linux, is told to exit if this process dies. When it exits on its own
-it is started again after a growing pause; when this process stops, the child is asked to stop
-(SIGTERM) and killed after ``grace_seconds``.
+the group reaches both) and stops by itself if this process dies (it is given ``PARENT_PID_VARIABLE``
+and watches it: ``stop_when_orphaned``; no code runs between fork and exec, which is unsafe in a
+process with threads). When it exits on its own it is started again after a growing pause; when
+this process stops, the child is asked to stop (SIGTERM) and killed after ``grace_seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -21,14 +21,25 @@ from collections.abc import Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 MAX_RESTART_PAUSE_SECONDS = 30.0
 OWN_STOP_SECONDS = 2.0
+PARENT_PID_VARIABLE = "DAG_PARENT_PID"
+ORPHAN_CHECK_SECONDS = 1.0
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+async def stop_when_orphaned(stop: asyncio.Event) -> None:
+    """In a child role (``PARENT_PID_VARIABLE`` set): set ``stop`` once its parent is gone (this
+    process then has another parent, init)."""
+    parent = os.environ.get(PARENT_PID_VARIABLE)
+    if not parent or not parent.isdigit():
+        return
+    while not stop.is_set():
+        if os.getppid() != int(parent):
+            log.warning("the parent process %s is gone: stopping", parent)
+            stop.set()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), ORPHAN_CHECK_SECONDS)
 
 
 class ChildRole:
@@ -46,11 +57,7 @@ class ChildRole:
         """Keep the child running until ``stop``, then stop it."""
         pause = 1.0
         while not stop.is_set():
-            self.process = await asyncio.create_subprocess_exec(
-                *self.command,
-                env=self._env,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
+            self.process = await asyncio.create_subprocess_exec(*self.command, env=self._env)
             log.info("%s running in process %d", self.role, self.process.pid)
             exited = asyncio.ensure_future(self.process.wait())
             stopping = asyncio.ensure_future(stop.wait())

@@ -69,3 +69,17 @@ async def test_web_runs_its_orchestrator_apart_restarts_it_and_stops_it(
     assert web.popen.returncode == 0, web.describe()
     assert "Traceback" not in web.log(), web.describe()
     terminate_group(web.popen)  # nothing left, whatever happened above
+
+
+@pytest.mark.timeout(60)
+async def test_the_orchestrator_of_a_killed_web_stops_by_itself(cluster: Callable[..., Cluster]) -> None:
+    engine = cluster()
+    [web] = await engine.start_many(("web",))
+    [child] = children(web.log())
+    os.kill(web.pid, signal.SIGKILL)  # web alone: nothing can tell its child
+    deadline = time.monotonic() + 15
+    while alive(child):
+        assert time.monotonic() < deadline, f"the orchestrator {child} outlived its web\n{web.describe()}"
+        await asyncio.sleep(0.05)
+    assert "the parent process" in web.log() and "is gone: stopping" in web.log(), web.describe()
+    terminate_group(web.popen)
