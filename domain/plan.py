@@ -19,8 +19,11 @@ DEADLINE_GRACE_SECONDS = 5.0
 the timeout itself and reports first; the deadline catches a worker that died or hangs."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NodeSpec:
+    """One node of a compiled plan. Immutable by convention, like the plan (not frozen: a plan of
+    100,000 nodes builds 100,000 of them, and a frozen dataclass's constructor costs about twice)."""
+
     id: str
     index: int
     handler: str
