@@ -7,7 +7,6 @@ in any process's log (the worker logs at DEBUG, as JSON).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import redis
 from distributed_support import Cluster, workflow
 from http_support import submit, trigger
+from secret_forms import secret_check, sha256
 
 MODULE = "secret_echo_handlers"
 SOURCE = """
@@ -64,25 +64,7 @@ CONFIG = {
 }
 
 
-def forms(value: str, depth: int = 3) -> set[str]:
-    """The value as is and JSON-encoded (both ASCII modes) up to ``depth`` times: a JSON document
-    stored inside another (an output inside an event) escapes it twice."""
-    found = {value}
-    for _ in range(depth):
-        found |= {json.dumps(form, ensure_ascii=ascii)[1:-1] for form in found for ascii in (True, False)}
-    return found
-
-
-SECRET_FORMS = forms(TOKEN) | forms(PASSWORD)
-
-
-def assert_no_secret(text: str, where: str) -> None:
-    found = sorted(form for form in SECRET_FORMS if form in text)
-    assert not found, f"{where} holds a secret ({found})"
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+assert_no_secret = secret_check(TOKEN, PASSWORD)
 
 
 def dump_redis(client: redis.Redis) -> dict[str, Any]:

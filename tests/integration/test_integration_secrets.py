@@ -11,7 +11,6 @@ and in the exception it was raised from.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import re
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 from dependency_injector import providers
 from engine_support import fresh_registry, make_container, node, run_workflow, view, workflow
+from secret_forms import secret_check, sha256
 
 from adapters.memory import InMemoryQueue
 from domain.events import Event
@@ -42,21 +42,7 @@ NO_WAIT_RETRIES = {"max_attempts": 2, "initial_backoff_seconds": 0, "backoff_mul
 log = logging.getLogger("secret.handlers")
 
 
-def forms(value: str) -> set[str]:
-    """How the value could sit in a store or a log: as is, or JSON-encoded (both ASCII modes)."""
-    return {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
-
-
-SECRET_FORMS = forms(TOKEN) | forms(PASSWORD)
-
-
-def assert_no_secret(text: str, where: str) -> None:
-    found = sorted(form for form in SECRET_FORMS if form in text)
-    assert not found, f"{where} holds a secret ({found}): {text[:3000]}"
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+assert_no_secret = secret_check(TOKEN, PASSWORD)
 
 
 async def echo(ctx: HandlerContext) -> dict[str, Any]:
