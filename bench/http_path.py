@@ -255,13 +255,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.rounds} round(s); load average {load_average()}"
     )
     rounds = []
+    broken = False
     with sigterm_as_interrupt():
         for number in range(args.rounds):
             try:
                 rounds.append(_round(number, args, redis_binary, say))
             except (ProcessFailed, HttpRefused, RuntimeError) as error:
                 print(f"benchmark failed in round {number + 1}: {error}", file=sys.stderr)
-                return 1
+                broken = True
+                break
+    if not rounds:
+        return 1
+    if broken:
+        say(f"the tables hold the {len(rounds)} round(s) that completed")
     rows = verdicts(rounds, args.styles, args.workloads)
     print_tables(rounds, rows, args.styles, args.workloads, sys.stdout)
     say(f"load average at the end {load_average()}")
@@ -272,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         for figures in rounds
         for row in [*figures["engine"].values(), *(r for s in figures["http"].values() for r in s.values())]
     )
-    return 1 if failed else 0
+    return 1 if failed or broken else 0
 
 
 if __name__ == "__main__":

@@ -45,34 +45,54 @@ class HttpRefused(RuntimeError):
     """The API answered a request of the benchmark with an error, or a connection failed."""
 
 
+IDLE_REUSE_SECONDS = 2.0
+"""A keep-alive connection idle longer than this is closed rather than reused: uvicorn closes idle
+ones after 5 s, and a request written as it does so is lost (a reset)."""
+
+
 @dataclass
 class Connections:
     """Keep-alive connections to the API, opened as needed; one request at a time on each."""
 
     port: int
-    _idle: list[HttpConnection] = field(default_factory=list)
+    _idle: list[tuple[float, HttpConnection]] = field(default_factory=list)
     _all: list[HttpConnection] = field(default_factory=list)
 
     async def request(self, method: str, path: str, body: Any = None, expected: int = 200) -> Any:
+        """The answer's JSON. A GET lost with a reused connection is sent once more on a new one;
+        a POST is not (a run start is measured as the seed's client sends it, without an
+        ``Idempotency-Key``): connections idle too long are not reused, which avoids the race."""
         payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         head = f"{method} {path} HTTP/1.1\r\nHost: {LOOPBACK}:{self.port}\r\n"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-        connection = await self._acquire()
+        request = (head + "\r\n").encode() + payload
+        connection, reused = await self._acquire()
         try:
-            status, answer, _ = await connection.send((head + "\r\n").encode() + payload)
+            status, answer, _ = await connection.send(request)
         except RequestFailed as error:
-            raise HttpRefused(f"{method} {path}: {error}") from None
-        self._idle.append(connection)
+            if not reused or method != "GET":
+                raise HttpRefused(f"{method} {path}: {error}") from None
+            connection = await self._connect()
+            try:
+                status, answer, _ = await connection.send(request)
+            except RequestFailed as again:
+                raise HttpRefused(f"{method} {path}: {again}") from None
+        self._idle.append((time.monotonic(), connection))
         if status != expected:
             raise HttpRefused(f"{method} {path}: {status} {answer[:300]!r}")
         return json.loads(answer)
 
-    async def _acquire(self) -> HttpConnection:
+    async def _acquire(self) -> tuple[HttpConnection, bool]:
+        """A connection, and whether it carried requests before."""
         while self._idle:
-            connection = self._idle.pop()
-            if connection.lost is None:  # the server may have closed an idle one (keep-alive timeout)
-                return connection
+            since, connection = self._idle.pop()
+            if connection.lost is None and time.monotonic() - since < IDLE_REUSE_SECONDS:
+                return connection, True
+            connection.close()
+        return await self._connect(), False
+
+    async def _connect(self) -> HttpConnection:
         _, connection = await asyncio.get_running_loop().create_connection(
             HttpConnection, LOOPBACK, self.port
         )
