@@ -46,13 +46,13 @@ class RedisDefinitionRepository:
         it once and take one version."""
         versions = self._keys.definition_versions
         while True:
-            current = await self._client.hget(versions, definition.name)
+            current = str(await self._client.hget(versions, definition.name) or "")
             version = int(current or 0) + 1
             stored = dataclasses.replace(definition, version=version)
             commit = Commit()
             group = commit.group()
             is_new = group.require_equal(self._keys.definition_summaries, definition.definition_id, "")
-            group.require_equal(versions, definition.name, current or "")
+            group.require_equal(versions, definition.name, current)
             group.hset(versions, {definition.name: str(version)})
             self._write(group, stored)
             (failed,) = await self._commit.one(commit)
