@@ -12,7 +12,8 @@ through that group, on every exit path:
 A group is signalled only while its leader has not been reaped: after that, its id may belong to
 another process (Linux keeps the number allocated only while some member of the group lives).
 
-The benchmarks (``bench.engine_cluster``, ``bench.api_load``) and the tests (``tests/redis_support.py``,
+The benchmarks (``bench.engine_cluster``, ``bench.api_load``), the Redis topologies
+(``bench.redis_topologies``: Cluster, Sentinel) and the tests (``tests/redis_support.py``,
 ``tests/distributed``, ``tests/faults``, ``tests/e2e``) share this module; the tests import it as
 ``bench.processes``, which works because the editable install of the project puts the repository
 root on ``sys.path`` (``_editable_impl_dag_workflow_engine.pth``).
@@ -50,9 +51,17 @@ class ProcessFailed(RuntimeError):
 
 def free_port() -> int:
     """A TCP port nothing listens on at the moment (bound on loopback and released at once)."""
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports nothing listens on at the moment: all bound at once, then released
+    (one ``free_port`` after another may hand out the same port twice)."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind((LOOPBACK, 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 # -- starting ------------------------------------------------------------------------------------------
@@ -291,7 +300,7 @@ class RedisServer:
     ``appendfsync`` turns the append-only file on with that policy (``always``, ``everysec``, ``no``);
     None runs without persistence (no AOF, no RDB snapshots), as the benchmarks do: their figures are
     the engine's, not the disk's. It can be killed (SIGKILL), paused (SIGSTOP), resumed and restarted
-    on the same port and folder.
+    on the same port and folder. ``port``: a free one (``free_port``) unless given.
     """
 
     def __init__(
@@ -301,12 +310,13 @@ class RedisServer:
         *,
         appendfsync: str | None = "everysec",
         die_with_parent: bool = False,
+        port: int | None = None,
     ) -> None:
         self.binary = binary
         self.folder = folder
         self.appendfsync = appendfsync
         self.die_with_parent = die_with_parent
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.process: LoggedProcess | None = None
 
     @property
@@ -316,6 +326,9 @@ class RedisServer:
     @property
     def pid(self) -> int | None:
         return None if self.process is None else self.process.pid
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.running()
 
     def command(self) -> list[str]:
         persistence = (

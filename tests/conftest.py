@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_support import RedisServer
+from redis_support import RedisClusterServers, RedisSentinelServers, RedisServer
 
 FAULT_TIER = Path(__file__).parent / "faults"
 SHARED_SCOPES = frozenset({"module", "package", "class"})
@@ -120,3 +120,22 @@ def fresh_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """A Redis Cluster of 3 masters and 3 replicas for the module, healthy when handed out; a test
+    that kills a node restarts it (``restart``) or leaves the rest of its module a smaller cluster.
+    Tests sharing it isolate themselves with key prefixes (or ``flushall()``)."""
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinelServers]:
+    """A primary, its replica and 3 sentinels (quorum 2, down after 1 s) for the module, ready when
+    handed out (the replica in sync, every sentinel aware of it and of the others)."""
+    servers = RedisSentinelServers(tmp_path_factory.mktemp("redis-sentinel")).start()
+    yield servers
+    servers.stop()

@@ -10,10 +10,11 @@ from redis.asyncio.client import Pipeline
 
 from adapters.redis.codec import decode_event, decode_task, encode_event, encode_task, staged_field
 from adapters.redis.codec.messages import encode_compact
+from adapters.redis.commit import Commit, CommitScript
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import EVENTS_GROUP, TASKS_GROUP, KeySpace
 from adapters.redis.leases import ShardLeases
-from adapters.redis.scripts import Script, with_script
+from adapters.redis.scripts import Script, add_call, with_script
 from adapters.redis.streams import DeadLetter, RedisStreamQueue, StreamConfig, entry_of
 from domain.dead_letters import settle_dead_event, settle_dead_task
 from domain.errors import BackendError
@@ -73,6 +74,7 @@ class RedisEventBus(RedisStreamQueue[Event]):
     async def close(self) -> None:
         """Give the leases back (a graceful stop): the other orchestrators take the shards at once.
         Without Redis they lapse by themselves."""
+        await super().close()
         try:
             await self.leases.release()
         except BackendError as error:
@@ -142,10 +144,13 @@ class RedisTaskQueue(RedisStreamQueue[Task]):
         self._deliveries = deliveries
         self._events = events
         self._now = now
+        self._serving: list[RedisTaskQueue] = []
+        self._commit = CommitScript(client)
 
     def serving(self, queues: Sequence[str]) -> RedisTaskQueue:
-        """The same streams, received from for ``queues`` only (a worker of those pools)."""
-        return RedisTaskQueue(
+        """The same streams, received from for ``queues`` only (a worker of those pools); closed
+        with this one."""
+        queue = RedisTaskQueue(
             self._client,
             self._url,
             self._keys,
@@ -155,13 +160,20 @@ class RedisTaskQueue(RedisStreamQueue[Task]):
             self._now,
             queues,
         )
+        self._serving.append(queue)
+        return queue
+
+    async def close(self) -> None:
+        for queue in self._serving:
+            await queue.close()
+        await super().close()
 
     def _add_send(self, pipe: Pipeline, message: Task) -> None:
         pipe.xadd(self._keys.shard_for_run(message.run_id).tasks_of(message.queue), encode_task(message))  # type: ignore[arg-type]
 
     async def requeue(self, deliveries: Sequence[Delivery[Task]]) -> None:
         """Each task added again at the end of its stream and its entry acknowledged, in one
-        transaction per stream (same shard, same hash tag): another consumer of the group gets it,
+        commit per stream (same shard, same hash tag): another consumer of the group gets it,
         and a crash cannot lose it or keep both."""
         if not deliveries:
             return
@@ -170,11 +182,12 @@ class RedisTaskQueue(RedisStreamQueue[Task]):
             by_stream.setdefault(self._config.streams[entry_of(delivery.receipt)[0]], []).append(delivery)
         async with translated_errors(self._url):
             for stream, held in by_stream.items():
-                pipe = self._client.pipeline(transaction=True)
+                commit = Commit()
+                group = commit.group()
                 for delivery in held:
-                    pipe.xadd(stream, encode_task(delivery.message))  # type: ignore[arg-type]
-                    pipe.xack(stream, TASKS_GROUP, entry_of(delivery.receipt)[1])
-                await pipe.execute()
+                    group.xadd(stream, encode_task(delivery.message))
+                    group.xack(stream, TASKS_GROUP, [entry_of(delivery.receipt)[1]])
+                await self._commit.one(commit)
 
     async def _fail_node(self, dead: DeadLetter[Task]) -> None:
         if dead.message is not None:
@@ -201,7 +214,7 @@ class RedisTimerStore:
         async def fire(sha: str) -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
             for shard in self._shards:
-                pipe.evalsha(sha, 2, shard.timers, shard.events, repr(now), str(max_count))
+                add_call(pipe, sha, (shard.timers, shard.events), (repr(now), str(max_count)))
             return list(await pipe.execute())
 
         async with translated_errors(self._url):

@@ -33,7 +33,7 @@ from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
 from adapters.redis.pages import members_after
-from adapters.redis.scripts import Script, run_scripts
+from adapters.redis.scripts import Script, add_call, run_scripts
 from adapters.redis.transitions import RedisTransitions
 from domain.errors import NotFound, RunAlreadyExists
 from domain.events import Command, Event
@@ -123,7 +123,7 @@ class RedisRunRepository:
         self, sha: str, keys: Sequence[str], args: Sequence[str], also: Callable[[Pipeline], object] | None
     ) -> Any:
         def add(pipe: Pipeline) -> None:
-            pipe.evalsha(sha, len(keys), *keys, *args)
+            add_call(pipe, sha, keys, args)
             if also is not None:
                 also(pipe)
 
@@ -312,7 +312,7 @@ class RedisRunRepository:
         keys = self._keys.run(run_id)
         start = max(after, 0)
         async with translated_errors(self._url):
-            pipe = self._client.pipeline(transaction=True)
+            pipe = self._client.pipeline(transaction=False)  # one run: one slot, one connection
             pipe.exists(keys.meta)
             pipe.lrange(keys.history, start, start + limit - 1)
             exists, raw = await pipe.execute()
