@@ -114,5 +114,6 @@ def create_app(
             allow_credentials=True,
             allow_methods=["*"],
             allow_headers=["*"],
+            expose_headers=["ETag"],  # so that a page's script can name it in If-None-Match
         )
     return app

@@ -13,7 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import POLL_LIMIT_SECONDS, client_for, make_settings, node, wait_final, workflow
+from api_support import (
+    ALLOWED_ORIGIN,
+    POLL_LIMIT_SECONDS,
+    client_for,
+    make_settings,
+    node,
+    wait_final,
+    workflow,
+)
 from dependency_injector import providers
 from http_support import submit, trigger
 from redis_support import RedisServer
@@ -100,6 +108,12 @@ async def test_both_routes_answer_with_a_strong_etag_and_304_when_it_is_named(
         assert other.content == first.content
         assert other.headers["etag"] == etag
     assert len(tags) == 2, "each route's answer has its own tag"
+
+
+async def test_a_page_of_an_allowed_origin_may_read_the_etag(client: httpx.AsyncClient) -> None:
+    run_id = await finished_run(client)
+    response = await client.get(f"/api/runs/{run_id}", headers={"origin": ALLOWED_ORIGIN})
+    assert "etag" in response.headers["access-control-expose-headers"].lower()
 
 
 async def test_a_changed_run_has_a_new_etag_and_a_new_body(client: httpx.AsyncClient) -> None:
