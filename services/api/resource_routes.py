@@ -43,7 +43,7 @@ from services.api.resource_schemas import (
     run_results,
     run_summary_view,
 )
-from services.api.run_answers import Shape, run_answer
+from services.api.run_answers import NOT_MODIFIED, Shape, run_answer
 from services.application.errors import RunNotFinishedYet
 from services.application.workflows import WorkflowService
 from services.runtime.resilience import retrying
@@ -175,7 +175,7 @@ async def list_runs(
     tags=["runs"],
     summary="A run and its nodes",
     response_model=RunDetail,
-    responses=error_responses(404, 422, 503),
+    responses={**NOT_MODIFIED, **error_responses(404, 422, 503)},
 )
 async def get_run(run_id: str, request: Request, service: Service, wait: WaitSeconds = 0) -> Response:
     """With `?wait=SECONDS`: the answer comes as soon as the run has ended (or when the time is up).

@@ -111,6 +111,12 @@ class AnswerCache:
             self.put(key, task.result())
 
 
+NOT_MODIFIED: dict[int | str, dict[str, object]] = {
+    304: {"description": "Not Modified: `If-None-Match` names the answer's `ETag` (no body)."}
+}
+"""OpenAPI ``responses`` of a route answered by ``run_answer``, beside its errors."""
+
+
 def install_answer_cache(app: FastAPI) -> None:
     app.state.run_answers = AnswerCache()
 

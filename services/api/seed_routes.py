@@ -16,7 +16,7 @@ from services.api.dependencies import JSON_BODY, Service, json_response, token_n
 from services.api.disconnects import unless_client_leaves
 from services.api.errors import error_responses
 from services.api.openapi import json_body
-from services.api.run_answers import Shape, run_answer
+from services.api.run_answers import NOT_MODIFIED, Shape, run_answer
 from services.api.seed_schemas import (
     RunTriggered,
     WorkflowCreated,
@@ -81,7 +81,7 @@ async def trigger_workflow(execution_id: str, request: Request) -> Response:
     tags=["runs"],
     summary="Status of a run and of its nodes",
     response_model=WorkflowStatus,
-    responses=error_responses(404, 422, 503),
+    responses={**NOT_MODIFIED, **error_responses(404, 422, 503)},
 )
 async def workflow_status(instance_id: str, request: Request, wait: WaitSeconds = 0) -> Response:
     """With `?wait=SECONDS`: the answer comes as soon as the run has ended (or when the time is
