@@ -17,7 +17,7 @@ from domain.events import Command, DispatchNode, Event, FinishRun, NodeFailed, N
 from domain.history import HistoryEntry
 from domain.messages import Task
 from domain.paging import Page
-from domain.ports import Delivery, EventBus, RunQuery, RunRepository, RunSummary, TaskQueue
+from domain.ports import Delivery, EventBus, RunQuery, RunRepository, RunSnapshot, RunSummary, TaskQueue
 from domain.reasons import TIMEOUT_ERROR
 from domain.run import Run
 from services.runtime import metrics, tracing
@@ -40,6 +40,12 @@ class MeteredRuns:
 
     async def get(self, run_id: str, *, outputs: bool = True) -> Run:
         return await self._runs.get(run_id, outputs=outputs)
+
+    async def revision(self, run_id: str) -> str:
+        return await self._runs.revision(run_id)
+
+    async def snapshot(self, run_id: str, *, outputs: bool = True) -> RunSnapshot:
+        return await self._runs.snapshot(run_id, outputs=outputs)
 
     async def apply(
         self, events: Sequence[Event], delivered: Sequence[Delivery[Event]] = ()
