@@ -143,6 +143,11 @@ class RunRepository(Protocol):
         """``get``, with the revision of the state read (read together, in one step)."""
         ...
 
+    async def status(self, run_id: str) -> RunStatus:
+        """The run's status alone: one small read, whatever the size of the run (for readers
+        waiting for its end); raises ``NotFound`` as ``get`` does."""
+        ...
+
     async def apply(
         self, events: Sequence[Event], delivered: Sequence[Delivery[Event]] = ()
     ) -> list[Command]:

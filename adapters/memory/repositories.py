@@ -30,6 +30,7 @@ from domain.ports import (
     run_revision,
 )
 from domain.run import Run, ensure_runnable
+from domain.statuses import RunStatus
 from domain.templates import WORKFLOW_NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,9 @@ class InMemoryRunRepository:
         """Every transition applied appends one history entry: their count numbers the commits."""
         run = await self.get(run_id)
         return run_revision(len(self._history[run_id]), run.created_at)
+
+    async def status(self, run_id: str) -> RunStatus:
+        return (await self.get(run_id)).status
 
     async def snapshot(self, run_id: str, *, outputs: bool = True) -> RunSnapshot:
         """The live run, as ``get``: its revision holds until the caller next awaits."""

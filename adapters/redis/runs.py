@@ -153,6 +153,19 @@ class RedisRunRepository:
             raise NotFound("workflow run", run_id)
         return revision
 
+    async def status(self, run_id: str) -> RunStatus:
+        """One HGET of the meta hash's status (coalesced with this loop iteration's other calls)."""
+        meta = self._keys.run(run_id).meta
+
+        def add(pipe: Pipeline) -> None:
+            pipe.hget(meta, STATUS)
+
+        async with translated_errors(self._url):
+            (status,) = await self._coalescer.run(add)
+        if status is None:
+            raise NotFound("workflow run", run_id)
+        return RunStatus(status)
+
     async def _read(self, run_id: str, outputs: bool) -> StoredRun:
         keys = self._keys.run(run_id)
         wanted = (keys.meta, keys.nodes, keys.out) if outputs else (keys.meta, keys.nodes)

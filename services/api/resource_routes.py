@@ -182,9 +182,7 @@ async def get_run(run_id: str, request: Request, service: Service, wait: WaitSec
     The answer has an `ETag`; with `If-None-Match` naming it, 304 (no body) while the run is as it
     was."""
     if wait:
-        waited = await unless_client_leaves(
-            request.receive, service.wait_for_run(run_id, wait, outputs=False)
-        )
+        waited = await unless_client_leaves(request.receive, service.wait_for_run(run_id, wait))
         if waited is None:
             return Response(status_code=204)
     return await run_answer(request, service, run_id, RUN_DETAIL)

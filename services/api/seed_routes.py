@@ -89,9 +89,7 @@ async def workflow_status(instance_id: str, request: Request, wait: WaitSeconds 
     while the run is as it was."""
     service = await workflow_service(request)  # a hot route, as above
     if wait:
-        waited = await unless_client_leaves(
-            request.receive, service.wait_for_run(instance_id, wait, outputs=False)
-        )
+        waited = await unless_client_leaves(request.receive, service.wait_for_run(instance_id, wait))
         if waited is None:
             return Response(status_code=204)
     return await run_answer(request, service, instance_id, SEED_STATUS)

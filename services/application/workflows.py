@@ -45,7 +45,7 @@ from services.application.errors import (
     UnknownRedriveNode,
     UsageError,
 )
-from services.application.waiting import MAX_WAIT_SECONDS, NoWord, run_when_final
+from services.application.waiting import MAX_WAIT_SECONDS, NoWord, status_when_final
 
 QUEUES_SERVED_CACHE_SECONDS = 1.0
 
@@ -221,17 +221,13 @@ class WorkflowService:
         """The run's revision: a small read that changes with every commit of the run."""
         return await self._runs.revision(run_id)
 
-    async def wait_for_run(self, run_id: str, wait_seconds: float, *, outputs: bool = True) -> Run:
-        """``get_run``, as soon as the run is final or once ``wait_seconds`` have passed (0: at once);
-        woken by the store's word of each change of the run, not by polling it."""
+    async def wait_for_run(self, run_id: str, wait_seconds: float) -> RunStatus:
+        """The run's status as soon as it is final or once ``wait_seconds`` have passed (0: at
+        once); woken by the store's word of each change of the run, not by polling it."""
         if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:  # the routes check it first, with its name
             raise UsageError(f"a wait must be 0 to {MAX_WAIT_SECONDS:g} seconds, got {wait_seconds}")
-        return await run_when_final(
-            self._changes,
-            run_id,
-            lambda: self._runs.get(run_id, outputs=outputs),
-            wait_seconds,
-            self.recheck_seconds,
+        return await status_when_final(
+            self._changes, run_id, lambda: self._runs.status(run_id), wait_seconds, self.recheck_seconds
         )
 
     def watch(self, run_id: str) -> AbstractAsyncContextManager[RunWatch]:

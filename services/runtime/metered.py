@@ -20,6 +20,7 @@ from domain.paging import Page
 from domain.ports import Delivery, EventBus, RunQuery, RunRepository, RunSnapshot, RunSummary, TaskQueue
 from domain.reasons import TIMEOUT_ERROR
 from domain.run import Run
+from domain.statuses import RunStatus
 from services.runtime import metrics, tracing
 
 type AttemptKey = tuple[str, str, int]
@@ -43,6 +44,9 @@ class MeteredRuns:
 
     async def revision(self, run_id: str) -> str:
         return await self._runs.revision(run_id)
+
+    async def status(self, run_id: str) -> RunStatus:
+        return await self._runs.status(run_id)
 
     async def snapshot(self, run_id: str, *, outputs: bool = True) -> RunSnapshot:
         return await self._runs.snapshot(run_id, outputs=outputs)
