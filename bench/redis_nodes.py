@@ -63,11 +63,20 @@ class OneRedis:
 class ClusterOfMasters:
     """A Redis Cluster of ``masters`` masters (and ``replicas`` replicas each: none by default, so
     that the 2 cores measure the same work as on one server; a replica repeats every write) without
-    persistence, created by ``redis-cli --cluster create`` (``bench.redis_topologies``)."""
+    persistence, created by ``redis-cli --cluster create`` (``bench.redis_topologies``).
+    ``die_with_parent`` as for ``bench.processes.spawn`` (the benchmarks: yes; tests: no)."""
 
     cluster = True
 
-    def __init__(self, binary: str, folder: Path, masters: int = CLUSTER_MASTERS, replicas: int = 0) -> None:
+    def __init__(
+        self,
+        binary: str,
+        folder: Path,
+        masters: int = CLUSTER_MASTERS,
+        replicas: int = 0,
+        *,
+        die_with_parent: bool = True,
+    ) -> None:
         cli = shutil.which("redis-cli")
         if cli is None:
             raise RuntimeError("redis-cli is not installed (it creates the cluster)")
@@ -78,7 +87,7 @@ class ClusterOfMasters:
             masters=masters,
             replicas_per_master=replicas,
             appendfsync=None,
-            die_with_parent=True,
+            die_with_parent=die_with_parent,
         )
         self.replicas = replicas
 
