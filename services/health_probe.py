@@ -11,15 +11,33 @@ from __future__ import annotations
 import sys
 
 import redis
+from redis.cluster import RedisCluster
+from redis.sentinel import Sentinel
 
 from services.settings import Settings
 
 EXIT_UNAVAILABLE = 3  # dag-service check's code for a backend that does not answer
 
 
+def _client(settings: Settings) -> redis.Redis:
+    """A client of the backend as the engine reaches it: the server, the cluster (any node answers
+    for it) or the master the sentinels name."""
+    timeouts: dict[str, float] = {"socket_connect_timeout": 5, "socket_timeout": 5}
+    if settings.redis_sentinels:
+        sentinels = Sentinel(list(settings.sentinel_addresses()), **timeouts)  # type: ignore[no-untyped-call]
+        master: redis.Redis = sentinels.master_for(settings.redis_sentinel_master, **timeouts)  # type: ignore[no-untyped-call]
+        return master
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_location(), **timeouts)  # type: ignore[return-value]
+    return redis.Redis.from_url(settings.redis_location(), **timeouts)
+
+
 def probe() -> int:
-    location = Settings().redis_location()
-    client = redis.Redis.from_url(location, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client = _client(Settings())
+    except redis.RedisError as error:  # a cluster client asks for the slots as it is made
+        sys.stderr.write(f"error: Redis does not answer: {error}\n")
+        return EXIT_UNAVAILABLE
     try:
         client.ping()
     except redis.RedisError as error:

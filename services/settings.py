@@ -355,7 +355,11 @@ def describe_invalid(error: ValidationError) -> str:
     complaint and what is accepted (never the value of a secret)."""
     problems = []
     for problem in error.errors():
-        name = str(problem["loc"][0]) if problem["loc"] else "?"
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if not problem["loc"]:  # a rule over several settings: its message names them
+            problems.append(message)
+            continue
+        name = str(problem["loc"][0])
         value: Any = problem.get("input")
         if name in SECRET_SETTINGS:
             shown = ""
@@ -363,7 +367,6 @@ def describe_invalid(error: ValidationError) -> str:
             shown = f"={without_password(value)!r}"
         else:
             shown = f"={value!r}"
-        message = str(problem["msg"]).removeprefix("Value error, ")
         accepted = _accepted(name) if name in Settings.model_fields else ""
         extra = f" (accepted: {accepted})" if accepted and accepted not in message else ""
         problems.append(f"{name.upper()}{shown}: {message}{extra}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from adapters.redis.commit import Commit, CommitScript
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import KeySpace
 from domain.attempt_logs import MAX_LINES
@@ -16,6 +17,7 @@ class RedisAttemptLogStore:
         self._keys = keys
         self._url = url
         self._retention = retention_seconds
+        self._commit = CommitScript(client)
 
     def _key(self, run_id: str, node_id: str, attempt: int) -> str:
         return self._keys.run(run_id).of_attempt("log", node_id, attempt)
@@ -24,12 +26,13 @@ class RedisAttemptLogStore:
         if not lines:
             return
         key = self._key(run_id, node_id, attempt)
-        pipe = self._client.pipeline(transaction=True)
-        pipe.rpush(key, *lines[:MAX_LINES])
-        pipe.ltrim(key, 0, MAX_LINES - 1)  # keeps the first lines: later ones are dropped
-        pipe.expire(key, self._retention)
+        commit = Commit()
+        group = commit.group()
+        group.rpush(key, lines[:MAX_LINES])
+        group.ltrim(key, 0, MAX_LINES - 1)  # keeps the first lines: later ones are dropped
+        group.expire(key, self._retention)
         async with translated_errors(self._url):
-            await pipe.execute()
+            await self._commit.one(commit)
 
     async def read(self, run_id: str, node_id: str, attempt: int) -> list[str]:
         async with translated_errors(self._url):

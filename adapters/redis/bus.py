@@ -10,6 +10,7 @@ from redis.asyncio.client import Pipeline
 
 from adapters.redis.codec import decode_event, decode_task, encode_event, encode_task, staged_field
 from adapters.redis.codec.messages import encode_compact
+from adapters.redis.commit import Commit, CommitScript
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import EVENTS_GROUP, TASKS_GROUP, KeySpace
 from adapters.redis.leases import ShardLeases
@@ -144,6 +145,7 @@ class RedisTaskQueue(RedisStreamQueue[Task]):
         self._events = events
         self._now = now
         self._serving: list[RedisTaskQueue] = []
+        self._commit = CommitScript(client)
 
     def serving(self, queues: Sequence[str]) -> RedisTaskQueue:
         """The same streams, received from for ``queues`` only (a worker of those pools); closed
@@ -171,7 +173,7 @@ class RedisTaskQueue(RedisStreamQueue[Task]):
 
     async def requeue(self, deliveries: Sequence[Delivery[Task]]) -> None:
         """Each task added again at the end of its stream and its entry acknowledged, in one
-        transaction per stream (same shard, same hash tag): another consumer of the group gets it,
+        commit per stream (same shard, same hash tag): another consumer of the group gets it,
         and a crash cannot lose it or keep both."""
         if not deliveries:
             return
@@ -180,11 +182,12 @@ class RedisTaskQueue(RedisStreamQueue[Task]):
             by_stream.setdefault(self._config.streams[entry_of(delivery.receipt)[0]], []).append(delivery)
         async with translated_errors(self._url):
             for stream, held in by_stream.items():
-                pipe = self._client.pipeline(transaction=True)
+                commit = Commit()
+                group = commit.group()
                 for delivery in held:
-                    pipe.xadd(stream, encode_task(delivery.message))  # type: ignore[arg-type]
-                    pipe.xack(stream, TASKS_GROUP, entry_of(delivery.receipt)[1])
-                await pipe.execute()
+                    group.xadd(stream, encode_task(delivery.message))
+                    group.xack(stream, TASKS_GROUP, [entry_of(delivery.receipt)[1]])
+                await self._commit.one(commit)
 
     async def _fail_node(self, dead: DeadLetter[Task]) -> None:
         if dead.message is not None:

@@ -2,7 +2,8 @@
 
 The script is generic: it checks that what a decision was based on is still stored, then writes.
 Every key a commit touches is declared (``KEYS``), so the script runs unchanged on Redis Cluster as
-long as the keys share one hash tag.
+long as the keys share one hash tag. It is also this adapter's only way of writing several keys at
+once (no MULTI: redis-py's asyncio cluster client cannot run concurrent transactions).
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ class Group:
         carries the shard's hash tag)."""
         self._op("PUBLISH", channel, [message])
 
+    def set(self, key: str, value: str) -> None:
+        self._op("SET", key, [value])
+
+    def ltrim(self, key: str, start: int, stop: int) -> None:
+        self._op("LTRIM", key, [str(start), str(stop)])
+
     def expire(self, key: str, seconds: int) -> None:
         self._op("EXPIRE", key, [str(seconds)])
 
@@ -121,6 +128,13 @@ class CommitScript:
     def __init__(self, client: Redis) -> None:
         self._client = client
         self.script = Script("commit")
+
+    async def one(self, commit: Commit) -> list[int]:
+        """Run one commit; the number of the failed check of each group (0: written)."""
+        (reply,) = await self.execute([commit])
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     async def execute(self, commits: Sequence[Commit]) -> list[list[int] | Exception]:
         """Run the commits in one pipeline; per commit, the number of the failed check of each group

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from redis.asyncio.client import Pipeline
-from redis.exceptions import WatchError
-
 from adapters.redis.codec.definitions import decode_document, decode_summary, encode_document, encode_summary
+from adapters.redis.commit import Commit, CommitScript, Group
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import KeySpace
 from adapters.redis.pages import members_after
@@ -28,6 +26,7 @@ class RedisDefinitionRepository:
         self._keys = keys
         self._url = url
         self._cache: dict[str, StoredDefinition] = {}
+        self._commit = CommitScript(client)
 
     async def add(self, definition: StoredDefinition) -> StoredDefinition:
         async with translated_errors(self._url):
@@ -41,41 +40,40 @@ class RedisDefinitionRepository:
         return stored
 
     async def _add_once(self, definition: StoredDefinition) -> StoredDefinition:
-        """An idempotent registration (its id derived from its key): the check that the id is new,
-        the next version and the writes in one optimistic transaction (WATCH on the definition's key
-        and the version counters; a concurrent change retries), so racing replicas store it once and
-        take one version."""
-        document_key, versions = (
-            self._keys.definition(definition.definition_id),
-            self._keys.definition_versions,
-        )
-        async with self._client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(document_key, versions)
-                    if await pipe.exists(document_key):
-                        raise DefinitionAlreadyExists(definition.definition_id)
-                    version = int(await pipe.hget(versions, definition.name) or 0) + 1
-                    stored = dataclasses.replace(definition, version=version)
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.hset(versions, definition.name, str(version))
-                    self._write(pipe, stored)
-                    await pipe.execute()
-                    return stored
-                except WatchError:
-                    continue
+        """An idempotent registration (its id derived from its key): one commit that checks the id
+        is new and the version counter is what was read, and writes the next version with the
+        definition (a concurrent registration of the name reads again), so racing replicas store
+        it once and take one version."""
+        versions = self._keys.definition_versions
+        while True:
+            current = str(await self._client.hget(versions, definition.name) or "")
+            version = int(current or 0) + 1
+            stored = dataclasses.replace(definition, version=version)
+            commit = Commit()
+            group = commit.group()
+            is_new = group.require_equal(self._keys.definition_summaries, definition.definition_id, "")
+            group.require_equal(versions, definition.name, current)
+            group.hset(versions, {definition.name: str(version)})
+            self._write(group, stored)
+            (failed,) = await self._commit.one(commit)
+            if failed == is_new:
+                raise DefinitionAlreadyExists(definition.definition_id)
+            if not failed:
+                return stored
 
     async def _store(self, stored: StoredDefinition) -> None:
-        pipe = self._client.pipeline(transaction=True)
-        self._write(pipe, stored)
-        await pipe.execute()
+        commit = Commit()
+        self._write(commit.group(), stored)
+        await self._commit.one(commit)
 
-    def _write(self, pipe: Pipeline, stored: StoredDefinition) -> None:
+    def _write(self, group: Group, stored: StoredDefinition) -> None:
+        """The document, its summary and its index entries, written together (one hash tag on a
+        cluster: ``KeySpace``)."""
         keys, definition_id = self._keys, stored.definition_id
-        pipe.set(keys.definition(definition_id), encode_document(stored))
-        pipe.hset(keys.definition_summaries, definition_id, encode_summary(stored))
+        group.set(keys.definition(definition_id), encode_document(stored))
+        group.hset(keys.definition_summaries, {definition_id: encode_summary(stored)})
         for index in (keys.definition_index(None), keys.definition_index(stored.name)):
-            pipe.zadd(index, {definition_id: stored.created_at})
+            group.zadd(index, stored.created_at, definition_id)
 
     async def restore(self, definition_id: str) -> None:
         """Store again a definition this process knows and Redis lost (with its data), so that the

@@ -286,7 +286,7 @@ class RedisRunRepository:
         keys = self._keys.run(run_id)
         start = max(after, 0)
         async with translated_errors(self._url):
-            pipe = self._client.pipeline(transaction=True)
+            pipe = self._client.pipeline(transaction=False)  # one run: one slot, one connection
             pipe.exists(keys.meta)
             pipe.lrange(keys.history, start, start + limit - 1)
             exists, raw = await pipe.execute()

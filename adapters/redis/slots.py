@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters.redis.commit import Commit, CommitScript
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import KeySpace
 from adapters.redis.scripts import Script, with_script
@@ -16,6 +17,7 @@ class RedisConcurrencySlots:
         self._keys = keys
         self._url = url
         self._script = Script("slots")
+        self._commit = CommitScript(client)
 
     async def acquire(self, key: str, holder: str, limit: int, now: float, lease_seconds: float) -> bool:
         names = self._keys.slots(key)
@@ -33,11 +35,12 @@ class RedisConcurrencySlots:
 
     async def release(self, key: str, holder: str) -> None:
         holders, line, seen = self._keys.slots(key)
-        async with translated_errors(self._url), self._client.pipeline(transaction=True) as pipe:
-            pipe.zrem(holders, holder)
-            pipe.zrem(line, holder)
-            pipe.zrem(seen, holder)
-            await pipe.execute()
+        commit = Commit()
+        group = commit.group()
+        for name in (holders, line, seen):
+            group.zrem(name, holder)
+        async with translated_errors(self._url):
+            await self._commit.one(commit)
 
     async def holders(self, key: str, now: float) -> int:
         holders = self._keys.slots(key)[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -29,12 +30,24 @@ class SlotwiseReads:
         """What the reads of ``streams`` bring within ``block_ms``, as XREADGROUP replies. A read
         kept from before may have begun for a stream no longer asked for: its entries are returned
         too (they were handed to this consumer and must be handled or reclaimed)."""
-        for stream in streams:
-            if stream not in self._waiting:
-                self._waiting[stream] = asyncio.create_task(self._read_one(stream, count, block_ms))
-        await asyncio.wait(
-            self._waiting.values(), timeout=block_ms / 1000, return_when=asyncio.FIRST_COMPLETED
-        )
+        deadline = time.monotonic() + block_ms / 1000
+        while True:
+            left = deadline - time.monotonic()
+            for stream in streams:
+                if stream not in self._waiting:
+                    block = max(1, int(left * 1000))
+                    self._waiting[stream] = asyncio.create_task(self._read_one(stream, count, block))
+            await asyncio.wait(
+                self._waiting.values(), timeout=max(left, 0), return_when=asyncio.FIRST_COMPLETED
+            )
+            reply = self._collect()
+            if reply or time.monotonic() >= deadline:
+                return reply
+            # Only reads that timed out empty (begun by an earlier, shorter receive): read again.
+
+    def _collect(self) -> Reply:
+        """The replies of the reads that are done; the error of one that failed, when none brought
+        anything (the others' entries are handed over first)."""
         reply: Reply = []
         failure: BaseException | None = None
         for stream, task in list(self._waiting.items()):

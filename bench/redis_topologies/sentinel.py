@@ -94,6 +94,7 @@ class RedisSentinelServers:
         appendfsync: str | None = "everysec",
         die_with_parent: bool = False,
     ) -> None:
+        self.folder = folder
         self.master_name = master_name
         primary_port, replica_port, *sentinel_ports = free_ports(2 + sentinels)
         self.servers = [

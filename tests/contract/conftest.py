@@ -10,10 +10,11 @@ Markers (all keyword arguments are backend names):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from redis_support import RedisClusterServers
 
 pytest.register_assert_rewrite("contract_support")
 
@@ -53,10 +54,21 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def redis_url(backend_name: str, request: pytest.FixtureRequest) -> str | None:
-    """The session's real redis-server, started only when a test runs on the ``redis`` backend."""
+    """The session's real redis-server (or Redis Cluster), started only when a test runs on the
+    ``redis`` (``redis-cluster``) backend."""
+    if backend_name == "redis-cluster":
+        return str(request.getfixturevalue("session_redis_cluster").seed_url)
     if backend_name != "redis":
         return None
     return str(request.getfixturevalue("redis_server").url)
+
+
+@pytest.fixture(scope="session")
+def session_redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """One Redis Cluster for the session's contract tests; they isolate themselves by key prefix."""
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster-session")).start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

@@ -60,8 +60,11 @@ from domain.validation import build_plan
 from services.container import Container, close_backend
 from services.settings import Settings
 
-BACKENDS = ("memory", "fakeredis", "redis")
-REDIS_BACKENDS = ("fakeredis", "redis")
+BACKENDS = ("memory", "fakeredis", "redis", "redis-cluster")
+REDIS_BACKENDS = ("fakeredis", "redis", "redis-cluster")
+REAL_REDIS = ("redis", "redis-cluster")
+"""Backends on real servers: a redis-server, and a Redis Cluster of 3 masters and 3 replicas
+(``REDIS_CLUSTER=true``, the same adapters: every call must keep to one slot)."""
 SHARDS = 4
 FAKE_URL = "redis://fakeredis.invalid:6379/0"
 T0 = 1_750_000_000.0
@@ -148,6 +151,7 @@ class BackendFactory:
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "redis_url": self.redis_url or FAKE_URL,
+            "redis_cluster": self.name == "redis-cluster",
             "redis_key_prefix": self.prefix,
             "redis_shards": SHARDS,
             "visibility_timeout_seconds": 30.0,
@@ -161,10 +165,10 @@ class BackendFactory:
         if self.name == "fakeredis":
             return self._build_fakeredis(settings)
         container = Container()
-        container.backend.override(providers.Object(self.name))
+        is_redis = self.name in REAL_REDIS
+        container.backend.override(providers.Object("redis" if is_redis else self.name))
         container.settings.override(providers.Object(settings))
         self._closers.append(lambda: close_backend(container))
-        is_redis = self.name == "redis"
         return Backend(
             name=self.name,
             settings=settings,

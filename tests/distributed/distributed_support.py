@@ -148,7 +148,9 @@ class Cluster:
     def __post_init__(self) -> None:
         self.prefix = f"dt-{uuid.uuid4().hex[:8]}"
         self.api_port = free_port()
-        self.keys = KeySpace(self.prefix, SHARDS)
+        # A cluster or sentinels (``topology_targets``) add the settings that reach them.
+        self.settings = {**getattr(self.redis_server, "settings", dict)(), **self.settings}
+        self.keys = KeySpace(self.prefix, SHARDS, self.settings.get("REDIS_CLUSTER") == "true")
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / f"{HANDLER_MODULE}.py").write_text(HANDLERS_SOURCE, encoding="utf-8")
         self.redis = self.redis_server.client()
@@ -286,9 +288,9 @@ class Cluster:
         return {spec.id: state for spec, state in run.node_states()}
 
     def stream_entries(self, kind: str) -> list[dict[str, str]]:
-        """The fields of every entry of every ``<prefix>:*:<kind>`` stream (kind: tasks, events)."""
-        streams = sorted(self.redis.scan_iter(match=f"{self.prefix}:*:{kind}", _type="stream"))
-        assert len(streams) == SHARDS, f"expected {SHARDS} {kind} streams, found {streams}"
+        """The fields of every entry of every shard's ``kind`` stream (kind: tasks, events)."""
+        streams = [getattr(shard, kind) for shard in self.keys.all_shards()]
+        assert all(self.redis.exists(stream) for stream in streams), f"{kind} streams missing"
         entries: list[dict[str, str]] = []
         for stream in streams:
             entries.extend(fields for _, fields in self.redis.xrange(stream))

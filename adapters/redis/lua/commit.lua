@@ -9,7 +9,7 @@
 --   op:    name, key, argument count, arguments. HSET, HDEL, RPUSH, ZADD, ZREM, PUBLISH (the key is
 --          the channel) and XADD take their usual arguments (XADD: field/value pairs, the id is '*'); XACK group, entry ids;
 --          EXPIRE seconds; PERSIST (no arguments); HMOVE source field, destination key, destination field (moves a hash
---          field between keys).
+--          field between keys); SET value; LTRIM start stop.
 --   Keys are 1-based positions in KEYS.
 -- A group is written only when all its checks hold (checked before anything is written: a script
 -- never rolls back). Returns per group 0 when written, else the position of the failed check.
@@ -31,6 +31,10 @@ local function write(name, key, first, last)
     end
   elseif name == 'EXPIRE' then
     redis.call('EXPIRE', key, ARGV[first])
+  elseif name == 'SET' then
+    redis.call('SET', key, ARGV[first])
+  elseif name == 'LTRIM' then
+    redis.call('LTRIM', key, ARGV[first], ARGV[first + 1])
   elseif name == 'PERSIST' then
     redis.call('PERSIST', key)
   elseif name == 'HMOVE' then
