@@ -69,3 +69,13 @@ def machine_busy_seconds() -> float | None:
         return None
     ticks = [int(value) for value in fields[1:9]]  # user nice system idle iowait irq softirq steal
     return (sum(ticks) - ticks[3] - ticks[4]) / CLOCK_TICKS
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (``/proc/<pid>/task/<pid>/children``, Linux >= 3.5); [] where
+    unavailable."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(word) for word in children.read().split()]
+    except OSError:
+        return []

@@ -23,7 +23,7 @@ from typing import Any
 from bench.engine_cluster import Cluster
 from bench.proc_sampling import load_average
 from bench.processes import free_ports, sigterm_as_interrupt
-from bench.redis_topologies.servers import ReplicatedRedisServer, poll, replication_info
+from bench.redis_topologies.servers import ReplicatedRedisServer, call, poll, replication_info
 from bench.workload_driver import run_all
 from services.settings import Settings
 
@@ -88,12 +88,17 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _round(args: argparse.Namespace, binary: str, wait_replicas: int, selected: list[str]) -> dict[str, Any]:
+def _round(
+    args: argparse.Namespace, binary: str, wait_replicas: int, selected: list[str]
+) -> tuple[dict[str, Any], int]:
+    """The workloads' figures, and how many WAITs the primary answered (proof that writes waited)."""
     with tempfile.TemporaryDirectory(prefix="bench-wait-") as folder:
         cluster = ReplicatedCluster(Path(folder), args, binary, wait_replicas)
         try:
             cluster.start()
-            return asyncio.run(run_all(cluster, args, selected, lambda text: None))
+            results = asyncio.run(run_all(cluster, args, selected, lambda text: None))
+            stats = call(cluster.port, "INFO", "commandstats")
+            return results, int(stats.get("cmdstat_wait", {}).get("calls", 0))
         finally:
             cluster.stop()
 
@@ -110,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     with sigterm_as_interrupt():
         for pair in range(args.pairs):
             for wait_replicas in (0, 1):
-                results = _round(args, binary, wait_replicas, selected)
+                results, waits = _round(args, binary, wait_replicas, selected)
+                print(f"pair {pair + 1}, REDIS_WAIT_REPLICAS={wait_replicas}: {waits:,} WAITs answered in the last workload")
                 for name in selected:
                     value = float(results[name][FIGURES[name][0]])
                     figures.setdefault((name, wait_replicas), []).append(value)

@@ -108,6 +108,20 @@ class RunQuery:
     limit: int = 50
 
 
+def run_revision(commits: int, created_at: float) -> str:
+    """A run's revision (``RunRepository.revision``): the number of commits made to it, and its
+    creation time, which tells apart two runs stored under one id one after the other (an
+    idempotency key used again after the first run's retention)."""
+    return f"{commits}@{created_at!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshot:
+    run: Run
+    revision: str
+    """The revision of the state ``run`` holds (read with it)."""
+
+
 class RunRepository(Protocol):
     async def add(self, run: Run) -> None:
         """Store a new PENDING run and queue its ``RunStarted`` event in one atomic step."""
@@ -116,6 +130,22 @@ class RunRepository(Protocol):
     async def get(self, run_id: str, *, outputs: bool = True) -> Run:
         """A snapshot of the run for reading; transitions go through ``apply``. With
         ``outputs=False`` the store may leave ``Run.outputs`` empty (cheaper for status reads)."""
+        ...
+
+    async def revision(self, run_id: str) -> str:
+        """The run's revision (``run_revision``): it changes with every commit of the run (every
+        ``apply`` that changes it), so a reader that keeps what it built from a snapshot knows
+        whether it is still current. One small read, whatever the size of the run; raises
+        ``NotFound`` as ``get`` does."""
+        ...
+
+    async def snapshot(self, run_id: str, *, outputs: bool = True) -> RunSnapshot:
+        """``get``, with the revision of the state read (read together, in one step)."""
+        ...
+
+    async def status(self, run_id: str) -> RunStatus:
+        """The run's status alone: one small read, whatever the size of the run (for readers
+        waiting for its end); raises ``NotFound`` as ``get`` does."""
         ...
 
     async def apply(

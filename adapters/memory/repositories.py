@@ -20,8 +20,17 @@ from domain.messages import Task
 from domain.outbox import Timer, outbox
 from domain.outcome import Outcome
 from domain.paging import Page, Position, decode_cursor, encode_cursor
-from domain.ports import DefinitionSummary, Delivery, RunQuery, RunSummary, StoredDefinition
+from domain.ports import (
+    DefinitionSummary,
+    Delivery,
+    RunQuery,
+    RunSnapshot,
+    RunSummary,
+    StoredDefinition,
+    run_revision,
+)
 from domain.run import Run, ensure_runnable
+from domain.statuses import RunStatus
 from domain.templates import WORKFLOW_NAMESPACE
 
 log = logging.getLogger(__name__)
@@ -105,6 +114,19 @@ class InMemoryRunRepository:
             return self._runs[run_id]
         except KeyError:
             raise NotFound("workflow run", run_id) from None
+
+    async def revision(self, run_id: str) -> str:
+        """Every transition applied appends one history entry: their count numbers the commits."""
+        run = await self.get(run_id)
+        return run_revision(len(self._history[run_id]), run.created_at)
+
+    async def status(self, run_id: str) -> RunStatus:
+        return (await self.get(run_id)).status
+
+    async def snapshot(self, run_id: str, *, outputs: bool = True) -> RunSnapshot:
+        """The live run, as ``get``: its revision holds until the caller next awaits."""
+        run = await self.get(run_id)
+        return RunSnapshot(run, run_revision(len(self._history[run_id]), run.created_at))
 
     async def apply(
         self, events: Sequence[Event], delivered: Sequence[Delivery[Event]] = ()

@@ -15,15 +15,18 @@ from adapters.errors import AdapterError
 from adapters.redis.coalescer import Coalescer
 from adapters.redis.codec import encode_event
 from adapters.redis.codec.runs import (
+    REVISION_FIELDS,
     STATUS,
     SUMMARY_FIELDS,
     StoredRun,
     decode_entry,
     decode_item,
     decode_output,
+    decode_revision,
     decode_run,
     decode_summary,
     new_run_meta,
+    stored_revision,
 )
 from adapters.redis.commit import Commit, CommitScript
 from adapters.redis.connection import Redis, translated_errors
@@ -39,7 +42,7 @@ from domain.map_spec import MapOutput, item_key
 from domain.map_state import ItemRun
 from domain.paging import Page, Position, decode_cursor, encode_cursor
 from domain.plan import WorkflowPlan
-from domain.ports import Delivery, RunQuery, RunSummary
+from domain.ports import Delivery, RunQuery, RunSnapshot, RunSummary
 from domain.run import Run, ensure_runnable
 from domain.statuses import RunStatus
 from domain.templates import WORKFLOW_NAMESPACE
@@ -128,6 +131,42 @@ class RedisRunRepository:
         return replies if also is not None else replies[0]
 
     async def get(self, run_id: str, *, outputs: bool = True) -> Run:
+        return (await self._read(run_id, outputs)).run
+
+    async def snapshot(self, run_id: str, *, outputs: bool = True) -> RunSnapshot:
+        """The revision comes from the meta hash the same script read."""
+        stored = await self._read(run_id, outputs)
+        return RunSnapshot(stored.run, stored_revision(stored))
+
+    async def revision(self, run_id: str) -> str:
+        """One HMGET of two meta fields (coalesced with this loop iteration's other calls); the
+        version is the one every commit of the run checks and increments (``transitions``)."""
+        meta = self._keys.run(run_id).meta
+
+        def add(pipe: Pipeline) -> None:
+            pipe.hmget(meta, REVISION_FIELDS)
+
+        async with translated_errors(self._url):
+            (fields,) = await self._coalescer.run(add)
+        revision = decode_revision(fields)
+        if revision is None:
+            raise NotFound("workflow run", run_id)
+        return revision
+
+    async def status(self, run_id: str) -> RunStatus:
+        """One HGET of the meta hash's status (coalesced with this loop iteration's other calls)."""
+        meta = self._keys.run(run_id).meta
+
+        def add(pipe: Pipeline) -> None:
+            pipe.hget(meta, STATUS)
+
+        async with translated_errors(self._url):
+            (status,) = await self._coalescer.run(add)
+        if status is None:
+            raise NotFound("workflow run", run_id)
+        return RunStatus(status)
+
+    async def _read(self, run_id: str, outputs: bool) -> StoredRun:
         keys = self._keys.run(run_id)
         wanted = (keys.meta, keys.nodes, keys.out) if outputs else (keys.meta, keys.nodes)
         async with translated_errors(self._url):
@@ -135,7 +174,7 @@ class RedisRunRepository:
         stored = await self._decode(run_id, replies)
         if stored is None:
             raise NotFound("workflow run", run_id)
-        return stored.run
+        return stored
 
     async def _load(self, run_ids: list[str]) -> list[StoredRun]:
         """The runs (without input and outputs: what deciding needs) that exist among ``run_ids``, each

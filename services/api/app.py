@@ -24,6 +24,7 @@ from services.api.errors import install_error_handlers
 from services.api.metrics_routes import install_metrics_source
 from services.api.middleware import BearerAuth, BodySizeLimit, JsonCORSMiddleware, RateLimit
 from services.api.openapi import complete_openapi
+from services.api.run_answers import install_answer_cache
 from services.api.ui_routes import UI_PATH, install_ui
 from services.application.errors import ConfigurationError
 from services.application.workflows import WorkflowService
@@ -75,6 +76,7 @@ def create_app(
         doc_pages = [*install_docs(app, prefix, f"{prefix}/openapi.json"), *asset_paths(prefix)]
     install_services(app, ApiServices(workflows=provide, ready=ready))
     install_metrics_source(app, metrics)
+    install_answer_cache(app)
     for routes in (
         health_routes,
         metrics_routes,
@@ -112,5 +114,6 @@ def create_app(
             allow_credentials=True,
             allow_methods=["*"],
             allow_headers=["*"],
+            expose_headers=["ETag"],  # so that a page's script can name it in If-None-Match
         )
     return app

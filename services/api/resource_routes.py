@@ -17,7 +17,7 @@ from domain.ports import RunQuery, RunSummary, RunWatch
 from domain.statuses import RunStatus
 from services.api.bodies import idempotency_of, parse_json, redrive_from_of, start_request_of, under_input
 from services.api.common_schemas import IfChanged, WaitSeconds, warning_details
-from services.api.dependencies import JSON_BODY, Service, json_response, token_name
+from services.api.dependencies import JSON_BODY, Service, token_name
 from services.api.disconnects import unless_client_leaves
 from services.api.errors import error_responses
 from services.api.openapi import json_body
@@ -43,8 +43,8 @@ from services.api.resource_schemas import (
     run_results,
     run_summary_view,
 )
+from services.api.run_answers import NOT_MODIFIED, Shape, run_answer
 from services.application.errors import RunNotFinishedYet
-from services.application.run_view import run_view
 from services.application.workflows import WorkflowService
 from services.runtime.resilience import retrying
 
@@ -54,6 +54,8 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 
 router = APIRouter()
+
+RUN_DETAIL = Shape("run detail", run_detail)
 
 
 @router.post(
@@ -173,17 +175,17 @@ async def list_runs(
     tags=["runs"],
     summary="A run and its nodes",
     response_model=RunDetail,
-    responses=error_responses(404, 422, 503),
+    responses={**NOT_MODIFIED, **error_responses(404, 422, 503)},
 )
 async def get_run(run_id: str, request: Request, service: Service, wait: WaitSeconds = 0) -> Response:
-    """With `?wait=SECONDS`: the answer comes as soon as the run has ended (or when the time is up)."""
-    if not wait:
-        run = await service.get_run(run_id, outputs=False)
-        return json_response(run_detail(run_view(run, await service.queues_served(run))))
-    waited = await unless_client_leaves(request.receive, service.wait_for_run(run_id, wait, outputs=False))
-    if waited is None:
-        return Response(status_code=204)
-    return json_response(run_detail(run_view(waited, await service.queues_served(waited))))
+    """With `?wait=SECONDS`: the answer comes as soon as the run has ended (or when the time is up).
+    The answer has an `ETag`; with `If-None-Match` naming it, 304 (no body) while the run is as it
+    was."""
+    if wait:
+        waited = await unless_client_leaves(request.receive, service.wait_for_run(run_id, wait))
+        if waited is None:
+            return Response(status_code=204)
+    return await run_answer(request, service, run_id, RUN_DETAIL)
 
 
 @router.get(

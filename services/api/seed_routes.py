@@ -16,6 +16,7 @@ from services.api.dependencies import JSON_BODY, Service, json_response, token_n
 from services.api.disconnects import unless_client_leaves
 from services.api.errors import error_responses
 from services.api.openapi import json_body
+from services.api.run_answers import NOT_MODIFIED, Shape, run_answer
 from services.api.seed_schemas import (
     RunTriggered,
     WorkflowCreated,
@@ -25,9 +26,10 @@ from services.api.seed_schemas import (
     status_of,
 )
 from services.application.errors import RunNotFinished
-from services.application.run_view import run_view
 
 router = APIRouter()
+
+SEED_STATUS = Shape("seed status", status_of)
 
 
 @router.post(
@@ -79,21 +81,18 @@ async def trigger_workflow(execution_id: str, request: Request) -> Response:
     tags=["runs"],
     summary="Status of a run and of its nodes",
     response_model=WorkflowStatus,
-    responses=error_responses(404, 422, 503),
+    responses={**NOT_MODIFIED, **error_responses(404, 422, 503)},
 )
 async def workflow_status(instance_id: str, request: Request, wait: WaitSeconds = 0) -> Response:
     """With `?wait=SECONDS`: the answer comes as soon as the run has ended (or when the time is
-    up), in the same shape."""
+    up), in the same shape. The answer has an `ETag`; with `If-None-Match` naming it, 304 (no body)
+    while the run is as it was."""
     service = await workflow_service(request)  # a hot route, as above
-    if not wait:
-        run = await service.get_run(instance_id, outputs=False)
-        return json_response(status_of(run_view(run, await service.queues_served(run))))
-    waited = await unless_client_leaves(
-        request.receive, service.wait_for_run(instance_id, wait, outputs=False)
-    )
-    if waited is None:
-        return Response(status_code=204)
-    return json_response(status_of(run_view(waited, await service.queues_served(waited))))
+    if wait:
+        waited = await unless_client_leaves(request.receive, service.wait_for_run(instance_id, wait))
+        if waited is None:
+            return Response(status_code=204)
+    return await run_answer(request, service, instance_id, SEED_STATUS)
 
 
 @router.get(

@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from domain.errors import BackendUnavailable
 from domain.ports import RunChanges, RunWatch
-from domain.run import Run
+from domain.statuses import RunStatus
 
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.05, 1.0
 """Between reads of a run that failed because the store was unreachable, during a wait."""
@@ -40,30 +40,32 @@ class NoWord:
         return 0
 
 
-async def run_when_final(
+async def status_when_final(
     changes: RunChanges,
     run_id: str,
-    read: Callable[[], Awaitable[Run]],
+    read: Callable[[], Awaitable[RunStatus]],
     wait_seconds: float,
     recheck_seconds: float,
-) -> Run:
-    """The run read by ``read`` as soon as it is final, or as it is once ``wait_seconds`` passed
-    (at once for 0). The watch begins before the first read, so no change slips between them."""
+) -> RunStatus:
+    """The run's status read by ``read`` (a small read: ``RunRepository.status``) as soon as it is
+    final, or as it is once ``wait_seconds`` passed (at once for 0). The watch begins before the
+    first read, so no change slips between them; each word of a change costs one small read, not
+    a read of the whole run."""
     if wait_seconds <= 0:
         return await read()
     deadline = time.monotonic() + wait_seconds
     async with changes.watch(run_id) as watch:
-        run = await read()
-        while not run.status.is_final:
+        status = await read()
+        while not status.is_final:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             await watch.changed(min(left, recheck_seconds))
-            run = await _read_again(read, deadline)
-    return run
+            status = await _read_again(read, deadline)
+    return status
 
 
-async def _read_again(read: Callable[[], Awaitable[Run]], deadline: float) -> Run:
+async def _read_again(read: Callable[[], Awaitable[RunStatus]], deadline: float) -> RunStatus:
     """``read()``; while the store is unreachable (it restarted under the wait: the first call on
     each of its old connections fails) it is tried again until the deadline, then the error goes
     to the caller (a 503 for a status request)."""

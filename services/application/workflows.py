@@ -26,6 +26,7 @@ from domain.ports import (
     RunChanges,
     RunQuery,
     RunRepository,
+    RunSnapshot,
     RunSummary,
     RunWatch,
     StoredDefinition,
@@ -44,7 +45,7 @@ from services.application.errors import (
     UnknownRedriveNode,
     UsageError,
 )
-from services.application.waiting import MAX_WAIT_SECONDS, NoWord, run_when_final
+from services.application.waiting import MAX_WAIT_SECONDS, NoWord, status_when_final
 
 QUEUES_SERVED_CACHE_SECONDS = 1.0
 
@@ -143,15 +144,23 @@ class WorkflowService:
     async def queues_served(self, run: Run) -> frozenset[str] | None:
         """The queues live workers serve, when the run view needs them (a node of ``run`` is
         queued); None otherwise, without asking."""
-        if self._workers is None or run.status.is_final:
-            return None
-        if not any(node.status is NodeStatus.QUEUED or node.items is not None for node in run.nodes):
+        return await self.live_queues() if _needs_queues(run) else None
+
+    async def live_queues(self) -> frozenset[str] | None:
+        """The queues live workers serve, read at most once a second; None without a directory of
+        workers."""
+        if self._workers is None:
             return None
         read_at, served = self._queues_served
         if time.monotonic() - read_at > QUEUES_SERVED_CACHE_SECONDS:
             served = pools.live_queues(await self._workers.live())
             self._queues_served = (time.monotonic(), served)
         return served
+
+    @staticmethod
+    def queues_for(run: Run, live: frozenset[str] | None) -> frozenset[str] | None:
+        """What ``queues_served`` gives for ``run`` when the live queues are ``live``."""
+        return live if _needs_queues(run) else None
 
     async def get_definition(self, definition_id: str) -> StoredDefinition:
         return await self._definitions.get(definition_id)
@@ -204,17 +213,21 @@ class WorkflowService:
     async def get_run(self, run_id: str, *, outputs: bool = True) -> Run:
         return await self._runs.get(run_id, outputs=outputs)
 
-    async def wait_for_run(self, run_id: str, wait_seconds: float, *, outputs: bool = True) -> Run:
-        """``get_run``, as soon as the run is final or once ``wait_seconds`` have passed (0: at once);
-        woken by the store's word of each change of the run, not by polling it."""
+    async def run_snapshot(self, run_id: str, *, outputs: bool = True) -> RunSnapshot:
+        """``get_run``, with the revision of the state read (``RunRepository.snapshot``)."""
+        return await self._runs.snapshot(run_id, outputs=outputs)
+
+    async def run_revision(self, run_id: str) -> str:
+        """The run's revision: a small read that changes with every commit of the run."""
+        return await self._runs.revision(run_id)
+
+    async def wait_for_run(self, run_id: str, wait_seconds: float) -> RunStatus:
+        """The run's status as soon as it is final or once ``wait_seconds`` have passed (0: at
+        once); woken by the store's word of each change of the run, not by polling it."""
         if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:  # the routes check it first, with its name
             raise UsageError(f"a wait must be 0 to {MAX_WAIT_SECONDS:g} seconds, got {wait_seconds}")
-        return await run_when_final(
-            self._changes,
-            run_id,
-            lambda: self._runs.get(run_id, outputs=outputs),
-            wait_seconds,
-            self.recheck_seconds,
+        return await status_when_final(
+            self._changes, run_id, lambda: self._runs.status(run_id), wait_seconds, self.recheck_seconds
         )
 
     def watch(self, run_id: str) -> AbstractAsyncContextManager[RunWatch]:
@@ -295,3 +308,11 @@ class AttemptLog:
     attempt: int
     """0 when the node has not started yet."""
     lines: list[str]
+
+
+def _needs_queues(run: Run) -> bool:
+    """Whether the view of ``run`` can name a queue no live worker serves: the run goes on and a
+    node of it is queued (or is a map, whose items may be)."""
+    if run.status.is_final:
+        return False
+    return any(node.status is NodeStatus.QUEUED or node.items is not None for node in run.nodes)

@@ -17,9 +17,10 @@ from domain.events import Command, DispatchNode, Event, FinishRun, NodeFailed, N
 from domain.history import HistoryEntry
 from domain.messages import Task
 from domain.paging import Page
-from domain.ports import Delivery, EventBus, RunQuery, RunRepository, RunSummary, TaskQueue
+from domain.ports import Delivery, EventBus, RunQuery, RunRepository, RunSnapshot, RunSummary, TaskQueue
 from domain.reasons import TIMEOUT_ERROR
 from domain.run import Run
+from domain.statuses import RunStatus
 from services.runtime import metrics, tracing
 
 type AttemptKey = tuple[str, str, int]
@@ -40,6 +41,15 @@ class MeteredRuns:
 
     async def get(self, run_id: str, *, outputs: bool = True) -> Run:
         return await self._runs.get(run_id, outputs=outputs)
+
+    async def revision(self, run_id: str) -> str:
+        return await self._runs.revision(run_id)
+
+    async def status(self, run_id: str) -> RunStatus:
+        return await self._runs.status(run_id)
+
+    async def snapshot(self, run_id: str, *, outputs: bool = True) -> RunSnapshot:
+        return await self._runs.snapshot(run_id, outputs=outputs)
 
     async def apply(
         self, events: Sequence[Event], delivered: Sequence[Delivery[Event]] = ()

@@ -18,9 +18,8 @@ from dependency_injector import providers
 from redis_support import RedisServer
 
 from adapters.redis.changes import RedisRunChanges
-from domain.run import Run
 from domain.statuses import RunStatus
-from services.application.waiting import run_when_final
+from services.application.waiting import status_when_final
 from services.container import Container, close_backend, open_backend
 from services.engine import EmbeddedEngine
 from services.settings import Settings
@@ -80,13 +79,13 @@ async def test_a_waiting_reader_is_still_woken_after_redis_restarts(
             run = await service.start(stored.definition_id, {})
             reads = 0
 
-            async def read() -> Run:  # what WorkflowService.wait_for_run reads; counts the reads done
+            async def read() -> RunStatus:  # what WorkflowService.wait_for_run reads; counts the reads
                 nonlocal reads
-                found = await service.get_run(run.run_id, outputs=False)
+                found = await container.runs().status(run.run_id)
                 reads += 1
                 return found
 
-            waiter = asyncio.ensure_future(run_when_final(changes, run.run_id, read, WITHIN, RECHECK))
+            waiter = asyncio.ensure_future(status_when_final(changes, run.run_id, read, WITHIN, RECHECK))
             await until(lambda: reads >= 1 and changes.watch_count() == 1, "the reader waits")
             assert changes.subscriptions == 1
 
@@ -95,7 +94,7 @@ async def test_a_waiting_reader_is_still_woken_after_redis_restarts(
             assert not waiter.done()  # the run goes on: its end is still to be heard
 
             final = await asyncio.wait_for(waiter, WITHIN)
-            assert final.status is RunStatus.COMPLETED
+            assert final is RunStatus.COMPLETED
             assert changes.watch_count() == 0
     finally:
         await close_backend(container)

@@ -26,13 +26,15 @@ from domain.map_spec import MapOutput, split_key
 from domain.map_state import ItemRun, MapState
 from domain.node_state import ErrorInfo, FailedAttempt, NodeRun
 from domain.plan import WorkflowPlan
-from domain.ports import RunSummary
+from domain.ports import RunSummary, run_revision
 from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
 
 VERSION = "v"
 STATUS = "status"
 SUMMARY_FIELDS = ("status", "definition_id", "workflow", "created_at", "started_at", "finished_at")
+REVISION_FIELDS = (VERSION, "created_at")
+"""The meta fields a run's revision is made of (``decode_revision``)."""
 
 
 def _time(value: float | None) -> str:
@@ -138,6 +140,20 @@ def decode_run(
         redriven_at=_optional_float(meta.get("redriven_at")),
     )
     return StoredRun(run, int(meta.get(VERSION) or 0))
+
+
+def decode_revision(fields: list[str | None]) -> str | None:
+    """The run's revision (``domain.ports.run_revision``) from ``REVISION_FIELDS``; None when the
+    run is not stored (or has expired)."""
+    version, created_at = fields
+    if created_at is None:
+        return None
+    return run_revision(int(version or 0), float(created_at))
+
+
+def stored_revision(stored: StoredRun) -> str:
+    """The revision of a run as read back (``decode_run``)."""
+    return run_revision(stored.version, stored.run.created_at)
 
 
 def decode_summary(run_id: str, fields: list[str | None]) -> RunSummary | None:

@@ -1,0 +1,173 @@
+"""The answers of a run's two status routes (the seed's ``GET /workflows/{id}``, the resource API's
+``GET /runs/{id}``), kept encoded per revision of the run.
+
+Building the answer for a 20,000-node run costs about 0.4 s of Python (the read, the read model,
+the pydantic views, the JSON), while most reads of a big run find it as it was, or changed in a
+few nodes since the previous poll. So each API process keeps, per (run, shape), the bytes it last
+answered, with the run's revision they were built from (``RunRepository.revision``, which changes
+with every commit of the run) and the live queues their reasons used. A read first asks for the
+revision (one small read, whatever the run's size): when it is the one kept, the kept bytes are
+the answer and no view is built.
+
+Every answer carries a strong ``ETag``, a digest of its bytes, so that every API process gives the
+same tag for the same answer, and ``Cache-Control: no-cache`` (a cache must ask again each time);
+a request whose ``If-None-Match`` names the tag gets 304 without a body. Concurrent reads that miss
+for the same run and revision share one build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel
+
+from services.application.run_view import RunView, run_view
+from services.application.workflows import WorkflowService
+
+MAX_ANSWERS = 256
+"""Answers one API process keeps at most (least recently used first out)."""
+MAX_ANSWER_BYTES = 128 * 1024 * 1024
+"""Their bytes at most (a 20,000-node run's answer is about 3-5 MiB)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """One route's shape of a run's answer."""
+
+    name: str
+    build: Callable[[RunView], BaseModel]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    revision: str
+    """The revision of the run's state the answer was built from."""
+    queues: frozenset[str] | None
+    """The live queues its reasons were built with; None: they used none."""
+    body: bytes
+    etag: str
+
+
+type AnswerKey = tuple[str, str]
+"""(run id, shape name)."""
+
+
+class AnswerCache:
+    """Answers by (run id, shape), bounded in number and bytes, least recently used first out."""
+
+    def __init__(self, max_answers: int = MAX_ANSWERS, max_bytes: int = MAX_ANSWER_BYTES) -> None:
+        self._answers: OrderedDict[AnswerKey, Answer] = OrderedDict()
+        self._bytes = 0
+        self._max_answers = max_answers
+        self._max_bytes = max_bytes
+        self._building: dict[AnswerKey, tuple[str, asyncio.Task[Answer]]] = {}
+        """Builds in flight, with the revision read before each began."""
+
+    def get(self, key: AnswerKey) -> Answer | None:
+        answer = self._answers.get(key)
+        if answer is not None:
+            self._answers.move_to_end(key)
+        return answer
+
+    def put(self, key: AnswerKey, answer: Answer) -> None:
+        earlier = self._answers.pop(key, None)
+        if earlier is not None:
+            self._bytes -= len(earlier.body)
+        if len(answer.body) > self._max_bytes:
+            return  # larger than the whole cache: answered, not kept
+        self._answers[key] = answer
+        self._bytes += len(answer.body)
+        while len(self._answers) > self._max_answers or self._bytes > self._max_bytes:
+            _, oldest = self._answers.popitem(last=False)
+            self._bytes -= len(oldest.body)
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    async def build_once(
+        self, key: AnswerKey, revision: str, build: Callable[[], asyncio.Task[Answer]]
+    ) -> Answer:
+        """The answer a build started by ``build`` gives, kept; a build for the same key already in
+        flight from the same revision is awaited instead of starting another. A reader that leaves
+        (its request cancelled) does not cancel the build the others await."""
+        building = self._building.get(key)
+        if building is None or building[0] != revision:
+            task = build()
+            building = self._building[key] = (revision, task)
+            task.add_done_callback(lambda done: self._built(key, done))
+        return await asyncio.shield(building[1])
+
+    def _built(self, key: AnswerKey, task: asyncio.Task[Answer]) -> None:
+        building = self._building.get(key)
+        if building is None or building[1] is not task:
+            return  # a build from a later revision began meanwhile: its answer is the one kept
+        del self._building[key]
+        if not task.cancelled() and task.exception() is None:
+            self.put(key, task.result())
+
+
+NOT_MODIFIED: dict[int | str, dict[str, object]] = {
+    304: {"description": "Not Modified: `If-None-Match` names the answer's `ETag` (no body)."}
+}
+"""OpenAPI ``responses`` of a route answered by ``run_answer``, beside its errors."""
+
+
+def install_answer_cache(app: FastAPI) -> None:
+    app.state.run_answers = AnswerCache()
+
+
+def answer_cache_of(request: Request) -> AnswerCache:
+    cache: AnswerCache = request.app.state.run_answers
+    return cache
+
+
+async def run_answer(request: Request, service: WorkflowService, run_id: str, shape: Shape) -> Response:
+    """The run's answer in ``shape``: the kept bytes when the run has not changed since they were
+    built, else built (and kept); 304 when ``If-None-Match`` names its tag. ``NotFound`` (404) for
+    a run that is not stored."""
+    cache = answer_cache_of(request)
+    key = (run_id, shape.name)
+    revision = await service.run_revision(run_id)
+    kept = cache.get(key)
+    if kept is None or kept.revision != revision or not await _same_queues(service, kept):
+        kept = await cache.build_once(
+            key, revision, lambda: asyncio.ensure_future(_build(service, run_id, shape))
+        )
+    headers = {"etag": kept.etag, "cache-control": "no-cache"}
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and names_tag(if_none_match, kept.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(kept.body, media_type="application/json", headers=headers)
+
+
+async def _same_queues(service: WorkflowService, kept: Answer) -> bool:
+    return kept.queues is None or kept.queues == await service.live_queues()
+
+
+async def _build(service: WorkflowService, run_id: str, shape: Shape) -> Answer:
+    # The live queues first: nothing awaits between the read of the run and its encoding, so the
+    # revision read with it is the state encoded even where the store hands out its live run.
+    live = await service.live_queues()
+    snapshot = await service.run_snapshot(run_id, outputs=False)
+    queues = service.queues_for(snapshot.run, live)
+    body = shape.build(run_view(snapshot.run, queues)).model_dump_json().encode()
+    return Answer(snapshot.revision, queues, body, entity_tag(body))
+
+
+def entity_tag(body: bytes) -> str:
+    """A strong tag: the same bytes give the same tag in every process. SHA-256 is the fastest
+    digest here (the CPU's SHA instructions: about 3 ms for a 20,000-node run's 4.7 MB)."""
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def names_tag(if_none_match: str, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header names ``etag`` (``*``, or a list of tags compared
+    weakly, as RFC 9110 has it for this header)."""
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
