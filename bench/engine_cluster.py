@@ -1,6 +1,7 @@
 """The processes a distributed benchmark measures, started and stopped together: its own redis-server
-without persistence, one ``dag-service orchestrator`` and two ``dag-service worker`` processes, and
-optionally py-spy attached to each of them.
+without persistence (or, with ``args.cluster``, its own Redis Cluster of 3 masters: ``bench.redis_nodes``),
+one ``dag-service orchestrator`` (or ``args.orchestrators``) and two ``dag-service worker`` processes,
+and optionally py-spy attached to each of them.
 
 ``bench.api_load.ApiStack`` subclasses it with other roles. Every process comes from
 ``bench.processes``: a session of its own (Ctrl-C reaches only the benchmark, which stops everything),
@@ -18,8 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import redis
-
 from bench.api_profile import py_spy_path
 from bench.engine_profile import engine_py_spy_command
 from bench.processes import (
@@ -32,6 +31,7 @@ from bench.processes import (
     stop_together,
     wait_or_kill,
 )
+from bench.redis_nodes import ClusterOfMasters, OneRedis, RedisNodes, ServedNode, stream_readers
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HANDLER_MODULE = "bench.bench_handlers"
@@ -40,11 +40,11 @@ MAX_NODES = 1_000_000
 
 
 class Cluster:
-    """redis-server + ``orchestrators`` orchestrators (one by default) + two workers, started and
-    stopped together.
+    """redis-server (or a cluster) + ``orchestrators`` orchestrators (one by default) + two workers,
+    started and stopped together.
 
     ``args`` are the benchmark's options: ``shards``, ``concurrency``, ``batch_size``, ``profile``,
-    ``py_spy`` and ``orchestrators`` are read.
+    ``py_spy``, ``orchestrators`` and ``cluster`` are read (the last two where present).
     """
 
     READY_WHAT = "the engine processes"  # in the message when they were not ready in time
@@ -52,17 +52,43 @@ class Cluster:
     def __init__(self, folder: Path, args: argparse.Namespace, redis_binary: str) -> None:
         self.folder = folder
         self.args = args
-        self.redis = RedisServer(redis_binary, folder, appendfsync=None, die_with_parent=True)
-        self.port = self.redis.port
-        self.url = self.redis.url
+        self.servers: RedisNodes = (
+            ClusterOfMasters(redis_binary, folder / "cluster", replicas=args.cluster_replicas)
+            if getattr(args, "cluster", False)
+            else OneRedis(redis_binary, folder)
+        )
         self.prefix = f"bench-{os.getpid()}-{secrets.token_hex(3)}"
         self.engine: list[LoggedProcess] = []
         self.samplers: list[LoggedProcess] = []
 
+    @property
+    def redis(self) -> RedisServer:
+        """The redis-server of a benchmark on one server (the API's and web's benchmarks)."""
+        if not isinstance(self.servers, OneRedis):
+            raise TypeError("a benchmark on a cluster has no single redis-server")
+        return self.servers.server
+
+    @property
+    def port(self) -> int:
+        return self.redis.port
+
+    @property
+    def url(self) -> str:
+        """``REDIS_URL``: the server, or the cluster's seed (known once it has started)."""
+        return self.servers.url
+
+    @property
+    def clustered(self) -> bool:
+        return self.servers.cluster
+
+    def redis_nodes(self) -> list[ServedNode]:
+        """The servers that take the engine's commands: the single one, or the cluster's masters."""
+        return self.servers.nodes()
+
     # starting
 
     def start(self) -> None:
-        self.redis.start()
+        self.servers.start()
         self._start_engine()
         self._wait_engine_ready(timeout=60.0)
         if self.args.py_spy:
@@ -82,6 +108,7 @@ class Cluster:
             REDIS_SHARDS=str(self.args.shards),
             WORKER_HANDLER_MODULES=HANDLER_MODULE,
             LOG_LEVEL="INFO",  # the start-up line (INFO) says a process serves
+            REDIS_CLUSTER=str(self.clustered).lower(),
             MAX_NODES=str(MAX_NODES),
             MAX_EDGES=str(MAX_NODES * 10),
             ORCHESTRATOR_BATCH_SIZE=str(self.args.batch_size),
@@ -127,23 +154,31 @@ class Cluster:
         """Each process logged its start, and those that consume streams read them (XREADGROUP).
 
         Consumer groups do not show a consumer until it has been given an entry, so readiness is
-        read from CLIENT LIST: the last command of that many connections is XREADGROUP.
+        read from CLIENT LIST of every node: the last command of that many connections is XREADGROUP.
         """
-        client = redis.Redis(port=self.port, socket_timeout=5, decode_responses=True)
+        nodes = self.redis_nodes()
         deadline = time.monotonic() + timeout
-        try:
-            while True:
-                ensure_running(self.engine)
-                logged = all("started" in child.tail(50) for child in self.engine)
-                reading = stream_readers(client) >= self._stream_consumers()
-                if logged and reading and self._serving():
-                    return
-                if time.monotonic() > deadline:
-                    logs = "\n".join(f"--- {c.name}:\n{c.tail()}" for c in self.engine)
-                    raise ProcessFailed(f"{self.READY_WHAT} were not ready within {timeout:.0f} s\n{logs}")
-                time.sleep(0.1)
-        finally:
-            client.close()
+        while True:
+            ensure_running(self.engine)
+            logged = all("started" in child.tail(50) for child in self.engine)
+            reading = stream_readers(nodes) >= self._blocked_reads()
+            if logged and reading and self._serving():
+                return
+            if time.monotonic() > deadline:
+                logs = "\n".join(f"--- {c.name}:\n{c.tail()}" for c in self.engine)
+                raise ProcessFailed(f"{self.READY_WHAT} were not ready within {timeout:.0f} s\n{logs}")
+            time.sleep(0.1)
+
+    def _blocked_reads(self) -> int:
+        """Blocking reads waiting once every consumer is ready. On one server each process blocks
+        on all its streams in one XREADGROUP. On a cluster a read spans one slot, so each stream
+        has its own (``adapters.redis.slotwise_reads``): every worker one per shard's task stream,
+        and the orchestrators together one per shard's event stream (a shard's events are read by
+        the orchestrator holding its lease)."""
+        if not self.clustered:
+            return self._stream_consumers()
+        workers = sum(1 for child in self.engine if child.name.startswith("worker"))
+        return (workers + 1) * int(self.args.shards)
 
     def _stream_consumers(self) -> int:
         """How many processes read streams once ready: all of them (orchestrator and workers)."""
@@ -156,9 +191,11 @@ class Cluster:
     # observing
 
     def pids(self) -> dict[str, int]:
+        """Role -> pid: the engine's processes, then each Redis node (``redis``, ``redis@<port>``)."""
         found = {child.name: child.pid for child in self.engine}
-        if self.redis.pid is not None:
-            found["redis"] = self.redis.pid
+        for node in self.redis_nodes():
+            if node.pid is not None:
+                found[node.role] = node.pid
         return found
 
     # stopping
@@ -171,9 +208,4 @@ class Cluster:
                 sampler.popen.wait(15)
             sampler.signal(signal.SIGINT)
             wait_or_kill(sampler.popen, 15.0)
-        self.redis.stop(10.0)
-
-
-def stream_readers(client: redis.Redis) -> int:
-    """Connections whose last command is XREADGROUP: processes waiting on their streams."""
-    return sum(1 for entry in client.client_list() if entry.get("cmd") == "xreadgroup")
+        self.servers.stop()

@@ -1,11 +1,15 @@
 """Throughput and per-hop latency of the distributed engine: Redis, one orchestrator, two workers.
 
-    uv run python -m bench.redis_mode [--only W1,W2] [--shards N] [--concurrency N] [--json]
+    uv run python -m bench.redis_mode [--only W1,W2] [--shards N] [--concurrency N] [--cluster] [--json]
 
 The benchmark starts everything it measures and stops it at the end (also on Ctrl-C or an error):
 
 1. its own ``redis-server`` on a free port in a temporary folder, **without persistence**
-   (``--appendonly no --save ""``): the figures are the engine's, not the disk's;
+   (``--appendonly no --save ""``): the figures are the engine's, not the disk's; with ``--cluster``,
+   its own Redis Cluster of 3 masters instead (``bench.redis_topologies``, no replicas unless
+   ``--cluster-replicas``, no persistence either), which the engine reaches with
+   ``REDIS_CLUSTER=true`` and ``REDIS_URL`` naming one master; the start-up lines say which master
+   serves each shard's hash tag;
 2. one ``dag-service orchestrator`` and two ``dag-service worker`` processes (the console script
    next to ``sys.executable``) with ``REDIS_URL``, a unique ``REDIS_KEY_PREFIX``,
    ``WORKER_HANDLER_MODULES=bench.bench_handlers`` (an async ``noop`` handler returning ``{}``),
@@ -43,14 +47,16 @@ peaks are restarted through ``/proc/<pid>/clear_refs`` before each one. CPU seco
 over each workload come from ``/proc/<pid>/stat`` (engine CPU per node: orchestrators + workers;
 Redis CPU per node apart); Redis's ``INFO commandstats`` is reset before each workload and its
 costliest commands are reported, with the requests Redis read (``total_reads_processed``, about one
-per round trip) and the commands it ran, per node.
+per round trip) and the commands it ran, per node. On a cluster every figure is read from each
+master on a client of its own, summed, and also given per master (``bench.redis_nodes``).
 
 Where the time goes: ``--py-spy DIR`` samples the three engine processes with py-spy (run as
 ``uv run --with py-spy python -m bench.redis_mode --py-spy DIR --only W2``) and prints, per process,
 the busy samples by layer (socket writes, redis-py, asyncio, engine code, ...) and the engine
 functions by inclusive share; ``--profile DIR`` runs them under cProfile instead (slower).
 
-Exit 0 whether targets pass or fail; 1 if a workload did not complete; 2 if redis-server is missing.
+Exit 0 whether targets pass or fail; 1 if a workload did not complete; 2 if redis-server (or, for
+``--cluster``, redis-cli) is missing.
 
 This module is the command line; the pieces live in ``bench.engine_cluster`` (the processes, on
 ``bench.processes``), ``bench.workloads`` (W1..W4), ``bench.workload_driver`` (running and measuring
@@ -70,12 +76,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import redis
-
 from bench.engine_cluster import Cluster
 from bench.engine_profile import summarise_profiles, summarise_samples
 from bench.proc_sampling import load_average
 from bench.processes import sigterm_as_interrupt
+from bench.redis_nodes import ClusterOfMasters, describe_shards, shards_by_master
 from bench.workload_driver import run_all
 from bench.workload_report import print_report
 from bench.workload_targets import CELERY_REFERENCE, verdicts
@@ -101,6 +106,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--orchestrators", type=int, default=1, help="orchestrator replicas (the replica path: 2)"
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run on a Redis Cluster of 3 masters started by the benchmark (REDIS_CLUSTER=true)",
+    )
+    parser.add_argument(
+        "--cluster-replicas",
+        type=int,
+        default=0,
+        help="replicas per master with --cluster (default 0: each repeats every write on the same CPUs)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of W4's layered DAG")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a workload may take")
     parser.add_argument(
@@ -118,6 +134,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on stdout")
     args = parser.parse_args(argv)
     unknown = [name for name in args.only.upper().split(",") if name and name not in WORKLOADS]
+    if args.cluster_replicas < 0:
+        parser.error("--cluster-replicas must be 0 or more")
     if unknown:
         parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
     return args
@@ -135,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     if redis_binary is None:
         print("redis-server is not installed (apt-get install redis-server)", file=sys.stderr)
         return 2
+    if args.cluster and shutil.which("redis-cli") is None:
+        print(
+            "redis-cli is not installed (it creates the cluster): apt-get install redis-tools",
+            file=sys.stderr,
+        )
+        return 2
     config = {
         "shards": args.shards,
         "worker_concurrency": args.concurrency or Settings.model_fields["worker_concurrency"].default,
@@ -142,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "workers": 2,
         "orchestrators": args.orchestrators,
         "redis_persistence": "none (appendonly no, no RDB snapshots)",
+        "redis_cluster": args.cluster,
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
         "load_average_start": load_average(),
@@ -151,17 +176,21 @@ def main(argv: list[str] | None = None) -> int:
         cluster = Cluster(Path(folder), args, redis_binary)
         try:
             cluster.start()
-            with redis.Redis(port=cluster.port, decode_responses=True) as probe:
+            with cluster.redis_nodes()[0].client() as probe:
                 version = probe.info("server")["redis_version"]
             config["redis_version"] = version
             say(
-                f"distributed engine: redis-server {version} on port {cluster.port} (no persistence), "
+                f"distributed engine: {cluster.servers.describe()}, redis {version} (no persistence), "
                 f"{args.orchestrators} orchestrator(s) + 2 workers "
                 f"x concurrency {config['worker_concurrency']}, "
                 f"{args.shards} shard(s), batch {args.batch_size}, Python {config['python']}, "
                 f"{config['cpus']} CPUs, load average {config['load_average_start']}"
             )
             say("pids: " + ", ".join(f"{role} {pid}" for role, pid in cluster.pids().items()))
+            if isinstance(cluster.servers, ClusterOfMasters):
+                placed = shards_by_master(cluster.servers, args.shards)
+                config["shards_by_master"] = {str(port): numbers for port, numbers in placed.items()}
+                say(f"shards by master: {describe_shards(cluster.servers, args.shards)}")
             if args.profile:
                 say(f"profiling the engine processes into {Path(args.profile).resolve()} (figures inflated)")
             results = asyncio.run(run_all(cluster, args, selected, say))

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import redis
+import redis.cluster
 
 from adapters.redis.inspection import AsyncRedisInspector, RedisInspector
 from bench.workloads import WorkloadFailed
@@ -21,11 +22,16 @@ from services.container import Container
 
 
 def inspector(container: Container, client: Any) -> AsyncRedisInspector:
-    """Reads on the benchmark's asyncio client; definitions (once each) on a synchronous one."""
+    """Reads on the benchmark's asyncio client; definitions (once each) on a synchronous one, a
+    cluster client on a cluster (the definitions' hash tag is on one master, the seed maybe not)."""
     keys = container.key_space()
-    plans = RedisInspector(
-        redis.Redis.from_url(container.settings().redis_location(), decode_responses=True), keys
+    settings = container.settings()
+    sync_client: redis.Redis | redis.cluster.RedisCluster = (
+        redis.cluster.RedisCluster.from_url(settings.redis_location(), decode_responses=True)
+        if settings.redis_cluster
+        else redis.Redis.from_url(settings.redis_location(), decode_responses=True)
     )
+    plans = RedisInspector(sync_client, keys)  # type: ignore[arg-type]
     return AsyncRedisInspector(client, keys, plans)
 
 

@@ -19,6 +19,7 @@ import bench.bench_handlers  # noqa: F401  (registers "noop" in this process too
 from bench.dags import edge_count
 from bench.engine_cluster import MAX_NODES, Cluster
 from bench.proc_sampling import cpu_seconds, load_average, own_peak_mib, reset_peak, vm_hwm_mib
+from bench.redis_nodes import counters, reset_stats, summed_commandstats
 from bench.run_state_reads import hop_latencies, inspector, node_states, wait_finished
 from bench.stats import distribution_ms
 from bench.workload_report import progress_line
@@ -35,7 +36,7 @@ START_PARALLELISM = 64  # W3: start() calls in flight at once
 class Bench:
     cluster: Cluster
     container: Container
-    client: Any  # redis.asyncio.Redis, shared with the container
+    client: Any  # redis.asyncio.Redis (or RedisCluster), shared with the container
     timeout: float
     say: Callable[[str], None]
 
@@ -99,59 +100,66 @@ async def run_workload(
     return result
 
 
-async def _commandstats(client: Any) -> list[dict[str, Any]]:
-    stats = await client.info("commandstats")
-    rows = [
-        {
-            "command": name.removeprefix("cmdstat_"),
-            "calls": int(values["calls"]),
-            "usec": int(values["usec"]),
-            "usec_per_call": float(values["usec_per_call"]),
-        }
-        for name, values in stats.items()
-    ]
-    rows.sort(key=lambda row: row["usec"], reverse=True)
-    return rows
+def _redis_role(role: str) -> bool:
+    return role == "redis" or role.startswith("redis@")
 
 
 async def measured(bench: Bench, name: str, body: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
-    """Run one workload with peaks restarted, CPU time and Redis command statistics around it."""
+    """Run one workload with peaks restarted, CPU time and Redis command statistics around it.
+
+    Redis's figures are read from each node on a client of its own (a cluster's masters one by one)
+    and summed; ``redis_nodes`` keeps them per node."""
     pids = {**bench.cluster.pids(), "bench": os.getpid()}
+    nodes = bench.cluster.redis_nodes()
     for pid in pids.values():
         reset_peak(pid)
-    await bench.client.config_resetstat()
-    stats_before = await bench.client.info("stats")
+    reset_stats(nodes)
+    before = counters(nodes)
     cpu_before = {role: cpu_seconds(pid) for role, pid in pids.items()}
     try:
         result = await body
     finally:
         load = load_average()
-    stats_after = await bench.client.info("stats")
-    cpu = {}
+    after = counters(nodes)
+    cpu: dict[str, float | None] = {}
     for role, pid in pids.items():
-        after, before = cpu_seconds(pid), cpu_before[role]
-        cpu[role] = None if after is None or before is None else after - before
+        end, start = cpu_seconds(pid), cpu_before[role]
+        cpu[role] = None if end is None or start is None else end - start
     peaks: dict[str, float | None] = {role: vm_hwm_mib(pid) for role, pid in bench.cluster.pids().items()}
     peaks["bench"] = own_peak_mib()
     total_nodes = result["nodes"] * result["runs"]
     result["e2e_ms_per_node"] = result["seconds"] / total_nodes * 1000
     result["cpu_seconds"] = cpu
-    engine_cpu = [cpu.get(role) for role in pids if role not in ("redis", "bench")]
+    engine_roles = [role for role in pids if not _redis_role(role) and role != "bench"]
+    engine_cpu: list[float | None] = [cpu.get(role) for role in engine_roles]
     if all(value is not None for value in engine_cpu):
         # The engine's own processes (orchestrators and workers), then Redis apart: moving work
         # between them (a script's rules into the domain) shows in both.
         result["engine_cpu_ms_per_node"] = sum(engine_cpu) / total_nodes * 1000  # type: ignore[arg-type]
-    if cpu.get("redis") is not None:
-        result["redis_cpu_ms_per_node"] = cpu["redis"] / total_nodes * 1000  # type: ignore[operator]
-    # Requests Redis read from its sockets (~ round trips, the benchmark's own polling included).
-    for key, field in (
-        ("redis_reads_per_node", "total_reads_processed"),
-        ("redis_commands_per_node", "total_commands_processed"),
-    ):
-        if field in stats_after and field in stats_before:
-            result[key] = (int(stats_after[field]) - int(stats_before[field])) / total_nodes
+    redis_cpu: list[float | None] = [cpu.get(node.role) for node in nodes]
+    if all(value is not None for value in redis_cpu):
+        result["redis_cpu_ms_per_node"] = sum(redis_cpu) / total_nodes * 1000  # type: ignore[arg-type]
+    # Requests each node read from its sockets (~ round trips, the benchmark's own polling included).
+    per_node: list[dict[str, Any]] = []
+    for node, start_counts, end_counts in zip(nodes, before, after, strict=True):
+        per_node.append(
+            {
+                "role": node.role,
+                "reads": end_counts.reads - start_counts.reads,
+                "commands": end_counts.commands - start_counts.commands,
+                "cpu_seconds": cpu.get(node.role),
+                "commandstats": {
+                    command: calls
+                    for command, (calls, _) in sorted(end_counts.commandstats.items())
+                    if command not in ("info", "config|resetstat")
+                },
+            }
+        )
+    result["redis_nodes"] = per_node
+    result["redis_reads_per_node"] = sum(row["reads"] for row in per_node) / total_nodes
+    result["redis_commands_per_node"] = sum(row["commands"] for row in per_node) / total_nodes
     result["peak_mib"] = peaks
-    result["redis_commands"] = (await _commandstats(bench.client))[:8]
+    result["redis_commands"] = summed_commandstats(after)[:8]
     result["load_average"] = load
     return result
 
@@ -163,6 +171,7 @@ async def run_all(
     container.backend.override("redis")
     settings = Settings(
         redis_url=cluster.url,
+        redis_cluster=cluster.clustered,
         redis_key_prefix=cluster.prefix,
         redis_shards=args.shards,
         max_nodes=MAX_NODES,

@@ -3,6 +3,7 @@ memory and CPU per process, Redis's costliest commands) and the verdicts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from bench.workload_targets import CELERY_TEXT, lookup
@@ -102,6 +103,7 @@ def print_report(report: dict[str, Any], out: TextIO) -> None:
             for c in row["redis_commands"][:6]
         ]
         say(f"  {name}: " + ", ".join(parts))
+    _per_redis_node(ok, say)
 
     say()
     for verdict in report["targets"]:
@@ -123,3 +125,21 @@ def print_report(report: dict[str, Any], out: TextIO) -> None:
         f"load average: start {config['load_average_start']}, end {report['load_average_end']} "
         f"({config['cpus']} CPUs; other work on the machine inflates every figure)"
     )
+
+
+def _per_redis_node(ok: dict[str, Any], say: Callable[[str], None]) -> None:
+    """On a cluster, what each master did: where the workload's shards are, and that nothing else
+    ran there (a single run lives in one shard, hence on one master)."""
+    if not any(len(row.get("redis_nodes", [])) > 1 for row in ok.values()):
+        return
+    say("")
+    say("per master (requests read, commands, CPU s; the commands with the most calls):")
+    for name, row in ok.items():
+        for node in row["redis_nodes"]:
+            busiest = sorted(node["commandstats"].items(), key=lambda item: item[1], reverse=True)[:5]
+            calls = ", ".join(f"{command} {count:,}" for command, count in busiest)
+            say(
+                f"  {name} {node['role']:>12}: {node['reads']:>8,} requests, "
+                f"{node['commands']:>8,} commands, "
+                f"CPU {_seconds(node['cpu_seconds'])} s; {calls or 'nothing'}"
+            )
