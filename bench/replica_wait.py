@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         for pair in range(args.pairs):
             for wait_replicas in (0, 1):
                 results, waits = _round(args, binary, wait_replicas, selected)
-                print(f"pair {pair + 1}, REDIS_WAIT_REPLICAS={wait_replicas}: {waits:,} WAITs answered in the last workload")
+                label = f"pair {pair + 1}, REDIS_WAIT_REPLICAS={wait_replicas}"
+                print(f"{label}: {waits:,} WAITs answered in the last workload")
                 for name in selected:
                     value = float(results[name][FIGURES[name][0]])
                     figures.setdefault((name, wait_replicas), []).append(value)
