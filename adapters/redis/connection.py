@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import hiredis
 import redis.asyncio as aioredis
+from redis._parsers.commands import AsyncCommandsParser
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -83,12 +84,29 @@ def create_client(topology: RedisTopology | str, *, read_timeout_seconds: float)
     )
 
 
+class _StreamKeysParser(AsyncCommandsParser):
+    """redis-py's cluster client asks a server for the keys of a command whose keys move (COMMAND
+    GETKEYS, twice, to its default node) before it can route it; XREADGROUP is one, and workers and
+    orchestrators issue it all the time. Its keys are the first half of what follows STREAMS."""
+
+    async def get_keys(self, *args: Any) -> tuple[str, ...] | None:
+        if len(args) > 4 and str(args[0]).upper() == "XREADGROUP":
+            # XREADGROUP GROUP group consumer [COUNT n] [BLOCK ms] [NOACK] STREAMS key ... id ...
+            words = [arg.decode() if isinstance(arg, bytes) else str(arg) for arg in args]
+            at = next((i for i in range(4, len(words)) if words[i].upper() == "STREAMS"), None)
+            if at is not None:
+                return tuple(words[at + 1 : at + 1 + (len(words) - at - 1) // 2])
+        keys: tuple[str, ...] | None = await super().get_keys(*args)
+        return keys
+
+
 def _cluster_client(topology: RedisTopology, common: dict[str, Any]) -> Redis:
     # A few quick retries: a node that just failed over or handed a slot over answers after the
     # client has refreshed its map of the slots (a connection error makes it do so).
     client = RedisCluster.from_url(
         topology.url, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3), **common
     )
+    client.commands_parser = _StreamKeysParser()
     # The cluster client offers the commands of the single one the adapters use; where it cannot
     # (several slots in one call) the adapters ask ``is_cluster``.
     return cast(Redis, client)

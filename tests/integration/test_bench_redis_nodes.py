@@ -4,13 +4,13 @@ per-master command counters, and readers blocked on streams of different masters
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 import redis
+from redis_support import require_redis_binary, require_redis_cli
 
 from adapters.redis.keys import KeySpace
 from bench.redis_nodes import (
@@ -23,18 +23,14 @@ from bench.redis_nodes import (
 )
 from bench.redis_topologies import call
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("redis-server") is None or shutil.which("redis-cli") is None,
-    reason="needs redis-server and redis-cli",
-)
-
 
 @pytest.fixture(scope="module")
 def masters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterOfMasters]:
     folder = tmp_path_factory.mktemp("bench-cluster")
     # Not tied to the test process by PR_SET_PDEATHSIG: code between fork and exec is unsafe once
     # a process has threads (``bench.processes.spawn``).
-    nodes = ClusterOfMasters(str(shutil.which("redis-server")), folder, die_with_parent=False)
+    require_redis_cli()  # skipped without the binaries, failed under REQUIRE_REDIS=1
+    nodes = ClusterOfMasters(require_redis_binary(), folder, die_with_parent=False)
     nodes.start()
     try:
         yield nodes
