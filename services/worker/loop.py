@@ -266,6 +266,10 @@ class Worker:
             await self._run_alone(deliveries[0])
             return
         self._start(deliveries)
+        # One turn of the loop before the next read: the attempts' first calls (start report,
+        # input read), queued for this turn's pipeline, leave before the blocking read is sent,
+        # not after it: a hop of a chain waits on them.
+        await asyncio.sleep(0)
 
     async def _run_alone(self, suspect: Delivery[Task]) -> None:
         """Run a task that may be what killed its earlier workers with nothing else beside it: if it
