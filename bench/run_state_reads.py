@@ -23,7 +23,9 @@ from services.container import Container
 def inspector(container: Container, client: Any) -> AsyncRedisInspector:
     """Reads on the benchmark's asyncio client; definitions (once each) on a synchronous one."""
     keys = container.key_space()
-    plans = RedisInspector(redis.Redis.from_url(container.redis_url(), decode_responses=True), keys)
+    plans = RedisInspector(
+        redis.Redis.from_url(container.settings().redis_location(), decode_responses=True), keys
+    )
     return AsyncRedisInspector(client, keys, plans)
 
 

@@ -33,6 +33,7 @@ from adapters.redis.rate_limits import RedisRateLimiter
 from adapters.redis.runs import RedisRunRepository
 from adapters.redis.signals import RedisAttemptSignals
 from adapters.redis.slots import RedisConcurrencySlots
+from adapters.redis.topology import RedisTopology
 from adapters.redis.workers import RedisWorkerDirectory
 from adapters.system import SystemClock, UuidIds
 from domain.messages import Task
@@ -64,10 +65,25 @@ class Container(containers.DeclarativeContainer):
     completions = providers.Singleton(RunCompletions)
     registry = providers.Object(default_registry)
 
-    redis_url = settings.provided.redis_location.call()
-    redis_client = providers.Singleton(create_client, redis_url, read_timeout_seconds=MAX_BLOCK_SECONDS + 9)
+    redis_topology = providers.Singleton(
+        RedisTopology,
+        url=settings.provided.redis_location.call(),
+        cluster=settings.provided.redis_cluster,
+        sentinels=settings.provided.sentinel_addresses.call(),
+        sentinel_master=settings.provided.redis_sentinel_master,
+        wait_replicas=settings.provided.redis_wait_replicas,
+        wait_timeout_ms=settings.provided.redis_wait_timeout_ms,
+    )
+    redis_url = redis_topology.provided.shown.call()
+    """Where Redis is, for messages (no password)."""
+    redis_client = providers.Singleton(
+        create_client, redis_topology, read_timeout_seconds=MAX_BLOCK_SECONDS + 9
+    )
     key_space = providers.Singleton(
-        KeySpace, settings.provided.redis_key_prefix, settings.provided.redis_shards
+        KeySpace,
+        settings.provided.redis_key_prefix,
+        settings.provided.redis_shards,
+        settings.provided.redis_cluster,
     )
     _visibility = settings.provided.visibility_timeout_seconds
     _deliveries = settings.provided.max_deliveries
@@ -231,6 +247,7 @@ async def close_backend(container: Container) -> None:
     if container.backend() == "redis":
         await container.run_changes().close()
         await container.events().close()  # an orchestrator gives its shards back
+        await container.tasks().close()
         await container.redis_client().aclose()
 
 

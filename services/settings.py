@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, IPvAnyNetwork, ValidationError, field_validator
+from pydantic import Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.definition import QUEUE_NAME_RE
@@ -37,6 +37,28 @@ class Settings(BaseSettings):
     redis_db: int = Field(default=0, ge=0)
     redis_shards: int = Field(default=4, ge=1, le=1024)
     redis_key_prefix: str = "dag"
+    redis_cluster: bool = Field(
+        default=False,
+        description="Redis Cluster: REDIS_HOST/REDIS_PORT (or REDIS_URL) name any node, the seed.",
+    )
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Sentinel mode: the sentinels as host:port, comma-separated; the master is found "
+        "(and followed through a failover) by REDIS_SENTINEL_MASTER.",
+    )
+    redis_sentinel_master: str = Field(default="mymaster", min_length=1)
+    redis_wait_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Each write of the engine waits (WAIT) until this many replicas have it before "
+        "the engine goes on (a run start is answered, an entry acknowledged); 0: no waiting.",
+    )
+    redis_wait_timeout_ms: int = Field(
+        default=1000,
+        ge=1,
+        description="How long a write waits for REDIS_WAIT_REPLICAS; fewer replicas by then fail it.",
+    )
     visibility_timeout_seconds: float = Field(default=30.0, gt=0)
     max_deliveries: int = Field(default=5, ge=1)
     shutdown_grace_seconds: float = Field(
@@ -172,6 +194,33 @@ class Settings(BaseSettings):
         "(comma-separated).",
     )
 
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _sentinel_list(cls, value: object) -> object:
+        return comma_separated(value)
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"{address!r} is not host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _one_redis_topology(self) -> Settings:
+        if self.redis_cluster and self.redis_sentinels:
+            raise ValueError("REDIS_CLUSTER and REDIS_SENTINELS exclude each other: choose one")
+        if self.redis_cluster and self.redis_wait_replicas:
+            raise ValueError(
+                "REDIS_WAIT_REPLICAS is not offered with REDIS_CLUSTER (a cluster pipeline writes "
+                "on several connections, and WAIT counts only its own connection's writes)"
+            )
+        if self.redis_cluster and self.redis_db:
+            raise ValueError("REDIS_DB must be 0 with REDIS_CLUSTER (a cluster has only database 0)")
+        return self
+
     @field_validator("backend_cors_origins", "http_allow_hosts", "http_allow_networks", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -220,6 +269,11 @@ class Settings(BaseSettings):
         if self.redis_url:
             return self.redis_url
         return f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
+
+    def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
+        """``REDIS_SENTINELS`` as (host, port) pairs (checked at load)."""
+        pairs = (address.rpartition(":") for address in self.redis_sentinels)
+        return tuple((host.strip("[]"), int(port)) for host, _, port in pairs)
 
     def limits(self) -> Limits:
         return Limits(

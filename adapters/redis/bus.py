@@ -13,7 +13,7 @@ from adapters.redis.codec.messages import encode_compact
 from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.keys import EVENTS_GROUP, TASKS_GROUP, KeySpace
 from adapters.redis.leases import ShardLeases
-from adapters.redis.scripts import Script, with_script
+from adapters.redis.scripts import Script, add_call, with_script
 from adapters.redis.streams import DeadLetter, RedisStreamQueue, StreamConfig, entry_of
 from domain.dead_letters import settle_dead_event, settle_dead_task
 from domain.errors import BackendError
@@ -73,6 +73,7 @@ class RedisEventBus(RedisStreamQueue[Event]):
     async def close(self) -> None:
         """Give the leases back (a graceful stop): the other orchestrators take the shards at once.
         Without Redis they lapse by themselves."""
+        await super().close()
         try:
             await self.leases.release()
         except BackendError as error:
@@ -142,10 +143,12 @@ class RedisTaskQueue(RedisStreamQueue[Task]):
         self._deliveries = deliveries
         self._events = events
         self._now = now
+        self._serving: list[RedisTaskQueue] = []
 
     def serving(self, queues: Sequence[str]) -> RedisTaskQueue:
-        """The same streams, received from for ``queues`` only (a worker of those pools)."""
-        return RedisTaskQueue(
+        """The same streams, received from for ``queues`` only (a worker of those pools); closed
+        with this one."""
+        queue = RedisTaskQueue(
             self._client,
             self._url,
             self._keys,
@@ -155,6 +158,13 @@ class RedisTaskQueue(RedisStreamQueue[Task]):
             self._now,
             queues,
         )
+        self._serving.append(queue)
+        return queue
+
+    async def close(self) -> None:
+        for queue in self._serving:
+            await queue.close()
+        await super().close()
 
     def _add_send(self, pipe: Pipeline, message: Task) -> None:
         pipe.xadd(self._keys.shard_for_run(message.run_id).tasks_of(message.queue), encode_task(message))  # type: ignore[arg-type]
@@ -201,7 +211,7 @@ class RedisTimerStore:
         async def fire(sha: str) -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
             for shard in self._shards:
-                pipe.evalsha(sha, 2, shard.timers, shard.events, repr(now), str(max_count))
+                add_call(pipe, sha, (shard.timers, shard.events), (repr(now), str(max_count)))
             return list(await pipe.execute())
 
         async with translated_errors(self._url):

@@ -51,9 +51,9 @@ class Coalescer:
         pipe = self._client.pipeline(transaction=False)
         spans = []
         for add, _ in batch:
-            start = len(pipe.command_stack)
+            start = len(pipe)
             add(pipe)
-            spans.append((start, len(pipe.command_stack)))
+            spans.append((start, len(pipe)))
         try:
             async with translated_errors(self._url):
                 replies = await pipe.execute()

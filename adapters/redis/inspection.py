@@ -65,9 +65,10 @@ class RedisInspector:
         return self.runs([run_id])[0]
 
     def runs(self, run_ids: Iterable[str]) -> list[Run | None]:
-        """Several runs in one round trip, each a consistent snapshot."""
+        """Several runs in one round trip, each a consistent snapshot (on a cluster, where runs lie
+        in several slots, read one after the other: for final states)."""
         run_ids = list(run_ids)
-        pipe = self._client.pipeline(transaction=True)
+        pipe = self._client.pipeline(transaction=not isinstance(self._client, redis.RedisCluster))
         add_run_reads(pipe, self._keys, run_ids)
         return self.decode_runs(run_ids, pipe.execute())
 
@@ -128,6 +129,6 @@ class AsyncRedisInspector:
 
     async def runs(self, run_ids: Iterable[str]) -> list[Run | None]:
         run_ids = list(run_ids)
-        pipe = self._client.pipeline(transaction=True)
+        pipe = self._client.pipeline(transaction=not isinstance(self._client, redis.asyncio.RedisCluster))
         add_run_reads(pipe, self._keys, run_ids)
         return self._plans.decode_runs(run_ids, await pipe.execute())

@@ -58,9 +58,14 @@ RUN_KEYS_CACHED = 10_000
 
 
 class KeySpace:
-    def __init__(self, prefix: str, shards: int) -> None:
+    """``cluster``: the definitions' keys share one hash tag, so that a registration (the next
+    version, the document, its indexes) is one transaction on a Redis Cluster too. (On one server
+    they keep their earlier names: data stored before stays readable.)"""
+
+    def __init__(self, prefix: str, shards: int, cluster: bool = False) -> None:
         self.prefix = prefix
         self.shards = shards
+        self._definitions = f"{prefix}:{{defs}}" if cluster else prefix
         self._shards = [self._shard_keys(number) for number in range(shards)]
         self._run_keys: dict[str, RunKeys] = {}
         """Key names of recent runs: every event of a run needs them, each time built of 5 strings."""
@@ -113,21 +118,22 @@ class KeySpace:
         return f"{self.prefix}:orchestrators"
 
     def definition(self, definition_id: str) -> str:
-        return f"{self.prefix}:def:{definition_id}"
+        return f"{self._definitions}:def:{definition_id}"
 
     @property
     def definition_versions(self) -> str:
         """Hash: workflow name -> its latest version number."""
-        return f"{self.prefix}:defs:versions"
+        return f"{self._definitions}:defs:versions"
 
     @property
     def definition_summaries(self) -> str:
         """Hash: definition id -> a JSON summary (name, version, created_at, node count)."""
-        return f"{self.prefix}:defs:summaries"
+        return f"{self._definitions}:defs:summaries"
 
     def definition_index(self, name: str | None) -> str:
         """Sorted set of definition ids by creation time: all of them, or those of one name."""
-        return f"{self.prefix}:defs:all" if name is None else f"{self.prefix}:defs:name:{name}"
+        base = f"{self._definitions}:defs"
+        return f"{base}:all" if name is None else f"{base}:name:{name}"
 
     @property
     def workers(self) -> str:

@@ -30,7 +30,7 @@ from adapters.redis.connection import Redis, translated_errors
 from adapters.redis.definitions import RedisDefinitionRepository
 from adapters.redis.keys import KeySpace
 from adapters.redis.pages import members_after
-from adapters.redis.scripts import Script, run_scripts
+from adapters.redis.scripts import Script, add_call, run_scripts
 from adapters.redis.transitions import RedisTransitions
 from domain.errors import NotFound, RunAlreadyExists
 from domain.events import Command, Event
@@ -120,7 +120,7 @@ class RedisRunRepository:
         self, sha: str, keys: Sequence[str], args: Sequence[str], also: Callable[[Pipeline], object] | None
     ) -> Any:
         def add(pipe: Pipeline) -> None:
-            pipe.evalsha(sha, len(keys), *keys, *args)
+            add_call(pipe, sha, keys, args)
             if also is not None:
                 also(pipe)
 

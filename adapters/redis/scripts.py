@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any
 
+from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
 from adapters.redis.connection import Redis
@@ -49,10 +50,16 @@ async def run_scripts(
     return replies
 
 
+def add_call(pipe: Pipeline, sha: str, keys: Sequence[str], args: Sequence[str]) -> None:
+    """Queue one call of a loaded script. (As a plain command: a Redis Cluster pipeline refuses its
+    ``evalsha`` method, but routes the command by its first key.)"""
+    pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+
+
 async def _pipelined(
     client: Redis, sha: str, calls: Sequence[tuple[Sequence[str], Sequence[str]]]
 ) -> list[Any]:
     pipe = client.pipeline(transaction=False)
     for keys, args in calls:
-        pipe.evalsha(sha, len(keys), *keys, *args)
+        add_call(pipe, sha, keys, args)
     return list(await pipe.execute(raise_on_error=False))

@@ -23,8 +23,9 @@ from redis.exceptions import ResponseError
 from adapters.errors import AdapterError
 from adapters.redis.coalescer import Coalescer
 from adapters.redis.codec import MalformedEntry
-from adapters.redis.connection import Redis, translated_errors
+from adapters.redis.connection import Redis, is_cluster, translated_errors
 from adapters.redis.scripts import Script, with_script
+from adapters.redis.slotwise_reads import SlotwiseReads
 from adapters.redis.stream_metrics import DEAD_LETTERED, RECLAIMED
 from domain.ports import Delivery
 
@@ -83,10 +84,12 @@ class RedisStreamQueue[T]:
         self._on_dead_letter = on_dead_letter
         self._index = {stream: number for number, stream in enumerate(config.streams)}
         self._coalescer = Coalescer.for_client(client, url)
+        self._slotwise = SlotwiseReads(self._read_stream) if is_cluster(client) else None
         self._prune = Script("prune_consumers")
         self._acks: dict[str, list[str]] = {}
         self._acking: asyncio.Future[list[Any]] | None = None
         self._groups_ready = False
+        self._consumer = ""
         self._next_reclaim = 0.0
         # COUNT applies per stream, so a read over every shard can return more than was asked for;
         # the rest waits here (already claimed by this consumer) for the next receive.
@@ -161,14 +164,25 @@ class RedisStreamQueue[T]:
     async def _read_group(
         self, consumer: str, streams: list[str], max_count: int, block_seconds: float
     ) -> Any:
+        block_ms = max(1, int(block_seconds * 1000))
         async with translated_errors(self._url):
+            if self._slotwise is not None:
+                self._consumer = consumer
+                return await self._slotwise.read(streams, max_count, block_ms)
             return await self._client.xreadgroup(
-                self._config.group,
-                consumer,
-                dict.fromkeys(streams, ">"),
-                count=max_count,
-                block=max(1, int(block_seconds * 1000)),
+                self._config.group, consumer, dict.fromkeys(streams, ">"), count=max_count, block=block_ms
             )
+
+    async def _read_stream(self, stream: str, count: int, block_ms: int) -> Any:
+        """One stream's blocking read (``SlotwiseReads``), for the consumer of the latest receive."""
+        return await self._client.xreadgroup(
+            self._config.group, self._consumer, {stream: ">"}, count=count, block=block_ms
+        )
+
+    async def close(self) -> None:
+        """Stop the reads still waiting (on a cluster)."""
+        if self._slotwise is not None:
+            await self._slotwise.close()
 
     def _take(self, deliveries: list[Delivery[T]], max_count: int) -> list[Delivery[T]]:
         self._overflow = deliveries[max_count:]

@@ -118,7 +118,9 @@ def describe_process(container: Container, roles: Roles) -> str:
     apart = " (the orchestrator in a child process)" if _orchestrator_apart(container, roles) else ""
     parts = [f"started {roles.describe()}{apart}", f"backend {container.backend()}"]
     if container.backend() == "redis":
-        parts.append(f"Redis {settings.redis_location_shown()}")
+        topology = container.redis_topology()
+        plain = not (topology.cluster or topology.sentinel)
+        parts.append(f"Redis {settings.redis_location_shown() if plain else container.redis_url()}")
     if roles.api:
         prefix = api_prefix(settings.api_str)
         parts.append(f"API at http://{settings.api_host}:{settings.api_port}{prefix}")
