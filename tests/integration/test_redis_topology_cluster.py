@@ -12,6 +12,7 @@ from redis_support import RedisClusterServers
 
 from bench.processes import ProcessFailed
 from bench.redis_topologies import CLUSTER_SLOTS, ClusterNode, call, slot_of
+from bench.redis_topologies.cluster import owner_of, parse_cluster_nodes
 
 
 def keys_on(cluster: RedisClusterServers, master: ClusterNode, prefix: str, count: int) -> list[str]:
@@ -137,3 +138,26 @@ def test_a_start_that_fails_halfway_leaves_no_process(tmp_path: Path) -> None:
 
     assert all(node.process is not None for node in cluster.nodes)
     assert not any(node.running() for node in cluster.nodes)
+
+
+def test_cluster_nodes_lines_are_read_with_slots_in_migration_left_out() -> None:
+    text = (
+        "07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected\n"
+        "e7d1 127.0.0.1:30001@40001,host myself,master - 0 0 1 connected 0-5460 7000 [5461->-67ed]\n"
+        "67ed 127.0.0.1:30002@40002 master,fail - 1426238316232 1426238315229 2 disconnected\n"
+    )
+
+    replica, master, failed = parse_cluster_nodes(text)
+
+    assert (replica.node_id, replica.port, replica.is_master, replica.master_id) == (
+        "07c3",
+        30004,
+        False,
+        "e7d1",
+    )
+    assert master.is_master and not master.suspect
+    assert master.slot_ranges == (range(5461), range(7000, 7001))
+    assert master.slot_count == 5462 and master.owns(7000) and not master.owns(5461)
+    assert failed.suspect and failed.slot_count == 0
+    assert owner_of([replica, master, failed], 7000) == "e7d1"
+    assert owner_of([replica, master, failed], 5461) is None
