@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.hop_timeline import STEPS, parse
+from bench.hop_steps import STEPS, parse
 
 
 def _hop_lines(node: int, at: float) -> list[str]:
