@@ -23,7 +23,7 @@ from typing import Any
 from bench.engine_cluster import Cluster
 from bench.proc_sampling import load_average
 from bench.processes import free_ports, sigterm_as_interrupt
-from bench.redis_topologies.servers import ReplicatedRedisServer, call, poll, replication_info
+from bench.redis_topologies.servers import ReplicatedRedisServer, call, poll, replica_online
 from bench.workload_driver import run_all
 from services.settings import Settings
 
@@ -57,12 +57,9 @@ class ReplicatedCluster(Cluster):
     def start(self) -> None:
         self.redis.start()
         self.replica.start()
-        poll("the replica in sync", lambda: self._in_sync() or None, 30.0)
+        poll("the replica online", lambda: replica_online(self.redis.port), 30.0)
         super()._start_engine()
         self._wait_engine_ready(timeout=60.0)
-
-    def _in_sync(self) -> bool:
-        return replication_info(self.redis.port).get("connected_slaves") == "1"
 
     def child_env(self) -> dict[str, str]:
         return {**super().child_env(), "REDIS_WAIT_REPLICAS": str(self.wait_replicas)}

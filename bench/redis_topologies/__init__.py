@@ -24,7 +24,7 @@ from bench.redis_topologies.cluster import (
     slot_of,
 )
 from bench.redis_topologies.sentinel import RedisSentinelServers, SentinelServer
-from bench.redis_topologies.servers import NotYet, ReplicatedRedisServer, call, poll, role
+from bench.redis_topologies.servers import NotYet, ReplicatedRedisServer, call, poll, replica_online, role
 
 __all__ = [
     "CLUSTER_SLOTS",
@@ -38,6 +38,7 @@ __all__ = [
     "SlotMigration",
     "call",
     "poll",
+    "replica_online",
     "role",
     "slot_of",
 ]

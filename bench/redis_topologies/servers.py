@@ -71,6 +71,14 @@ def replication_info(port: int) -> dict[str, str]:
     return {name: str(value) for name, value in call(port, "INFO", "replication").items()}
 
 
+def replica_online(primary_port: int) -> None:
+    """Raises ``NotYet`` until the primary's first replica is online (its full synchronisation is
+    over: it acknowledges writes, so WAIT can be met); for ``poll``."""
+    replica = call(primary_port, "INFO", "replication").get("slave0")
+    if not isinstance(replica, dict) or replica.get("state") != "online":
+        raise NotYet(f"the replica is not online yet: {replica}")
+
+
 def role(port: int) -> str:
     """``master`` or ``slave``, from ROLE."""
     return str(call(port, "ROLE")[0])
