@@ -4,9 +4,11 @@ handler's traceback, outputs shortened unless ``--full``, ISO times in ``--json`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -91,6 +93,21 @@ def test_run_shortens_outputs_unless_full(folder: Path, engine_pycache: Path | N
         assert "in deep_helper" in result.stdout, "the traceback is printed under the table"
     assert "x" * 2000 not in short.stdout and "--full shows all" in short.stdout_text, short.describe()
     assert "x" * 2000 in full.stdout.replace("\n", ""), full.describe()
+
+
+@contextlib.contextmanager
+def sigint_not_ignored() -> Iterator[None]:
+    """A child started meanwhile gets SIGINT's default action even where this process ignores it
+    (a suite started in the background by a non-interactive shell: its jobs ignore SIGINT, and an
+    ignored signal stays ignored across exec, so the child would never hear the Ctrl-C)."""
+    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a handler: exec resets it to default
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def test_ctrl_c_on_run_exits_130_with_one_line(folder: Path, engine_pycache: Path | None) -> None:
