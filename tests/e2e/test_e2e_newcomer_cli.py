@@ -115,11 +115,12 @@ def test_ctrl_c_on_run_exits_130_with_one_line(folder: Path, engine_pycache: Pat
     marker.unlink(missing_ok=True)
     sleepy = {"id": "s", "handler": "sleepy", "dependencies": [], "config": {"marker": str(marker)}}
     workflow = write_workflow(folder, "sleepy", [sleepy])
-    process = spawn_captured(
-        [str(DAG_SERVICE), "run", str(workflow), "--handlers", HANDLERS_MODULE],
-        env=cli_env(engine_pycache),
-        cwd=folder,
-    )
+    with sigint_not_ignored():
+        process = spawn_captured(
+            [str(DAG_SERVICE), "run", str(workflow), "--handlers", HANDLERS_MODULE],
+            env=cli_env(engine_pycache),
+            cwd=folder,
+        )
     try:
         deadline = time.monotonic() + PROCESS_TIMEOUT_SECONDS
         while not marker.exists():
