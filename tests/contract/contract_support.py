@@ -429,3 +429,21 @@ def plan_shape(plan: WorkflowPlan) -> tuple[Any, ...]:
         ),
         plan.default_attempt_timeout_seconds,
     )
+
+
+ONE_SERVER_STATS = {
+    "memory": "no store to ask",
+    "fakeredis": "fakeredis has no INFO command",
+    "redis-cluster": "a cluster client's INFO answers one node's statistics: the plain server shows it",
+}
+"""Why a test counting the commands Redis ran (``commands_run``) runs on the plain server only."""
+
+
+async def commands_run(backend: Backend, action: Callable[[], Awaitable[object]]) -> dict[str, int]:
+    """The commands Redis ran for ``action``, by name and count (INFO commandstats, reset just
+    before), without the statistics' own commands."""
+    await backend.client.config_resetstat()
+    await action()
+    stats = await backend.client.info("commandstats")
+    called = {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+    return {name: calls for name, calls in called.items() if name not in ("info", "config|resetstat")}

@@ -6,13 +6,21 @@ revision, ``services/api/run_answers.py``)."""
 from __future__ import annotations
 
 import pytest
-from contract_support import NO_EXPIRY, T0, Backend, Driver, add_run, diamond, store_definition
+from contract_support import (
+    NO_EXPIRY,
+    ONE_SERVER_STATS,
+    T0,
+    Backend,
+    Driver,
+    add_run,
+    commands_run,
+    diamond,
+    store_definition,
+)
 
 from domain.errors import NotFound
 from domain.events import HeartbeatReceived, NodeStarted, NodeSucceeded, RunStarted
 from domain.run import Run
-
-FAKEREDIS_NO_STATS = "fakeredis has no INFO command"
 
 
 async def assert_current(backend: Backend, run_id: str, revision: str) -> None:
@@ -104,19 +112,9 @@ async def test_a_run_stored_again_under_its_id_has_another_revision(backend: Bac
     assert await backend.runs.revision(first.run_id) != before
 
 
-@pytest.mark.contract_skip(
-    memory="no store to ask",
-    fakeredis=FAKEREDIS_NO_STATS,
-    **{"redis-cluster": "a cluster client's INFO answers one node's statistics: the plain server shows it"},
-)
+@pytest.mark.contract_skip(**ONE_SERVER_STATS)
 async def test_reading_a_revision_is_one_hmget(backend: Backend) -> None:
     driver = Driver(backend, await add_run(backend, diamond()))
     await driver.begin()
-    await backend.client.config_resetstat()
 
-    await backend.runs.revision(driver.run_id)
-
-    stats = await backend.client.info("commandstats")
-    called = {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
-    called = {name: calls for name, calls in called.items() if name not in ("info", "config|resetstat")}
-    assert called == {"hmget": 1}
+    assert await commands_run(backend, lambda: backend.runs.revision(driver.run_id)) == {"hmget": 1}

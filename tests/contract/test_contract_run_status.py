@@ -5,7 +5,7 @@ word of a change, ``services/application/waiting.py``)."""
 from __future__ import annotations
 
 import pytest
-from contract_support import T0, Backend, Driver, add_run, diamond
+from contract_support import ONE_SERVER_STATS, T0, Backend, Driver, add_run, commands_run, diamond
 
 from domain.errors import NotFound
 from domain.events import NodeFailed, NodeStarted, NodeSucceeded
@@ -46,19 +46,9 @@ async def test_the_status_of_an_unknown_run_is_not_found(backend: Backend) -> No
         await backend.runs.status("no-such-run")
 
 
-@pytest.mark.contract_skip(
-    memory="no store to ask",
-    fakeredis="fakeredis has no INFO command",
-    **{"redis-cluster": "a cluster client's INFO answers one node's statistics: the plain server shows it"},
-)
+@pytest.mark.contract_skip(**ONE_SERVER_STATS)
 async def test_reading_the_status_is_one_hget(backend: Backend) -> None:
     driver = Driver(backend, await add_run(backend, diamond()))
     await driver.begin()
-    await backend.client.config_resetstat()
 
-    await backend.runs.status(driver.run_id)
-
-    stats = await backend.client.info("commandstats")
-    called = {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
-    called = {name: calls for name, calls in called.items() if name not in ("info", "config|resetstat")}
-    assert called == {"hget": 1}
+    assert await commands_run(backend, lambda: backend.runs.status(driver.run_id)) == {"hget": 1}

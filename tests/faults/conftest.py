@@ -15,8 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "distributed"))
 
-from distributed_support import print_logs, setup_or_call_failed
-from fault_support import FaultCluster, report_lines
+from fault_support import FaultCluster, end_fault_clusters, report_lines
 from redis_support import RedisServer
 
 from bench.processes import DAG_SERVICE
@@ -50,10 +49,4 @@ def faults(
         return made[-1]
 
     yield make
-    for each in made:
-        for process in each.processes:
-            if process.running():
-                each.resume(process)
-        each.stop_all()
-    if setup_or_call_failed(request):
-        print_logs(made)
+    end_fault_clusters(request, made)

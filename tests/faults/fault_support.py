@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from definitions import node_configured
-from distributed_support import HANDLER_MODULE, Cluster, EngineProcess
+from distributed_support import HANDLER_MODULE, Cluster, EngineProcess, print_logs, setup_or_call_failed
 from http_support import submit, trigger
 from run_snapshots import snapshot
 
@@ -489,3 +490,16 @@ def chaos_pick(engine: FaultCluster, rng: random.Random) -> EngineProcess | None
         if "started " in process.log()
     ]
     return rng.choice(candidates) if candidates else None
+
+
+def end_fault_clusters(request: pytest.FixtureRequest, made: Iterable[FaultCluster]) -> None:
+    """A fault fixture's teardown: every process of every cluster stopped (paused ones resumed
+    first, so that they can take their SIGTERM) and, when the test failed, their logs printed."""
+    made = list(made)
+    for each in made:
+        for process in each.processes:
+            if process.running():
+                each.resume(process)
+        each.stop_all()
+    if setup_or_call_failed(request):
+        print_logs(made)

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from distributed_support import node, print_logs, setup_or_call_failed, workflow
-from fault_support import FaultCluster, fault_node, measure
+from distributed_support import node, workflow
+from fault_support import FaultCluster, end_fault_clusters, fault_node, measure
 from invariants import check_invariants
 from redis_support import RedisClusterServers, RedisSentinelServers
 from topology_targets import ClusterTarget, SentinelTarget
@@ -51,10 +51,7 @@ def on_store(
         return made[-1]
 
     yield make
-    for each in made:
-        each.stop_all()
-    if setup_or_call_failed(request):
-        print_logs(made)
+    end_fault_clusters(request, made)
 
 
 async def start_runs(engine: FaultCluster) -> list[str]:

@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from distributed_support import print_logs, setup_or_call_failed
-from fault_support import FaultCluster
+from fault_support import FaultCluster, end_fault_clusters
 from redis_support import RedisClusterServers
 from test_fault_soak import test_soak_under_chaos_loses_nothing_and_duplicates_nothing
 from topology_targets import ClusterTarget
@@ -35,10 +34,4 @@ def faults(
         return made[-1]
 
     yield make
-    for each in made:
-        for process in each.processes:
-            if process.running():
-                each.resume(process)
-        each.stop_all()
-    if setup_or_call_failed(request):
-        print_logs(made)
+    end_fault_clusters(request, made)
