@@ -1,9 +1,12 @@
 """The soak (``test_fault_soak``), unchanged, on a Redis Cluster of 3 masters and 3 replicas: runs
 of mixed shapes at a steady pace while a chaos loop SIGKILLs workers and orchestrators; every
-invariant holds over every run. Short by default; ``SOAK_RUNS=500`` for the long one."""
+invariant holds over every run. Run by hand (it keeps ``bash .ci/run`` under its time):
+``CLUSTER_SOAK=1 uv run pytest tests/faults/test_fault_soak_on_redis_cluster.py -n 0``, with
+``SOAK_RUNS=500`` for the long one."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +17,10 @@ from test_fault_soak import test_soak_under_chaos_loses_nothing_and_duplicates_n
 from topology_targets import ClusterTarget
 
 __all__ = ["test_soak_under_chaos_loses_nothing_and_duplicates_nothing"]
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("CLUSTER_SOAK") != "1", reason="the soak on a cluster runs by hand: CLUSTER_SOAK=1"
+)
 
 
 @pytest.fixture
