@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Requests a client may make at once; 0: twice the rate (at least 1)."
     )
     max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    api_status_rebuild_spacing: float = Field(
+        default=3.0,
+        ge=0,
+        description="While a run's status holds, its status answer is built again at most once per "
+        "this many times its last build's duration (readers meanwhile get the kept answer); 0: "
+        "every change of the run is answered at once.",
+    )
     worker_concurrency: int = Field(default=64, ge=1, le=10_000)
     cancel_poll_seconds: float = Field(
         default=0.25,

@@ -76,7 +76,7 @@ def create_app(
         doc_pages = [*install_docs(app, prefix, f"{prefix}/openapi.json"), *asset_paths(prefix)]
     install_services(app, ApiServices(workflows=provide, ready=ready))
     install_metrics_source(app, metrics)
-    install_answer_cache(app)
+    install_answer_cache(app, settings.api_status_rebuild_spacing)
     for routes in (
         health_routes,
         metrics_routes,

@@ -9,6 +9,16 @@ with every commit of the run) and the live queues their reasons used. A read fir
 revision (one small read, whatever the run's size): when it is the one kept, the kept bytes are
 the answer and no view is built.
 
+A big run that changes all the time (a poller of a 20,000-node run in full flight) would have its
+answer built on every read, each build costing tens of milliseconds: one client polling every 2 ms
+would keep a core of the API busy, taking it from the engine on the same machine. So while the run's
+status stays what it was, an answer is built again at most once per ``spacing`` times its last
+build's duration (``API_STATUS_REBUILD_SPACING``; at its default of 3, rebuilding one run takes at
+most a quarter of the API's time); meanwhile readers get the kept answer, at most that much behind the
+run's nodes. A change of the run's status (started, final, redriven) is always seen at once: the
+kept answer is used only after one small read shows the status it was built with. A run answered in
+1 ms is built again after 3 ms; 0 turns the spacing off (every change is answered at once).
+
 Every answer carries a strong ``ETag``, a digest of its bytes, so that every API process gives the
 same tag for the same answer, and ``Cache-Control: no-cache`` (a cache must ask again each time);
 a request whose ``If-None-Match`` names the tag gets 304 without a body. Concurrent reads that miss
@@ -19,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +37,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
 
+from domain.statuses import RunStatus
 from services.application.run_view import RunView, run_view
 from services.application.workflows import WorkflowService
 
@@ -51,6 +63,11 @@ class Answer:
     """The live queues its reasons were built with; None: they used none."""
     body: bytes
     etag: str
+    status: RunStatus
+    """The run's status the answer shows."""
+    rebuild_after: float
+    """When (``time.monotonic``) a change of the run that left its status as it was is answered by a
+    new build instead of this answer."""
 
 
 type AnswerKey = tuple[str, str]
@@ -60,7 +77,16 @@ type AnswerKey = tuple[str, str]
 class AnswerCache:
     """Answers by (run id, shape), bounded in number and bytes, least recently used first out."""
 
-    def __init__(self, max_answers: int = MAX_ANSWERS, max_bytes: int = MAX_ANSWER_BYTES) -> None:
+    def __init__(
+        self,
+        max_answers: int = MAX_ANSWERS,
+        max_bytes: int = MAX_ANSWER_BYTES,
+        *,
+        spacing: float,
+    ) -> None:
+        self.spacing = spacing
+        """Builds of a run's answer are this many times their duration apart at least while the
+        run's status holds (module docstring); 0: every change is answered at once."""
         self._answers: OrderedDict[AnswerKey, Answer] = OrderedDict()
         self._bytes = 0
         self._max_answers = max_answers
@@ -117,8 +143,8 @@ NOT_MODIFIED: dict[int | str, dict[str, object]] = {
 """OpenAPI ``responses`` of a route answered by ``run_answer``, beside its errors."""
 
 
-def install_answer_cache(app: FastAPI) -> None:
-    app.state.run_answers = AnswerCache()
+def install_answer_cache(app: FastAPI, spacing: float) -> None:
+    app.state.run_answers = AnswerCache(spacing=spacing)
 
 
 def answer_cache_of(request: Request) -> AnswerCache:
@@ -134,9 +160,9 @@ async def run_answer(request: Request, service: WorkflowService, run_id: str, sh
     key = (run_id, shape.name)
     revision = await service.run_revision(run_id)
     kept = cache.get(key)
-    if kept is None or kept.revision != revision or not await _same_queues(service, kept):
+    if kept is None or not await _still_answers(service, run_id, revision, kept):
         kept = await cache.build_once(
-            key, revision, lambda: asyncio.ensure_future(_build(service, run_id, shape))
+            key, revision, lambda: asyncio.ensure_future(_build(service, run_id, shape, cache.spacing))
         )
     headers = {"etag": kept.etag, "cache-control": "no-cache"}
     if_none_match = request.headers.get("if-none-match")
@@ -145,18 +171,30 @@ async def run_answer(request: Request, service: WorkflowService, run_id: str, sh
     return Response(kept.body, media_type="application/json", headers=headers)
 
 
-async def _same_queues(service: WorkflowService, kept: Answer) -> bool:
-    return kept.queues is None or kept.queues == await service.live_queues()
+async def _still_answers(service: WorkflowService, run_id: str, revision: str, kept: Answer) -> bool:
+    """Whether ``kept`` answers a read of the run at ``revision``: built from it, or built recently
+    enough from an earlier one with the run's status still the one it shows (module docstring);
+    and built with the queues live now."""
+    if kept.queues is not None and kept.queues != await service.live_queues():
+        return False
+    if kept.revision == revision:
+        return True
+    return time.monotonic() < kept.rebuild_after and await service.run_status(run_id) is kept.status
 
 
-async def _build(service: WorkflowService, run_id: str, shape: Shape) -> Answer:
+async def _build(service: WorkflowService, run_id: str, shape: Shape, spacing: float) -> Answer:
+    began = time.monotonic()
     # The live queues first: nothing awaits between the read of the run and its encoding, so the
     # revision read with it is the state encoded even where the store hands out its live run.
     live = await service.live_queues()
     snapshot = await service.run_snapshot(run_id, outputs=False)
     queues = service.queues_for(snapshot.run, live)
     body = shape.build(run_view(snapshot.run, queues)).model_dump_json().encode()
-    return Answer(snapshot.revision, queues, body, entity_tag(body))
+    etag = entity_tag(body)
+    built = time.monotonic()
+    return Answer(
+        snapshot.revision, queues, body, etag, snapshot.run.status, built + spacing * (built - began)
+    )
 
 
 def entity_tag(body: bytes) -> str:

@@ -221,6 +221,10 @@ class WorkflowService:
         """The run's revision: a small read that changes with every commit of the run."""
         return await self._runs.revision(run_id)
 
+    async def run_status(self, run_id: str) -> RunStatus:
+        """The run's status alone: one small read, whatever the size of the run."""
+        return await self._runs.status(run_id)
+
     async def wait_for_run(self, run_id: str, wait_seconds: float) -> RunStatus:
         """The run's status as soon as it is final or once ``wait_seconds`` have passed (0: at
         once); woken by the store's word of each change of the run, not by polling it."""

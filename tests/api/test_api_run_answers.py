@@ -7,6 +7,7 @@ Two API apps on one Redis agree."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -26,6 +27,7 @@ from dependency_injector import providers
 from http_support import submit, trigger
 from redis_support import RedisServer
 
+from domain.events import NodeStarted
 from services.api import create_app
 from services.api.resource_schemas import run_detail
 from services.api.seed_schemas import status_of
@@ -181,6 +183,75 @@ async def test_a_read_of_a_run_that_did_not_change_builds_nothing(
     async with client_for(create_app(container.workflows, make_settings())) as second:
         assert (await second.get(ROUTES[0].format(run_id))).headers["etag"] == tags[ROUTES[0]]
     assert reads == [run_id], "another app's first read builds its answer"
+
+
+# -- a run that changes all the time: its answer is built again at most so often ---------------------
+
+
+async def started_train(container: Container, run_id: str, worker: str) -> None:
+    """The waiting run's queued node reported started (by a worker of the test's name): the run
+    changes (a commit, a new revision), its status does not."""
+    await container.runs().apply([NodeStarted(run_id, "train", 1, worker, time.time())])
+
+
+async def test_a_run_whose_status_holds_is_answered_from_its_answer_until_the_spacing_has_passed(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    """Two apps read the run, then it changes with its status as it was: the one whose spacing has
+    not passed answers what it kept (same tag: 304), the one with no spacing answers the change."""
+    spaced_app = create_app(container.workflows, make_settings(api_status_rebuild_spacing=1e6))
+    eager_app = create_app(container.workflows, make_settings(api_status_rebuild_spacing=0))
+    run_id = await waiting_run(client)
+    async with client_for(spaced_app) as spaced, client_for(eager_app) as eager:
+        kept = {route: await spaced.get(route.format(run_id)) for route in ROUTES}
+        for route in ROUTES:
+            assert (await eager.get(route.format(run_id))).content == kept[route].content
+        revision = await service_of(container).run_revision(run_id)
+
+        await started_train(container, run_id, "worker-a")
+        assert await service_of(container).run_revision(run_id) != revision, "the run changed"
+
+        for route, earlier in kept.items():
+            url = route.format(run_id)
+            again = await spaced.get(url, headers={"if-none-match": earlier.headers["etag"]})
+            assert again.status_code == 304, "within the spacing, its status as it was: the kept answer"
+            assert (await spaced.get(url)).content == earlier.content
+            now = await eager.get(url, headers={"if-none-match": earlier.headers["etag"]})
+            assert now.status_code == 200, "no spacing: the change is answered at once"
+            assert now.json()["nodes"]["train"]["status"] == "RUNNING"
+
+
+async def test_a_change_of_the_run_status_is_answered_at_once_whatever_the_spacing(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    async with client_for(
+        create_app(container.workflows, make_settings(api_status_rebuild_spacing=1e6))
+    ) as spaced:
+        run_id = await waiting_run(client)
+        kept = {route: await spaced.get(route.format(run_id)) for route in ROUTES}
+
+        cancelled = await spaced.post(f"/api/runs/{run_id}/cancel")
+        assert cancelled.status_code == 202, cancelled.text
+        await until(lambda: client.get(f"/api/runs/{run_id}"), lambda body: body["status"] == "CANCELLED")
+
+        for route, earlier in kept.items():
+            after = await spaced.get(route.format(run_id), headers={"if-none-match": earlier.headers["etag"]})
+            assert after.status_code == 200
+            assert after.json()["nodes"]["train"]["status"] == "CANCELLED"
+
+
+async def test_a_changed_run_is_answered_anew_once_the_spacing_has_passed(container: Container) -> None:
+    async with client_for(
+        create_app(container.workflows, make_settings(api_status_rebuild_spacing=1))
+    ) as spaced:
+        run_id = await waiting_run(spaced)
+        await spaced.get(f"/api/runs/{run_id}")
+        await started_train(container, run_id, "worker-a")
+        seen = await until(
+            lambda: spaced.get(f"/api/runs/{run_id}"),
+            lambda body: body["nodes"]["train"]["status"] == "RUNNING",
+        )
+        assert seen.json()["nodes"]["train"]["worker_id"] == "worker-a"
 
 
 async def test_a_run_that_is_not_stored_is_still_a_404(client: httpx.AsyncClient) -> None:
