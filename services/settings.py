@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     api_str: str = DEFAULT_API_STR
     api_host: str = "0.0.0.0"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    api_access_log: bool = Field(
+        default=False,
+        description="a log line per HTTP request this process serves (the API, and /metrics where "
+        "METRICS_PORT is set): uvicorn's access log, at INFO",
+    )
     api_enable_docs: bool = True
     backend_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_tokens: Annotated[list[ApiToken], NoDecode] = Field(
@@ -174,7 +179,11 @@ class Settings(BaseSettings):
     max_nesting_depth: int = Field(default=32, ge=1)
     max_input_bytes: int = Field(default=1024 * 1024, ge=1)
     max_output_bytes: int = Field(default=1024 * 1024, ge=1)
-    log_level: str = Field(default="WARNING")
+    log_level: str | None = Field(
+        default=None,
+        description="unset: INFO for the long-running roles (their start-up line shows), WARNING for the "
+        "other commands.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="text: a time-stamped line for a terminal; json: one object per line."
     )
@@ -248,7 +257,9 @@ class Settings(BaseSettings):
 
     @field_validator("log_level")
     @classmethod
-    def _log_level(cls, value: str) -> str:
+    def _log_level(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if value.strip().upper() not in LOG_LEVELS:
             raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
         return value.strip().upper()

@@ -53,9 +53,12 @@ Port = Annotated[
 
 
 def _container(
-    default_backend: Literal["memory", "redis"] = "memory", handlers: list[str] | None = None
+    default_backend: Literal["memory", "redis"] = "memory",
+    handlers: list[str] | None = None,
+    default_log_level: str = "WARNING",
 ) -> Container:
-    """The composition root for this command; a configuration mistake leaves in one line."""
+    """The composition root for this command; a configuration mistake leaves in one line.
+    ``default_log_level`` is the level when ``LOG_LEVEL`` is unset."""
     from services.container import Container
     from services.runtime.logs import configure_logging
     from services.worker.registry import import_handler_modules
@@ -63,7 +66,7 @@ def _container(
     container = Container()
     settings = guarded(container.settings)
     container.backend.override(settings.backend_for(default_backend))
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level or default_log_level, settings.log_format)
     guarded(lambda: import_handler_modules(settings.handler_modules(), "WORKER_HANDLER_MODULES"))
     guarded(lambda: import_handler_modules(handlers or [], "--handlers"))
     return container
@@ -148,7 +151,8 @@ def _serve(
     from services.cli.serve import serve
     from services.runtime.serving import event_loop_factory
 
-    container = _container(default_backend, handlers)
+    # INFO for a long-running role: its start-up line says what it is, where it listens.
+    container = _container(default_backend, handlers, default_log_level="INFO")
     if host is not None or port is not None:
         settings = container.settings()
         listen = {"api_host": host or settings.api_host, "api_port": port or settings.api_port}

@@ -61,7 +61,13 @@ async def serve(container: Container, roles: Roles, stop: asyncio.Event | None =
         if metrics is not None and settings.metrics_port:
             app = metrics_app(metrics)
             metrics_serving = serve_http(
-                app, settings.metrics_host, settings.metrics_port, stop, "the metrics", grace_seconds=1.0
+                app,
+                settings.metrics_host,
+                settings.metrics_port,
+                stop,
+                "the metrics",
+                grace_seconds=1.0,
+                access_log=settings.api_access_log,  # one access logger per process (serve_http)
             )
             loops.append(metrics_serving)
         if roles.orchestrator and _orchestrator_apart(container, roles):
@@ -109,7 +115,14 @@ async def _serve_api(container: Container, stop: asyncio.Event, metrics: Metrics
     limiter = container.rate_limiter() if settings.api_rate_limit_per_second > 0 else None
     app = create_app(container.workflows, settings, ready=backend_answers, metrics=metrics, limiter=limiter)
     grace = settings.shutdown_grace_seconds
-    await serve_http(app, settings.api_host, settings.api_port, stop, grace_seconds=grace)
+    await serve_http(
+        app,
+        settings.api_host,
+        settings.api_port,
+        stop,
+        grace_seconds=grace,
+        access_log=settings.api_access_log,
+    )
 
 
 def describe_process(container: Container, roles: Roles) -> str:

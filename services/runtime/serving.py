@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import socket
@@ -46,10 +47,12 @@ async def serve_http(
     stop: asyncio.Event,
     what: str = "the HTTP API",
     grace_seconds: float | None = None,
+    access_log: bool = False,
 ) -> None:
     """Serve ``app`` until ``stop`` is set, then let open requests finish for at most
     ``grace_seconds`` (None: as long as they take). If the server ends by itself (it could not listen),
-    set ``stop`` so that the process's other roles end too, and raise ``UsageError``."""
+    set ``stop`` so that the process's other roles end too, and raise ``UsageError``. ``access_log``:
+    a line per request, at INFO whatever the process's level (it was asked for by its setting)."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -57,10 +60,16 @@ async def serve_http(
         log_level="warning",
         log_config=None,  # uvicorn's lines go through the process's handler (LOG_FORMAT) too
         lifespan="off",
-        access_log=False,  # uvicorn formats every access line even when it is not shown
+        # Off unless asked for: uvicorn formats every access line even when it is not shown.
+        access_log=access_log,
         proxy_headers=False,  # nothing here reads the client's address
         timeout_graceful_shutdown=None if grace_seconds is None else math.ceil(grace_seconds),
     )
+    if access_log:
+        # uvicorn set its access logger to the ``log_level`` above; its lines reach the root's handler.
+        access = logging.getLogger("uvicorn.access")
+        access.setLevel(logging.INFO)
+        access.propagate = True
     server = _Server(config)
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())

@@ -1,7 +1,7 @@
 """A newcomer's first hour with a server: ``dag-service up --host --port --handlers`` started in a
 folder holding the handlers module; a failed handler's traceback in ``status`` and ``watch``, its
 log lines through ``logs`` and the logs route, ``DAG_API_URL`` without the ``/api`` prefix, the
-start-up line, and clients leaving the event stream early without an error in the server's log."""
+start-up line and the access log, and clients leaving the event stream early without an error in the server's log."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ class Server:
         self.port = free_port()
         self.root_url = f"http://{LOOPBACK}:{self.port}"  # no /api: the commands add it
         args = ["up", "--host", LOOPBACK, "--port", str(self.port), "--handlers", HANDLERS_MODULE]
-        env = {**cli_env(pycache), "LOG_LEVEL": "INFO"}
+        # No LOG_LEVEL: a long-running role logs at INFO by default (its start-up line shows).
+        env = {**cli_env(pycache), "API_ACCESS_LOG": "true"}
         self.process: LoggedProcess = start_logged(
             "dag-service up", [str(DAG_SERVICE), *args], folder / "up.log", env=env, cwd=folder
         )
@@ -87,6 +88,17 @@ def test_the_start_up_line_says_what_the_process_is(server: Server) -> None:
     assert " INFO services.cli.serve: started api" in f" {line}", line
     assert "backend memory" in line and f"API at http://{LOOPBACK}:{server.port}/api" in line, line
     assert "explode" in line and "talk" in line, "the handlers served are named"
+
+
+def test_the_access_log_has_a_line_per_request(server: Server) -> None:
+    marker = f"/api/health?probe={time.monotonic_ns()}"
+    assert httpx.get(f"{server.root_url}{marker}", timeout=5.0).status_code == 200
+    deadline = time.monotonic() + PROCESS_TIMEOUT_SECONDS
+    while not (lines := [line for line in server.process.log().splitlines() if marker in line]):
+        assert time.monotonic() < deadline, server.process.log()[-3000:]
+        time.sleep(0.05)
+    [line] = lines
+    assert " INFO uvicorn.access: " in line and f'"GET {marker} HTTP/1.1" 200' in line, line
 
 
 def test_status_and_watch_show_the_traceback(server: Server, failed_run: str) -> None:
