@@ -23,10 +23,12 @@ from bench.api_profile import py_spy_path
 from bench.engine_profile import engine_py_spy_command
 from bench.processes import (
     DAG_SERVICE,
+    LOOPBACK,
     LoggedProcess,
     ProcessFailed,
     RedisServer,
     ensure_running,
+    free_port,
     start_logged,
     stop_together,
     wait_or_kill,
@@ -60,6 +62,8 @@ class Cluster:
         self.prefix = f"bench-{os.getpid()}-{secrets.token_hex(3)}"
         self.engine: list[LoggedProcess] = []
         self.samplers: list[LoggedProcess] = []
+        self.metrics_ports: dict[str, int] = {}
+        """Role -> the loopback port its ``/metrics`` is served on (``args.metrics``; else none)."""
 
     @property
     def redis(self) -> RedisServer:
@@ -135,10 +139,19 @@ class Cluster:
         env = self.child_env()
         for number in range(1, getattr(self.args, "orchestrators", 1) + 1):
             role = "orchestrator" if number == 1 else f"orchestrator{number}"
-            self.engine.append(self._spawn(role, self._command(role, "orchestrator"), env))
+            self.engine.append(
+                self._spawn(role, self._command(role, "orchestrator"), self._env_of(role, env))
+            )
         for number in (1, 2):
             role = f"worker{number}"
-            self.engine.append(self._spawn(role, self._command(role, "worker"), env))
+            self.engine.append(self._spawn(role, self._command(role, "worker"), self._env_of(role, env)))
+
+    def _env_of(self, role: str, env: dict[str, str]) -> dict[str, str]:
+        """``env``, plus a metrics port of the process's own when the benchmark scrapes metrics."""
+        if not getattr(self.args, "metrics", False):
+            return env
+        port = self.metrics_ports[role] = free_port()
+        return {**env, "METRICS_HOST": LOOPBACK, "METRICS_PORT": str(port)}
 
     def _start_samplers(self, folder: Path) -> None:
         """py-spy on each engine process (needs ptrace), collapsed stacks into DIR/<role>.txt."""

@@ -50,6 +50,10 @@ costliest commands are reported, with the requests Redis read (``total_reads_pro
 per round trip) and the commands it ran, per node. On a cluster every figure is read from each
 master on a client of its own, summed, and also given per master (``bench.redis_nodes``).
 
+What metrics cost: ``--metrics`` gives each engine process a ``METRICS_PORT`` of its own (which also
+turns on its counting) and scrapes every process's ``/metrics`` every 0.1 s during each workload
+(``bench.metrics_scrapes``); the report gives the scrapes' times. A/B: the same command without it.
+
 Where the time goes: ``--py-spy DIR`` samples the three engine processes with py-spy (run as
 ``uv run --with py-spy python -m bench.redis_mode --py-spy DIR --only W2``) and prints, per process,
 the busy samples by layer (socket writes, redis-py, asyncio, engine code, ...) and the engine
@@ -117,6 +121,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         help="replicas per master with --cluster (default 0: each repeats every write on the same CPUs)",
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="each engine process serves /metrics (METRICS_PORT), scraped every 0.1 s during each workload",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of W4's layered DAG")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a workload may take")
     parser.add_argument(
@@ -171,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "load_average_start": load_average(),
         "profiled": bool(args.profile or args.py_spy),
+        "metrics": args.metrics,
     }
     with sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
         cluster = Cluster(Path(folder), args, redis_binary)

@@ -18,6 +18,7 @@ from dependency_injector import providers
 import bench.bench_handlers  # noqa: F401  (registers "noop" in this process too)
 from bench.dags import edge_count
 from bench.engine_cluster import MAX_NODES, Cluster
+from bench.metrics_scrapes import scraping
 from bench.proc_sampling import cpu_seconds, load_average, own_peak_mib, reset_peak, vm_hwm_mib
 from bench.redis_nodes import counters, reset_stats, summed_commandstats
 from bench.run_state_reads import hop_latencies, inspector, node_states, wait_finished
@@ -117,9 +118,12 @@ async def measured(bench: Bench, name: str, body: Coroutine[Any, Any, dict[str, 
     before = counters(nodes)
     cpu_before = {role: cpu_seconds(pid) for role, pid in pids.items()}
     try:
-        result = await body
+        async with scraping(bench.cluster.metrics_ports) as scrapes:
+            result = await body
     finally:
         load = load_average()
+    if scrapes is not None:
+        result["metrics_scrapes"] = scrapes.summary()
     after = counters(nodes)
     cpu: dict[str, float | None] = {}
     for role, pid in pids.items():

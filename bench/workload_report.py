@@ -72,6 +72,8 @@ def print_report(report: dict[str, Any], out: TextIO) -> None:
                 f"Redis {row['redis_reads_per_node']:.1f} requests and "
                 f"{row['redis_commands_per_node']:.1f} commands per node"
             )
+        if row.get("metrics_scrapes"):
+            extras.append(_scrapes(row["metrics_scrapes"]))
         if row.get("run_start_ms"):
             start = row["run_start_ms"]
             extras.append(
@@ -143,3 +145,15 @@ def _per_redis_node(ok: dict[str, Any], say: Callable[[str], None]) -> None:
                 f"{node['commands']:>8,} commands, "
                 f"CPU {_seconds(node['cpu_seconds'])} s; {calls or 'nothing'}"
             )
+
+
+def _scrapes(summary: dict[str, Any]) -> str:
+    """``--metrics``: how long the scrapes of every process's ``/metrics`` took during the workload."""
+    every = summary["all"]
+    if every is None:
+        return f"/metrics: no scrape answered ({summary['failed']} failed)"
+    failed = f", {summary['failed']} failed" if summary["failed"] else ""
+    return (
+        f"/metrics scrape median {_ms(every['median'])} p99 {_ms(every['p99'])} max {_ms(every['max'])} ms "
+        f"({every['count']} scrapes{failed})"
+    )
