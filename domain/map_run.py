@@ -336,7 +336,7 @@ def _complete(run: Run, index: int, step: Step) -> None:
     node_id = run.plan.nodes[index].id
     run._settle(index, NodeStatus.COMPLETED, step)
     run.outputs[node_id] = MapOutput(items.total)
-    step.recorded_output = node_id
+    step.output_recorded(node_id)
 
 
 def _fail_map(run: Run, index: int, item: int, error: ErrorInfo, step: Step) -> None:

@@ -23,8 +23,9 @@ class Outcome:
     entry: HistoryEntry
     changed: list[int]
     """Indices (in the plan) of the nodes whose state changed; an index may appear more than once."""
-    recorded_output: str | None = None
-    """The node whose output the event recorded in ``Run.outputs``."""
+    recorded_outputs: list[str] | None = None
+    """The nodes whose output the event recorded in ``Run.outputs``, in order: the event's node,
+    and any map node it completed at once (an empty list: its output recorded in the same step)."""
     cleared_outputs: list[str] | None = None
     """Nodes whose output the event dropped (completed nodes a redrive runs again)."""
     resumed: bool = False
@@ -59,7 +60,7 @@ class Step:
     worker_id: str | None = None
     retry_at: float | None = None
     run_status: RunStatus | None = None
-    recorded_output: str | None = None
+    recorded_outputs: list[str] | None = None
     by: str | None = None
     redriven: list[str] | None = None
     cleared_outputs: list[str] | None = None
@@ -68,6 +69,12 @@ class Step:
     items_ended: list[tuple[int, int, ItemRun]] | None = None
     recorded_item: tuple[str, Any] | None = None
     items_marked: list[tuple[int, int, str | None]] | None = None
+
+    def output_recorded(self, node_id: str) -> None:
+        if self.recorded_outputs is None:
+            self.recorded_outputs = [node_id]
+        else:
+            self.recorded_outputs.append(node_id)
 
     def item_marked(self, index: int, item: int, mark: str | None) -> None:
         if self.items_marked is None:
@@ -106,7 +113,7 @@ class Step:
             self.commands,
             entry,
             self.changed,
-            self.recorded_output,
+            self.recorded_outputs,
             self.cleared_outputs,
             resumed,
             self.items_changed,

@@ -225,7 +225,7 @@ class Run:
         self._close(index, NodeStatus.COMPLETED, step)
         node.error = None
         self.outputs[spec.id] = event.output
-        step.recorded_output = spec.id
+        step.output_recorded(spec.id)
         if spec.id in self.plan.map_sources:
             count_items(self, spec.id, step)
         self._tell_children(deque([index]), step)

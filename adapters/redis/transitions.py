@@ -252,8 +252,9 @@ class RedisTransitions:
             batch.commands.extend(outcome.commands)
             if outcome.cleared_outputs:  # before a later event of the batch records them again
                 group.hdel(keys.out, outcome.cleared_outputs)
-            if outcome.recorded_output is not None:
-                self._write_output(run, outcome.recorded_output, event, keys, group, batch, position)
+            if outcome.recorded_outputs:  # the event's node, and any map it completed at once
+                for node_id in outcome.recorded_outputs:
+                    self._write_output(run, node_id, event, keys, group, batch, position)
                 if position in resolved:
                     group.hdel(keys.staged, [_staged(event)])
             if outcome.recorded_item is not None:

@@ -66,7 +66,7 @@ def test_a_map_dispatches_one_task_per_item_and_completes_with_their_count() -> 
     outcome = run.apply(NodeSucceeded(RUN_ID, "each#1", 1, "one", 4.0))
     assert outcome is not None
     assert outcome.recorded_item == ("each#1", "one")
-    assert outcome.recorded_output == "each"
+    assert outcome.recorded_outputs == ["each"]
     assert run.outputs["each"] == MapOutput(3)
     assert dispatched(outcome.commands) == ["after"]
     assert run.node("each").status is NodeStatus.COMPLETED
