@@ -9,9 +9,13 @@ from datetime import UTC, datetime
 
 from domain.node_state import NodeRun
 from domain.plan import NodeSpec
+from domain.reasons import FAIL_FAST, RUN_TIMED_OUT
 from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
 from domain.trigger_rules import TriggerRule
+
+_CANCELLING_ERRORS = frozenset({FAIL_FAST, RUN_TIMED_OUT})
+"""The errors the engine gives the nodes it cancels (a cancel on request gives none)."""
 
 
 def _when(at: float) -> str:
@@ -44,14 +48,25 @@ def reason_of(
         case NodeStatus.RUNNING:
             since = "" if node.started_at is None else f" since {_when(node.started_at)}"
             return f"attempt {node.attempt} running on worker {node.worker_id}{since}"
-        case NodeStatus.SKIPPED | NodeStatus.CANCELLED:
-            if node.error is not None:
-                return node.error.message
-            if run.status is RunStatus.CANCELLED:
-                return "cancelled with the run, on request"
-            return None
+        case NodeStatus.SKIPPED:
+            return None if node.error is None else node.error.message
+        case NodeStatus.CANCELLED:
+            return _cancelled_reason(run, node)
         case _:
             return None
+
+
+def _cancelled_reason(run: Run, node: NodeRun) -> str | None:
+    """What cancelled the node: the fail-fast or the run's timeout (its error says so), else a cancel
+    of the run, naming who asked for it when known. A node cancelled on request may still carry the
+    error of an earlier failed attempt (it was waiting for its retry, or retrying): that is not why."""
+    error = node.error
+    if error is not None and error.type in _CANCELLING_ERRORS:
+        return error.message
+    if run.status is RunStatus.CANCELLED:
+        by = f" of {run.cancelled_by}" if run.cancelled_by else ""
+        return f"cancelled with the run, on request{by}"
+    return None if error is None else error.message
 
 
 def _pending_reason(run: Run, spec: NodeSpec, node: NodeRun) -> str:
