@@ -221,8 +221,8 @@ def print_document_line(document: dict[str, Any]) -> None:
 
 
 def print_status(console: Console, status: dict[str, Any]) -> None:
-    """The run state on one line, then a table of its nodes (status, attempts, error: its first
-    line), then the rest of each error (a handler's traceback)."""
+    """The run state on one line, then a table of its nodes (status, attempts, error or reason:
+    ``_error_or_reason``), then the rest of each error (a handler's traceback)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -235,16 +235,12 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
     console.print(headline)
     table = Table("node", "status", "attempts", "error or reason")
     for node_id, node in nodes.items():
-        error = node.get("error")
         node_status = str(node.get("status", "?"))
-        said = (
-            f"{error.get('type')}: {first_line(error.get('message'))}" if error else node.get("reason") or ""
-        )
         table.add_row(
             Text(node_id),
             Text(node_status, style=_STATUS_STYLE.get(node_status, "")),
             str(node.get("attempts", "")),
-            Text(said),
+            Text(_error_or_reason(node)),
         )
     console.print(table)
     for node_id, node in nodes.items():
@@ -252,6 +248,17 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
         if rest:
             console.print(Text(f"{node_id} error:", style="bold"))
             console.print(Text(rest), soft_wrap=True)
+
+
+def _error_or_reason(node: dict[str, Any]) -> str:
+    """A node's error (type and first line), or its reason when that says something else (a node
+    waiting for its retry: when it is due, then the error of the attempt that failed)."""
+    error = node.get("error")
+    said_error = f"{error.get('type')}: {first_line(error.get('message'))}" if error else ""
+    reason = node.get("reason")
+    if not reason or (error and reason == error.get("message")):
+        return said_error
+    return f"{reason} (last error {said_error})" if error else str(reason)
 
 
 def first_line(message: object) -> str:
