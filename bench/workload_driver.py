@@ -118,12 +118,12 @@ async def measured(bench: Bench, name: str, body: Coroutine[Any, Any, dict[str, 
     before = counters(nodes)
     cpu_before = {role: cpu_seconds(pid) for role, pid in pids.items()}
     try:
-        async with scraping(bench.cluster.metrics_ports) as scrapes:
+        with scraping(bench.cluster.metrics_ports, bench.cluster.folder) as scrapes:
             result = await body
     finally:
         load = load_average()
-    if scrapes is not None:
-        result["metrics_scrapes"] = scrapes.summary()
+    if scrapes:
+        result["metrics_scrapes"] = scrapes
     after = counters(nodes)
     cpu: dict[str, float | None] = {}
     for role, pid in pids.items():
