@@ -4,7 +4,8 @@ client's ``submit``, ``trigger --wait``, ``redrive`` and ``watch`` as a shell ru
 
 The run fails on its first life (charge fails its first attempt, the map fetch its second page);
 redriven, it completes, and only what failed or never ran runs again: the completed nodes and the
-map's completed first page keep their attempt, times and output."""
+map's completed first page keep their attempt, times and output. A second redrive (the run has
+completed) and one naming an unknown node are refused with exit 2, on both backends."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from e2e_cli import PROCESS_TIMEOUT_SECONDS, CliResult, cli_env
 
 from bench.processes import DAG_SERVICE, LOOPBACK, LoggedProcess, free_port, run_captured, start_logged
 
-EXIT_COMPLETED, EXIT_FAILED = 0, 1
+EXIT_COMPLETED, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
 
@@ -149,3 +150,9 @@ def test_the_redrive_example_fails_then_completes_running_again_only_what_failed
         "https://example.com/b",
         "https://example.com/c",
     ]
+
+    again = client(server, engine_pycache, "redrive", run_id)
+    assert again.returncode == EXIT_INVALID and "has completed" in again.stderr_text, again.describe()
+    unknown = client(server, engine_pycache, "redrive", run_id, "--from", "nope")
+    assert unknown.returncode == EXIT_INVALID, unknown.describe()
+    assert "$.from[0]" in unknown.stderr and "nope" in unknown.stderr, unknown.describe()
