@@ -1,7 +1,8 @@
 """A newcomer's first hour with a server: ``dag-service up --host --port --handlers`` started in a
 folder holding the handlers module; a failed handler's traceback in ``status`` and ``watch``, its
 log lines through ``logs`` and the logs route, ``DAG_API_URL`` without the ``/api`` prefix, the
-start-up line and the access log, and clients leaving the event stream early without an error in the server's log."""
+start-up line and the access log, and clients leaving the event stream early without an error in
+the server's log."""
 
 from __future__ import annotations
 
