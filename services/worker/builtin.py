@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from services.worker.handlers.http import HttpHandler
 from services.worker.handlers.prompt import format_prompt
 from services.worker.handlers.sleep import sleep_handler
 from services.worker.handlers.transform import transform_handler
 from services.worker.registry import HandlerContext, HandlerRegistry, NonRetryableError
+
+if TYPE_CHECKING:
+    from services.worker.handlers.http import HttpHandler
 
 EXTERNAL_SERVICE_DELAY_SECONDS = 2.0
 LLM_SERVICE_DELAY_SECONDS = 0.1
@@ -79,6 +81,22 @@ async def call_llm_service(ctx: HandlerContext) -> dict[str, Any]:
     return {"prompt": prompt, "model": model, "response": f"[{model}] answer to: {prompt}"}
 
 
+class _HttpAtFirstRequest:
+    """The built-in ``http`` handler, made at its first request: httpx takes about 0.2 s to import,
+    which every process (``validate``, ``run``, the API, a worker) would otherwise pay at start-up
+    whether or not it ever runs an ``http`` node."""
+
+    def __init__(self) -> None:
+        self._handler: HttpHandler | None = None
+
+    async def call(self, ctx: HandlerContext) -> dict[str, Any]:
+        if self._handler is None:
+            from services.worker.handlers.http import HttpHandler  # noqa: PLC0415 - see the class
+
+            self._handler = HttpHandler()
+        return await self._handler.call(ctx)
+
+
 def register_builtins(registry: HandlerRegistry, http: HttpHandler | None = None) -> HandlerRegistry:
     """The built-ins into ``registry``; ``http``: the ``http`` handler to use (default: one whose
     options come from the environment's settings)."""
@@ -86,7 +104,7 @@ def register_builtins(registry: HandlerRegistry, http: HttpHandler | None = None
     registry.register("output")(output_handler)
     registry.register("call_external_service")(call_external_service)
     registry.register("call_llm_service")(call_llm_service)
-    registry.register("http")((http or HttpHandler()).call)
+    registry.register("http")((http or _HttpAtFirstRequest()).call)
     registry.register("sleep")(sleep_handler)
     registry.register("transform")(transform_handler)
     return registry
