@@ -49,6 +49,8 @@ def start_server(log_dir: Path, pycache: Path | None, **settings: str) -> Server
         "API_HOST": "127.0.0.1",
         "API_PORT": str(port),
         "ENGINE_BACKEND": "memory",
+        # A test may leave a slow run going (its handlers sleep 10 s): the stop need not wait for it.
+        "SHUTDOWN_GRACE_SECONDS": "1",
         **settings,
     }
     log = log_dir / f"server-{port}.log"
