@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from types import TracebackType
+from typing import Any
 
 from domain.statuses import RunStatus
 from services.container import Container
@@ -34,10 +35,17 @@ class EmbeddedEngine:
         return self
 
     async def wait_for(self, run_id: str) -> RunStatus:
-        """Wait for the run to end; if an engine loop dies first, raise its error."""
-        finished = asyncio.ensure_future(self.container.completions().wait(run_id))
+        """Wait for the run to end (at once when it has: its status now, a redriven run's included);
+        if an engine loop dies first, raise its error. ``NotFound`` for a run that is not stored."""
+        # The waiter first, then the status: an end between the two resolves the waiter.
+        waiter = self.container.completions().waiter(run_id)
+        status = await self.container.workflows().run_status(run_id)
+        if status.is_final:
+            return status
+        finished: asyncio.Future[RunStatus] = asyncio.shield(waiter)
+        watched: list[asyncio.Future[Any]] = [finished, *self._loops]
         try:
-            await asyncio.wait([finished, *self._loops], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not finished.done():
                 finished.cancel()

@@ -3,35 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 
 from domain.statuses import RunStatus
 
-# Runs that ended before anyone waited: kept for a late waiter, the oldest dropped first, so a
-# long-lived process (`dag-service up`) does not keep every run it ever finished.
-RECENT_RUNS_KEPT = 10_000
-
 
 class RunCompletions:
+    """Futures resolved by the orchestrator of this process when a run ends (``finished``).
+
+    A caller takes its ``waiter`` before it reads the run's status: an end between the two resolves
+    the waiter, and an end before both shows in the status read. So nothing is kept for runs nobody
+    waits for, and an earlier life of a redriven run is never mistaken for its end."""
+
     def __init__(self) -> None:
         self._waiters: dict[str, asyncio.Future[RunStatus]] = {}
-        self._recent: OrderedDict[str, RunStatus] = OrderedDict()
 
     def finished(self, run_id: str, status: RunStatus) -> None:
         waiter = self._waiters.pop(run_id, None)
-        if waiter is not None:
-            if not waiter.done():
-                waiter.set_result(status)
-            return
-        self._recent[run_id] = status
-        if len(self._recent) > RECENT_RUNS_KEPT:
-            self._recent.popitem(last=False)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(status)
 
-    async def wait(self, run_id: str) -> RunStatus:
-        status = self._recent.get(run_id)
-        if status is not None:
-            return status
+    def waiter(self, run_id: str) -> asyncio.Future[RunStatus]:
+        """The run's next end, shared by every caller waiting for it (shield it before cancelling)."""
         waiter = self._waiters.get(run_id)
-        if waiter is None:
+        if waiter is None or waiter.done():
             waiter = self._waiters[run_id] = asyncio.get_running_loop().create_future()
-        return await asyncio.shield(waiter)
+        return waiter
