@@ -34,9 +34,10 @@ from adapters.redis.runs import RedisRunRepository
 from adapters.redis.signals import RedisAttemptSignals
 from adapters.redis.slots import RedisConcurrencySlots
 from adapters.redis.workers import RedisWorkerDirectory
-from adapters.system import SystemClock
-from domain.events import Command, Event, FinishRun, RunStarted
+from adapters.system import SystemClock, UuidIds
+from domain.events import Command, Event, FinishRun, RedriveRequested, RunStarted
 from domain.history import HistoryEntry
+from domain.limits import Limits
 from domain.messages import Task
 from domain.plan import WorkflowPlan
 from domain.ports import (
@@ -57,6 +58,7 @@ from domain.ports import (
 )
 from domain.run import Run
 from domain.validation import build_plan
+from services.application.workflows import WorkflowService
 from services.container import Container, close_backend
 from services.settings import Settings
 
@@ -447,3 +449,36 @@ async def commands_run(backend: Backend, action: Callable[[], Awaitable[object]]
     stats = await backend.client.info("commandstats")
     called = {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
     return {name: calls for name, calls in called.items() if name not in ("info", "config|resetstat")}
+
+
+class FixedClock:
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def now(self) -> float:
+        return self.at
+
+
+def service_of(backend: Backend, at: float) -> WorkflowService:
+    """The use cases on ``backend``'s stores, their clock at ``at``."""
+    return WorkflowService(
+        definitions=backend.definitions,
+        runs=backend.runs,
+        events=backend.events,
+        clock=FixedClock(at),
+        ids=UuidIds(),
+        limits=Limits(),
+    )
+
+
+async def redrive(driver: Driver, at: float, *from_nodes: str) -> list[str]:
+    """Redrive through the use case (as the API does); the reference aggregate gets the same event,
+    and the store must mirror it, history included."""
+    redriven = await service_of(driver.backend, at).redrive(driver.run_id, list(from_nodes))
+    outcome = driver.reference.apply(RedriveRequested(driver.run_id, at, tuple(from_nodes)))
+    assert outcome is not None
+    driver.expected_history.append(outcome.entry)
+    assert mirror_snapshot(await driver.get()) == mirror_snapshot(driver.reference)
+    history = await driver.backend.runs.history(driver.run_id, 0, 1000)
+    assert [comparable(e) for _, e in history] == [comparable(e) for e in driver.expected_history]
+    return redriven

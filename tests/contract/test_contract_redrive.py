@@ -15,61 +15,26 @@ from contract_support import (
     Backend,
     Driver,
     add_run,
-    comparable,
-    mirror_snapshot,
     node,
+    redrive,
     retry,
+    service_of,
     workflow,
 )
 
-from adapters.system import UuidIds
 from domain.events import (
     CancelRequested,
     EventDeadLettered,
     NodeFailed,
     NodeSucceeded,
-    RedriveRequested,
     RetryDue,
     RunTimedOut,
 )
-from domain.limits import Limits
 from domain.ports import RunQuery
 from domain.statuses import NodeStatus, RunStatus
 from services.application.errors import RunNotRedrivable, UnknownRedriveNode
-from services.application.workflows import WorkflowService
 
 CHAIN = workflow(node("a"), node("b", ["a"]), node("c", ["b"]), node("side", ["a"]))
-
-
-class FixedClock:
-    def __init__(self, at: float) -> None:
-        self.at = at
-
-    def now(self) -> float:
-        return self.at
-
-
-def service_of(backend: Backend, at: float) -> WorkflowService:
-    return WorkflowService(
-        definitions=backend.definitions,
-        runs=backend.runs,
-        events=backend.events,
-        clock=FixedClock(at),
-        ids=UuidIds(),
-        limits=Limits(),
-    )
-
-
-async def redrive(driver: Driver, at: float, *from_nodes: str) -> list[str]:
-    """Redrive through the use case; the reference aggregate gets the same event."""
-    redriven = await service_of(driver.backend, at).redrive(driver.run_id, list(from_nodes))
-    outcome = driver.reference.apply(RedriveRequested(driver.run_id, at, tuple(from_nodes)))
-    assert outcome is not None
-    driver.expected_history.append(outcome.entry)
-    assert mirror_snapshot(await driver.get()) == mirror_snapshot(driver.reference)
-    history = await driver.backend.runs.history(driver.run_id, 0, 1000)
-    assert [comparable(e) for _, e in history] == [comparable(e) for e in driver.expected_history]
-    return redriven
 
 
 async def failed_run(backend: Backend) -> Driver:

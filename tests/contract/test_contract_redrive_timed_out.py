@@ -7,24 +7,13 @@ deadline, and the late result of an attempt the timeout cancelled, change nothin
 from __future__ import annotations
 
 import pytest
-from contract_support import T0, Backend, Driver, add_run, comparable, drain, mirror_snapshot, node, workflow
+from contract_support import T0, Backend, Driver, add_run, drain, node, redrive, workflow
 
-from adapters.system import UuidIds
-from domain.events import CancelAttempts, NodeStarted, NodeSucceeded, RedriveRequested, RunTimedOut
-from domain.limits import Limits
+from domain.events import CancelAttempts, NodeStarted, NodeSucceeded, RunTimedOut
 from domain.map_spec import MapOutput
 from domain.statuses import NodeStatus, RunStatus
-from services.application.workflows import WorkflowService
 
 TIMEOUT = 10.0
-
-
-class FixedClock:
-    def __init__(self, at: float) -> None:
-        self.at = at
-
-    def now(self) -> float:
-        return self.at
 
 
 def timed_workflow() -> dict:
@@ -36,27 +25,6 @@ def timed_workflow() -> dict:
         node("each", ["a"], {"item": "{{ item }}"}, for_each="{{ a.xs }}", max_concurrency=2),
     )
     return {**raw, "timeout_seconds": TIMEOUT}
-
-
-async def redrive(driver: Driver, at: float) -> list[str]:
-    """Redrive through the use case (as the API does); the reference aggregate gets the same event."""
-    backend = driver.backend
-    service = WorkflowService(
-        definitions=backend.definitions,
-        runs=backend.runs,
-        events=backend.events,
-        clock=FixedClock(at),
-        ids=UuidIds(),
-        limits=Limits(),
-    )
-    redriven = await service.redrive(driver.run_id)
-    outcome = driver.reference.apply(RedriveRequested(driver.run_id, at))
-    assert outcome is not None
-    driver.expected_history.append(outcome.entry)
-    assert mirror_snapshot(await driver.get()) == mirror_snapshot(driver.reference)
-    history = await backend.runs.history(driver.run_id, 0, 1000)
-    assert [comparable(e) for _, e in history] == [comparable(e) for e in driver.expected_history]
-    return redriven
 
 
 async def fire_deadline(driver: Driver, now: float) -> None:
