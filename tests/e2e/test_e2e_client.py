@@ -9,19 +9,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+import up_server
 from e2e_cli import EXAMPLES, PROCESS_TIMEOUT_SECONDS, CliResult, cli_env
+from up_server import Server
 
-from bench.processes import DAG_SERVICE, LOOPBACK, LoggedProcess, free_port, run_captured, start_logged
+from bench.processes import DAG_SERVICE, LOOPBACK, free_port, run_captured
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 1, 2, 3
-START_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 15.0
 RUN_TIMEOUT_SECONDS = 30.0
 USER_INPUT = '{"user_id": "u-123"}'
 
@@ -30,48 +28,18 @@ def api_url(port: int) -> str:
     return f"http://{LOOPBACK}:{port}/api"
 
 
-@dataclass(frozen=True)
-class Server:
-    url: str
-    process: LoggedProcess
-
-
 @pytest.fixture(scope="module")
 def pycache(engine_pycache: Path | None) -> Path | None:
     return engine_pycache
 
 
 def start_server(log_dir: Path, pycache: Path | None, **settings: str) -> Server:
-    assert DAG_SERVICE.exists(), f"console script not installed at {DAG_SERVICE}"
-    port = free_port()
-    env = {
-        **cli_env(pycache),
-        "API_HOST": "127.0.0.1",
-        "API_PORT": str(port),
-        "ENGINE_BACKEND": "memory",
+    return up_server.start_server(
+        log_dir / "server.log",
+        pycache,
         # A test may leave a slow run going (its handlers sleep 10 s): the stop need not wait for it.
-        "SHUTDOWN_GRACE_SECONDS": "1",
-        **settings,
-    }
-    log = log_dir / f"server-{port}.log"
-    process = start_logged("dag-service up", [str(DAG_SERVICE), "up"], log, env=env)
-    server = Server(api_url(port), process)
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if not process.running():
-            raise AssertionError(f"dag-service up exited with {process.popen.returncode}: {log}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    stop_server(server)
-    raise AssertionError(f"dag-service up did not answer within {START_TIMEOUT_SECONDS} s")
-
-
-def stop_server(server: Server) -> None:
-    server.process.stop(STOP_TIMEOUT_SECONDS)
+        {"ENGINE_BACKEND": "memory", "SHUTDOWN_GRACE_SECONDS": "1", **settings},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, pycache: Path | None) -> It
     try:
         yield started
     finally:
-        stop_server(started)
+        started.stop()
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +57,7 @@ def guarded_server(tmp_path_factory: pytest.TempPathFactory, pycache: Path | Non
     try:
         yield started
     finally:
-        stop_server(started)
+        started.stop()
 
 
 def scenario_b(directory: Path, delay_seconds: float) -> Path:

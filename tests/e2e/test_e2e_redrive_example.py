@@ -9,10 +9,8 @@ completed) and one naming an unknown node are refused with exit 2, on both backe
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,38 +18,11 @@ import httpx
 import pytest
 from e2e_cases import example
 from e2e_cli import PROCESS_TIMEOUT_SECONDS, CliResult, cli_env
+from up_server import Server, start_server
 
-from bench.processes import DAG_SERVICE, LOOPBACK, LoggedProcess, free_port, run_captured, start_logged
+from bench.processes import DAG_SERVICE, run_captured
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
-START_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 15.0
-
-
-@dataclass(frozen=True)
-class Server:
-    url: str
-    process: LoggedProcess
-
-
-def start_server(log: Path, pycache: Path | None, settings: dict[str, str]) -> Server:
-    assert DAG_SERVICE.exists(), f"console script not installed at {DAG_SERVICE}"
-    port = free_port()
-    env = {**cli_env(pycache), "API_HOST": LOOPBACK, "API_PORT": str(port), **settings}
-    process = start_logged("dag-service up", [str(DAG_SERVICE), "up"], log, env=env)
-    server = Server(f"http://{LOOPBACK}:{port}/api", process)
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if not process.running():
-            raise AssertionError(f"dag-service up exited with {process.popen.returncode}:\n{process.tail()}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.stop(STOP_TIMEOUT_SECONDS)
-    raise AssertionError(f"dag-service up did not answer within {START_TIMEOUT_SECONDS} s")
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -68,7 +39,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path, engine_pycache: Path 
     try:
         yield started
     finally:
-        started.process.stop(STOP_TIMEOUT_SECONDS)
+        started.stop()
 
 
 def client(server: Server, pycache: Path | None, *args: str) -> CliResult:
