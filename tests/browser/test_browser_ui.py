@@ -100,6 +100,7 @@ def test_clicking_a_failed_node_shows_its_error(ui_server: UiServer, page: Any) 
     assert "boom" in page.inner_text("#node-title")
     error = page.inner_text("#node-error")
     assert "SimulatedServiceError" in error and "configured to fail 99 time(s)" in error
+    assert "Traceback (most recent call last):" in error and "in _simulate" in error, "the traceback shows"
     shoot(page, "failed-node-panel")
 
     click_node(page, "after_boom")
