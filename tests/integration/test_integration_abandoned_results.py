@@ -14,8 +14,10 @@ import pytest
 from engine_support import fresh_registry, make_container, node, workflow
 
 from domain.history import EntryKind
+from domain.ports import StoredDefinition
 from domain.run import Run
 from domain.statuses import NodeStatus, RunStatus
+from services.application.workflows import WorkflowService
 from services.container import Container
 from services.engine import EmbeddedEngine
 from services.worker.registry import HandlerContext, HandlerRegistry
@@ -102,14 +104,33 @@ def state(run: Run) -> tuple[RunStatus, NodeStatus, int, bool]:
     return run.status, slow.status, slow.attempt, "slow" in run.outputs
 
 
-async def ended_again(workflows: Any, run_id: str) -> Any:
-    """The run once it has ended again after a redrive (read until it has)."""
+async def quick(ctx: HandlerContext) -> dict[str, str]:
+    return {}
+
+
+async def registered(workflows: WorkflowService) -> tuple[StoredDefinition, StoredDefinition]:
+    """slow (stubborn) -> after (quick), and a one-node run of quick: started after a late end, it
+    completes on the one slot only once any event that end sent was applied (one bus, in order)."""
+    stored = await workflows.register(workflow(node("slow", "stubborn"), node("after", "quick", ["slow"])))
+    return stored, await workflows.register(workflow(node("q", "quick")))
+
+
+async def cancelled_and_abandoned(
+    engine: EmbeddedEngine,
+    workflows: WorkflowService,
+    definition_id: str,
+    stubborn: Stubborn,
+    caplog: pytest.LogCaptureFixture,
+) -> Run:
+    """A run of ``definition_id`` cancelled while slow's first attempt runs, once that attempt is
+    abandoned (its handler ignored the cancel past the grace)."""
+    run = await workflows.start(definition_id, {})
     async with asyncio.timeout(DEADLINE_SECONDS):
-        while True:
-            run = await workflows.get_run(run_id)
-            if run.status.is_final:
-                return run
-            await asyncio.sleep(0.005)
+        await stubborn.first_running.wait()
+    await workflows.cancel(run.run_id)
+    assert await engine.wait_for(run.run_id) is RunStatus.CANCELLED
+    await logged(caplog, ABANDONED)
+    return run
 
 
 @pytest.mark.parametrize("raises", [False, True], ids=["returns", "raises"])
@@ -120,23 +141,14 @@ async def test_an_abandoned_handler_that_ends_late_changes_nothing(
     caplog.set_level(logging.INFO, logger="services.worker")
     registry = fresh_registry()
     stubborn = Stubborn(registry, kind, raises)
-
-    @registry.register("quick")
-    async def quick(ctx: HandlerContext) -> dict[str, str]:
-        return {}
+    registry.register("quick")(quick)
 
     container = container_of(registry)
     workflows = container.workflows()
-    stored = await workflows.register(workflow(node("slow", "stubborn"), node("after", "quick", ["slow"])))
-    barrier = await workflows.register(workflow(node("q", "quick")))
+    stored, barrier = await registered(workflows)
     try:
         async with EmbeddedEngine(container, workers=1) as engine:
-            run = await workflows.start(stored.definition_id, {})
-            async with asyncio.timeout(DEADLINE_SECONDS):
-                await stubborn.first_running.wait()
-            await workflows.cancel(run.run_id)
-            assert await engine.wait_for(run.run_id) is RunStatus.CANCELLED
-            await logged(caplog, ABANDONED)
+            run = await cancelled_and_abandoned(engine, workflows, stored.definition_id, stubborn, caplog)
             before = state(await workflows.get_run(run.run_id))
             cancelled_error = (await workflows.get_run(run.run_id)).node("slow").error
             history = await workflows.history(run.run_id, 0, 500)
@@ -171,24 +183,15 @@ async def test_a_late_result_of_an_abandoned_attempt_does_not_complete_the_redri
     caplog.set_level(logging.INFO, logger="services.worker")
     registry = fresh_registry()
     stubborn = Stubborn(registry, kind, raises=False)
-
-    @registry.register("quick")
-    async def quick(ctx: HandlerContext) -> dict[str, str]:
-        return {}
+    registry.register("quick")(quick)
 
     # Two slots: a sync attempt 2 needs a thread of its own while attempt 1's still runs.
     container = container_of(registry, concurrency=2)
     workflows = container.workflows()
-    stored = await workflows.register(workflow(node("slow", "stubborn"), node("after", "quick", ["slow"])))
-    barrier = await workflows.register(workflow(node("q", "quick")))
+    stored, barrier = await registered(workflows)
     try:
         async with EmbeddedEngine(container, workers=1) as engine:
-            run = await workflows.start(stored.definition_id, {})
-            async with asyncio.timeout(DEADLINE_SECONDS):
-                await stubborn.first_running.wait()
-            await workflows.cancel(run.run_id)
-            assert await engine.wait_for(run.run_id) is RunStatus.CANCELLED
-            await logged(caplog, ABANDONED)
+            run = await cancelled_and_abandoned(engine, workflows, stored.definition_id, stubborn, caplog)
 
             assert await workflows.redrive(run.run_id) == ["slow", "after"]
             async with asyncio.timeout(DEADLINE_SECONDS):
@@ -202,9 +205,9 @@ async def test_a_late_result_of_an_abandoned_attempt_does_not_complete_the_redri
             mid = state(await workflows.get_run(run.run_id))
 
             stubborn.later_may_end.set()
-            # (engine.wait_for would answer the first life's CANCELLED, kept since it ended.)
-            final = await ended_again(workflows, run.run_id)
-            assert final.status is RunStatus.COMPLETED
+            async with asyncio.timeout(DEADLINE_SECONDS):
+                assert await engine.wait_for(run.run_id) is RunStatus.COMPLETED
+            final = await workflows.get_run(run.run_id)
             history = await workflows.history(run.run_id, 0, 500)
     finally:
         stubborn.release.set()
