@@ -1,6 +1,7 @@
 """The web UI in a real headless Chromium (Debian's, driven by Playwright) against a real
-``dag-service up``: the runs page, a run's graph coloured live, a failed node's error, a
-1,000-node run, starting a run from a definition. Screenshots: ``test-artifacts/screenshots/``."""
+``dag-service up``: the runs page, a run's graph coloured live, a failed node's error, the cancel
+and redrive buttons, a 1,000-node run, starting a run from a definition. Screenshots:
+``test-artifacts/screenshots/``."""
 
 from __future__ import annotations
 
@@ -111,6 +112,38 @@ def test_clicking_a_failed_node_shows_its_error(ui_server: UiServer, page: Any) 
     assert "why it was skipped" in page.inner_text("#node-panel").lower()
     assert "upstream node 'boom' failed" in page.inner_text("#node-error")
     assert "SKIPPED" in page.inner_text("#node-title")
+
+
+def test_the_cancel_and_redrive_buttons_stop_a_run_and_run_it_again(
+    ui_server: UiServer, page: Any, tmp_path: Path
+) -> None:
+    gate_file = tmp_path / "open"
+    definition = workflow(
+        node("start"),
+        node("gate", ["start"], {"open_when": str(gate_file)}, handler="gate"),
+        node("after", ["gate"]),
+        name="stopped_and_redriven",
+    )
+    run_id = ui_server.start_run(definition)
+    page.goto(f"{ui_server.url}/#/runs/{run_id}")
+    wait_counts(page, RUNNING=1, COMPLETED=1, PENDING=1)
+    assert page.locator("#redrive").count() == 0, "no redrive for a run that goes on"
+
+    page.click("#cancel")
+    page.wait_for_selector('#run-status [data-status="CANCELLED"]', timeout=TIMEOUT_MS)
+    wait_counts(page, COMPLETED=1, CANCELLED=2)
+    assert page.locator("#cancel").is_disabled(), "a finished run cannot be cancelled"
+    assert ui_server.wait_status(run_id, "CANCELLED")["cancelled_by"] is None  # no tokens here
+    shoot(page, "run-actions-1-cancelled")
+
+    gate_file.write_text("go", encoding="utf-8")
+    page.click("#redrive")
+    page.wait_for_selector('#run-status [data-status="COMPLETED"]', timeout=TIMEOUT_MS)
+    wait_counts(page, COMPLETED=3)
+    run = ui_server.wait_status(run_id, "COMPLETED")
+    assert run["nodes"]["start"]["attempts"] == 1, "a completed node is not run again"
+    assert run["nodes"]["gate"]["attempts"] == 2 and run["nodes"]["after"]["attempts"] == 1
+    shoot(page, "run-actions-2-redriven")
 
 
 def test_a_thousand_node_run_renders(ui_server: UiServer, page: Any) -> None:
