@@ -8,7 +8,7 @@ only its files are given (``uv run pytest tests/faults -n 0``), or with any ``-m
 
 **Parallel runs.** ``-n auto`` starts one worker more than the machine has CPUs
 (``pytest_xdist_auto_num_workers``): much of the suite waits on processes it started and on Redis,
-so on 2 cores 3 workers finish the quick tier in about 3:40 where 2 took 4:05. Each xdist worker
+so on 2 cores 3 workers finish the quick tier in 3:42-3:59 where 2 took 4:04-4:10. Each xdist worker
 is its own pytest session: its own session redis-server on a
 free port, its own temporary folders. Tests are handed out one at a time, except that a test using a
 module-scoped fixture (a server, a cluster) goes to the ``xdist_group`` of its file, so that fixture
