@@ -35,6 +35,17 @@ def wait_counts(page: Any, **wanted: int) -> None:
     )
 
 
+def gated(gate_file: Path, name: str, *more: dict[str, Any]) -> dict[str, Any]:
+    """start -> gate -> after (and ``more``): gate runs until ``gate_file`` exists."""
+    return workflow(
+        node("start"),
+        node("gate", ["start"], {"open_when": str(gate_file)}, handler="gate"),
+        node("after", ["gate"]),
+        *more,
+        name=name,
+    )
+
+
 def test_runs_page_lists_a_run(ui_server: UiServer, page: Any) -> None:
     run_id = ui_server.start_run(workflow(node("only"), name="listed"))
     ui_server.wait_status(run_id, "COMPLETED")
@@ -53,13 +64,7 @@ def test_run_page_draws_every_node_and_colours_follow_the_run(
     ui_server: UiServer, page: Any, tmp_path: Path
 ) -> None:
     gate_file = tmp_path / "open"
-    definition = workflow(
-        node("start"),
-        node("gate", ["start"], {"open_when": str(gate_file)}, handler="gate"),
-        node("after", ["gate"]),
-        node("side"),
-        name="progress",
-    )
+    definition = gated(gate_file, "progress", node("side"))
     run_id = ui_server.start_run(definition)
     page.goto(f"{ui_server.url}/#/runs/{run_id}")
     page.wait_for_selector('#graph canvas[data-node-count="4"][data-drawn-nodes="4"]', timeout=TIMEOUT_MS)
@@ -118,12 +123,7 @@ def test_the_cancel_and_redrive_buttons_stop_a_run_and_run_it_again(
     ui_server: UiServer, page: Any, tmp_path: Path
 ) -> None:
     gate_file = tmp_path / "open"
-    definition = workflow(
-        node("start"),
-        node("gate", ["start"], {"open_when": str(gate_file)}, handler="gate"),
-        node("after", ["gate"]),
-        name="stopped_and_redriven",
-    )
+    definition = gated(gate_file, "stopped_and_redriven")
     run_id = ui_server.start_run(definition)
     page.goto(f"{ui_server.url}/#/runs/{run_id}")
     wait_counts(page, RUNNING=1, COMPLETED=1, PENDING=1)
