@@ -46,7 +46,7 @@ def _xdist_group(item: pytest.Item) -> str | None:
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: the CPUs this process may use, plus one (the module's docstring)."""
-    return len(os.sched_getaffinity(0)) + 1
+    return (os.process_cpu_count() or 1) + 1  # the CPUs it may use (affinity), on every platform
 
 
 def pytest_configure(config: pytest.Config) -> None:
