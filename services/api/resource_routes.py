@@ -55,7 +55,7 @@ Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous 
 
 router = APIRouter()
 
-RUN_DETAIL = Shape("run detail", run_detail)
+RUN_DETAIL = Shape("run detail", lambda view: run_detail(view).model_dump_json().encode())
 
 
 @router.post(

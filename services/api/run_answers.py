@@ -35,7 +35,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request, Response
-from pydantic import BaseModel
 
 from domain.statuses import RunStatus
 from services.application.run_view import RunView, run_view
@@ -52,7 +51,8 @@ class Shape:
     """One route's shape of a run's answer."""
 
     name: str
-    build: Callable[[RunView], BaseModel]
+    encode: Callable[[RunView], bytes]
+    """The answer's JSON."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +189,7 @@ async def _build(service: WorkflowService, run_id: str, shape: Shape, spacing: f
     live = await service.live_queues()
     snapshot = await service.run_snapshot(run_id, outputs=False)
     queues = service.queues_for(snapshot.run, live)
-    body = shape.build(run_view(snapshot.run, queues)).model_dump_json().encode()
+    body = shape.encode(run_view(snapshot.run, queues))
     etag = entity_tag(body)
     built = time.monotonic()
     return Answer(

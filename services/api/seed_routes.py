@@ -22,14 +22,14 @@ from services.api.seed_schemas import (
     WorkflowCreated,
     WorkflowResults,
     WorkflowStatus,
+    encode_status,
     results_of,
-    status_of,
 )
 from services.application.errors import RunNotFinished
 
 router = APIRouter()
 
-SEED_STATUS = Shape("seed status", status_of)
+SEED_STATUS = Shape("seed status", encode_status)
 
 
 @router.post(
