@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from domain.ports import RateLimiter
 from services.api import (
@@ -28,6 +29,7 @@ from services.api.run_answers import install_answer_cache
 from services.api.ui_routes import UI_PATH, install_ui
 from services.application.errors import ConfigurationError
 from services.application.workflows import WorkflowService
+from services.runtime import tracing
 from services.runtime.metrics_http import MetricsSource
 from services.settings import Settings
 
@@ -36,6 +38,11 @@ def api_prefix(api_str: str) -> str:
     """``"api/"`` -> ``"/api"``; ``"/"`` or ``""`` -> ``""`` (routes at the root)."""
     stripped = api_str.strip().strip("/")
     return f"/{stripped}" if stripped else ""
+
+
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""FastAPI's own OpenTelemetry, off while this process records no traces: on, it asks the global
+providers whether anyone is listening on every request (reading the environment each time)."""
 
 
 def create_app(
@@ -70,6 +77,7 @@ def create_app(
         docs_url=None,  # served by ``install_docs``, with assets of its own instead of a CDN's
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        telemetry=None if tracing.enabled() else NO_NATIVE_TELEMETRY,
     )
     doc_pages: list[str] = []
     if docs:
