@@ -91,8 +91,8 @@ class AnswerCache:
         self._bytes = 0
         self._max_answers = max_answers
         self._max_bytes = max_bytes
-        self._building: dict[AnswerKey, tuple[str, asyncio.Task[Answer]]] = {}
-        """Builds in flight, with the revision read before each began."""
+        self._building: dict[AnswerKey, tuple[str | None, asyncio.Task[Answer]]] = {}
+        """Builds in flight, with the revision read before each began (None: none was read)."""
 
     def get(self, key: AnswerKey) -> Answer | None:
         answer = self._answers.get(key)
@@ -115,14 +115,19 @@ class AnswerCache:
     def __len__(self) -> int:
         return len(self._answers)
 
+    def building(self, key: AnswerKey) -> bool:
+        """Whether a build for ``key`` is in flight."""
+        return key in self._building
+
     async def build_once(
-        self, key: AnswerKey, revision: str, build: Callable[[], asyncio.Task[Answer]]
+        self, key: AnswerKey, revision: str | None, build: Callable[[], asyncio.Task[Answer]]
     ) -> Answer:
         """The answer a build started by ``build`` gives, kept; a build for the same key already in
-        flight from the same revision is awaited instead of starting another. A reader that leaves
-        (its request cancelled) does not cancel the build the others await."""
+        flight from the same revision is awaited instead of starting another (never for a
+        revision of None: unread, it may be older than the reader's). A reader that leaves (its
+        request cancelled) does not cancel the build the others await."""
         building = self._building.get(key)
-        if building is None or building[0] != revision:
+        if building is None or revision is None or building[0] != revision:
             task = build()
             building = self._building[key] = (revision, task)
             task.add_done_callback(lambda done: self._built(key, done))
@@ -158,12 +163,19 @@ async def run_answer(request: Request, service: WorkflowService, run_id: str, sh
     a run that is not stored."""
     cache = answer_cache_of(request)
     key = (run_id, shape.name)
-    revision = await service.run_revision(run_id)
     kept = cache.get(key)
-    if kept is None or not await _still_answers(service, run_id, revision, kept):
-        kept = await cache.build_once(
-            key, revision, lambda: asyncio.ensure_future(_build(service, run_id, shape, cache.spacing))
-        )
+
+    def build() -> asyncio.Task[Answer]:
+        return asyncio.ensure_future(_build(service, run_id, shape, cache.spacing))
+
+    if kept is None and not cache.building(key):
+        # Nothing to compare with: the build reads the run (and its revision) at once, without a
+        # read of the revision first (the first read of a run, e.g. the answer to a long-poll).
+        kept = await cache.build_once(key, None, build)
+    else:
+        revision = await service.run_revision(run_id)
+        if kept is None or not await _still_answers(service, run_id, revision, kept):
+            kept = await cache.build_once(key, revision, build)
     headers = {"etag": kept.etag, "cache-control": "no-cache"}
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and names_tag(if_none_match, kept.etag):
