@@ -8,17 +8,24 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
+from domain.statuses import RunStatus
+
 
 class Watch:
     """``domain.ports.RunWatch``: a flag raised by each change, lowered when a reader sees it."""
 
-    __slots__ = ("_flag",)
+    __slots__ = ("_flag", "_status")
 
     def __init__(self) -> None:
         self._flag = asyncio.Event()
+        self._status: RunStatus | None = None
 
-    def wake(self) -> None:
+    def wake(self, status: RunStatus | None) -> None:
+        self._status = status
         self._flag.set()
+
+    def told_status(self) -> RunStatus | None:
+        return self._status
 
     async def changed(self, within: float) -> bool:
         if not self._flag.is_set():
@@ -53,15 +60,15 @@ class Watches:
     def watch_count(self) -> int:
         return self._count
 
-    def wake(self, run_ids: Iterable[str]) -> None:
-        """Wake every watch of these runs."""
+    def wake(self, changes: Iterable[tuple[str, RunStatus | None]]) -> None:
+        """Wake every watch of these runs, each with the status its run changed to (None: unknown)."""
         by_run = self._by_run
-        for run_id in run_ids:
+        for run_id, status in changes:
             for watch in by_run.get(run_id, ()):
-                watch.wake()
+                watch.wake(status)
 
     def wake_all(self) -> None:
         """Wake every watch: word may have been lost, let each reader look again."""
         for watching in self._by_run.values():
             for watch in watching:
-                watch.wake()
+                watch.wake(None)

@@ -358,6 +358,13 @@ class RunWatch(Protocol):
         False when ``within`` seconds passed first (which proves nothing: word can be lost)."""
         ...
 
+    def told_status(self) -> RunStatus | None:
+        """The run's status as the latest word of a change told it, when it did: a reader waiting
+        for a status need not read the run for word that tells one it is not waiting for. None
+        when the word told none (word after the store came back, with what it missed unknown) or
+        none came yet: read the run."""
+        ...
+
 
 class RunChanges(Protocol):
     """Word, from the store, that a run's transition was committed: readers wait on it instead of

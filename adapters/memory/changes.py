@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 
 from adapters.run_watches import Watch, Watches
+from domain.statuses import RunStatus
 
 
 class InMemoryRunChanges:
@@ -18,6 +19,7 @@ class InMemoryRunChanges:
     def watch_count(self) -> int:
         return self._watches.watch_count()
 
-    def committed(self, run_ids: Iterable[str]) -> None:
-        """These runs' transitions were applied (``InMemoryRunRepository.apply``)."""
-        self._watches.wake(run_ids)
+    def committed(self, changes: Iterable[tuple[str, RunStatus]]) -> None:
+        """These runs' transitions were applied (``InMemoryRunRepository.apply``), leaving each
+        in this status."""
+        self._watches.wake(changes)

@@ -134,7 +134,7 @@ class InMemoryRunRepository:
         produced: list[Command] = []
         tasks: list[Task] = []
         timers: list[Timer] = []
-        changed: dict[str, None] = {}
+        changed: dict[str, RunStatus] = {}
         for event in events:
             run = self._runs.get(event.run_id)
             if run is None:
@@ -148,13 +148,13 @@ class InMemoryRunRepository:
                 self._keep_items(run, outcome)
             outbox(run, outcome.commands, tasks, timers)
             produced.extend(outcome.commands)
-            changed[run.run_id] = None
+            changed[run.run_id] = run.status
         for timer in timers:
             self._timers.schedule(timer)
         await self._tasks.send(tasks)
         await self._events.ack(delivered)
         if self._changes is not None:
-            self._changes.committed(changed)
+            self._changes.committed(changed.items())
         return produced
 
     def _keep_items(self, run: Run, outcome: Outcome) -> None:

@@ -1,7 +1,9 @@
 """``domain.ports.RunChanges`` on Redis pub/sub.
 
-The commit of a run's transition publishes the run's id on its shard's ``changes`` channel, in the
-same script that writes the transition (``RedisTransitions``). Each process that has readers keeps
+The commit of a run's transition publishes the run's id and the status it leaves the run in
+(``change_word``) on its shard's ``changes`` channel, in the same group of writes as the transition
+(``RedisTransitions``), so that a reader waiting for the run's end reads nothing for word of a
+change that did not end it. Each process that has readers keeps
 *one* subscription to every shard's channel, opened at the first watch, and wakes the watches of
 the run named (``adapters.run_watches``): a thousand readers waiting cost Redis nothing more than
 one. Pub/sub keeps nothing for a subscriber that is away: when the subscription breaks (Redis
@@ -22,6 +24,7 @@ from redis.exceptions import RedisError
 from adapters.redis.connection import Redis, describe
 from adapters.redis.keys import KeySpace
 from adapters.run_watches import Watch, Watches
+from domain.statuses import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,23 @@ SUBSCRIBE_WAIT_SECONDS = 2.0
 """How long a new watch waits for the subscription to be confirmed; past that it goes on (its
 reader's re-check stands in while Redis is away)."""
 RECONNECT_FIRST_SECONDS, RECONNECT_MAX_SECONDS = 0.1, 5.0
+
+
+def change_word(run_id: str, status: RunStatus) -> str:
+    """What a commit publishes: ``<run id> <status>``."""
+    return f"{run_id} {status.value}"
+
+
+def read_change_word(word: str) -> tuple[str, RunStatus | None]:
+    """(run id, status) of ``change_word``'s text; a bare run id (as published before the status
+    was added to it) tells no status."""
+    run_id, space, status = word.rpartition(" ")
+    if not space:
+        return word, None
+    try:
+        return run_id, RunStatus(status)
+    except ValueError:
+        return run_id, None
 
 
 class RedisRunChanges:
@@ -95,7 +115,7 @@ class RedisRunChanges:
                 if message is None:
                     continue
                 if message["type"] == "message":
-                    self._watches.wake((message["data"],))
+                    self._watches.wake((read_change_word(message["data"]),))
                 elif message["type"] == "subscribe":
                     confirmed += 1
                     if confirmed == len(self._channels):

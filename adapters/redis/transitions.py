@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.errors import AdapterError
+from adapters.redis.changes import change_word
 from adapters.redis.codec import STAGED, encode_task, encode_timer, staged_field
 from adapters.redis.codec.runs import (
     STATUS,
@@ -343,7 +344,7 @@ class RedisTransitions:
         after = progress_fields(run, stored.version + 1)
         group.hset(keys.meta, {name: value for name, value in after.items() if before[name] != value})
         group.rpush(keys.history, [encode_entry(outcome.entry) for outcome in outcomes])
-        group.publish(shard.changes, run.run_id)  # wakes the run's readers (``RedisRunChanges``)
+        group.publish(shard.changes, change_word(run.run_id, run.status))  # wakes the run's readers
         for task in tasks:
             group.xadd(shard.tasks_of(task.queue), encode_task(task))
         for timer in timers:

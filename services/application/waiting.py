@@ -25,6 +25,9 @@ class _Silent:
         await asyncio.sleep(max(within, 0.0))
         return False
 
+    def told_status(self) -> RunStatus | None:
+        return None
+
 
 class NoWord:
     """``RunChanges`` of a store that gives no word: readers re-read at the re-check only."""
@@ -49,8 +52,8 @@ async def status_when_final(
 ) -> RunStatus:
     """The run's status read by ``read`` (a small read: ``RunRepository.status``) as soon as it is
     final, or as it is once ``wait_seconds`` passed (at once for 0). The watch begins before the
-    first read, so no change slips between them; each word of a change costs one small read, not
-    a read of the whole run."""
+    first read, so no change slips between them. Word of a change that tells the status it left
+    the run in costs nothing; other word costs one small read, not a read of the whole run."""
     if wait_seconds <= 0:
         return await read()
     deadline = time.monotonic() + wait_seconds
@@ -60,8 +63,11 @@ async def status_when_final(
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            await watch.changed(min(left, recheck_seconds))
-            status = await _read_again(read, deadline)
+            woken = await watch.changed(min(left, recheck_seconds))
+            told = watch.told_status() if woken else None
+            # Word that tells the status is as good as a read of it: it was published by the
+            # commit that left the run so.
+            status = await _read_again(read, deadline) if told is None else told
     return status
 
 

@@ -17,6 +17,7 @@ from adapters.system import UuidIds
 from domain.events import NodeStarted, NodeSucceeded
 from domain.limits import Limits
 from domain.statuses import RunStatus
+from services.application.waiting import status_when_final
 from services.application.workflows import WorkflowService
 
 WORD_WITHIN = 5.0
@@ -119,3 +120,42 @@ async def test_a_wait_of_zero_or_one_that_runs_out_gives_the_run_as_it_is(backen
     assert await service.wait_for_run(driver.run_id, 0.2) is RunStatus.RUNNING
     assert time.monotonic() - started >= 0.2
     assert backend.changes.watch_count() == 0
+
+
+async def test_word_tells_the_status_each_commit_left_the_run_in(backend: Backend) -> None:
+    driver = await one_node_run(backend)
+    async with backend.changes.watch(driver.run_id) as watch:
+        assert watch.told_status() is None  # no word yet: a reader reads the run
+        await driver.begin()
+        assert await watch.changed(WORD_WITHIN) is True
+        assert watch.told_status() is RunStatus.RUNNING
+        await driver.deliver(NodeStarted(driver.run_id, "a", 1, "w1", T0 + 1))
+        assert await watch.changed(WORD_WITHIN) is True
+        assert watch.told_status() is RunStatus.RUNNING
+        await driver.deliver(NodeSucceeded(driver.run_id, "a", 1, {"ok": True}, T0 + 2))
+        assert await watch.changed(WORD_WITHIN) is True
+        assert watch.told_status() is RunStatus.COMPLETED
+
+
+async def test_a_waiter_reads_the_status_once_when_word_tells_it(backend: Backend) -> None:
+    """Word of each change tells the status the change left the run in: the waiter reads the run's
+    status when it begins, and never again."""
+    driver = await two_node_run(backend)
+    await driver.begin()
+    reads: list[RunStatus] = []
+
+    async def read() -> RunStatus:
+        reads.append(status := await backend.runs.status(driver.run_id))
+        return status
+
+    waiter = asyncio.ensure_future(status_when_final(backend.changes, driver.run_id, read, 60, RECHECK))
+    await until(lambda: reads)
+    for name, at in (("a", T0 + 1), ("b", T0 + 3)):
+        await driver.deliver(NodeStarted(driver.run_id, name, 1, "w1", at))
+        await driver.deliver(NodeSucceeded(driver.run_id, name, 1, {"ok": True}, at + 1))
+    assert await asyncio.wait_for(waiter, WORD_WITHIN) is RunStatus.COMPLETED
+    assert reads == [RunStatus.RUNNING]  # the re-check, far off, made none
+
+
+async def two_node_run(backend: Backend) -> Driver:
+    return Driver(backend, await add_run(backend, workflow(node("a"), node("b", ["a"]))))
