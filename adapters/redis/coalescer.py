@@ -1,7 +1,11 @@
 """Merge the Redis calls that concurrent tasks make in the same loop iteration into one pipeline.
 
 A worker finishing 16 attempts at once reports 16 results; sent one by one that is 16 round trips,
-coalesced it is one. Nothing waits longer than the current loop iteration.
+coalesced it is one. Nothing waits longer than the current loop iteration, unless ``MAX_IN_FLIGHT``
+pipelines are out already: then the calls wait for one of them to come back and leave together in
+the next. Each pipeline holds a connection of the client's pool until its replies are in; without
+the bound, a busy API (500 requests waiting on runs, each loop iteration sending a pipeline) took
+more connections than the pool has, and a request failed with "Too many connections".
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from redis.asyncio.client import Pipeline
 from adapters.redis.connection import Redis, translated_errors
 
 type AddCommands = Callable[[Pipeline], None]
+
+MAX_IN_FLIGHT = 8
+"""Pipelines of one client out at once at most (module docstring); the pool has 100 connections."""
 
 
 class Coalescer:
@@ -35,19 +42,41 @@ class Coalescer:
         self._client = client
         self._url = url
         self._waiting: list[tuple[AddCommands, asyncio.Future[list[Any]]]] = []
+        self._flush_due = False
+        """A flush of ``_waiting`` is scheduled (``call_soon``) and has not begun."""
+        self._in_flight = 0
+        """Pipelines sent whose replies are not all in."""
 
     async def run(self, add: AddCommands) -> list[Any]:
         """Queue ``add``'s commands for the next flush; return their replies."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
-        if not self._waiting:
-            # After the callbacks already queued (they may add commands), then eagerly: no extra turn.
-            loop.call_soon(lambda: asyncio.Task(self._flush(), loop=loop, eager_start=True))
         self._waiting.append((add, future))
+        if not self._flush_due and self._in_flight < MAX_IN_FLIGHT:
+            self._schedule(loop)
         return await future
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        # After the callbacks already queued (they may add commands), then eagerly: no extra turn.
+        self._flush_due = True
+        loop.call_soon(self._begin_flush, loop)
+
+    def _begin_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush_due = False
+        if self._waiting:
+            self._in_flight += 1
+            asyncio.Task(self._flush(), loop=loop, eager_start=True)
 
     async def _flush(self) -> None:
         batch, self._waiting = self._waiting, []
+        try:
+            await self._send(batch)
+        finally:
+            self._in_flight -= 1
+            if self._waiting and not self._flush_due:  # calls that came while the bound was reached
+                self._schedule(asyncio.get_running_loop())
+
+    async def _send(self, batch: list[tuple[AddCommands, asyncio.Future[list[Any]]]]) -> None:
         pipe = self._client.pipeline(transaction=False)
         spans = []
         for add, _ in batch:
