@@ -5,21 +5,21 @@ that ends the run. A client that reconnects sends ``Last-Event-ID`` (or ``?after
 """
 
 # No "from __future__ import annotations": FastAPI reads the routes' annotations as objects.
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.responses import StreamingResponse
 
-from domain.errors import InvalidInput, NotFound, Problem
+from domain.errors import InvalidInput, Problem
 from domain.paging import MAX_PAGE_SIZE
-from domain.ports import RunQuery, RunSummary, RunWatch
+from domain.ports import RunQuery, RunSummary
 from domain.statuses import RunStatus
 from services.api.bodies import idempotency_of, parse_json, redrive_from_of, start_request_of, under_input
 from services.api.common_schemas import IfChanged, WaitSeconds, warning_details
 from services.api.dependencies import JSON_BODY, Service, token_name
 from services.api.disconnects import unless_client_leaves
 from services.api.errors import error_responses
+from services.api.event_stream import HEADERS, ITEM_SCHEMA, event_stream
 from services.api.openapi import json_body
 from services.api.resource_schemas import (
     CancelAccepted,
@@ -29,7 +29,6 @@ from services.api.resource_schemas import (
     HandlersView,
     RedriveAccepted,
     RunDetail,
-    RunEventView,
     RunPage,
     RunResultsView,
     RunSummaryView,
@@ -38,17 +37,12 @@ from services.api.resource_schemas import (
     definition_page,
     definition_view,
     run_detail,
-    run_event,
     run_page,
     run_results,
     run_summary_view,
 )
 from services.api.run_answers import NOT_MODIFIED, Shape, run_answer
 from services.application.errors import RunNotFinishedYet
-from services.application.workflows import WorkflowService
-from services.runtime.resilience import retrying
-
-EVENTS_PAGE = 500
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
@@ -254,56 +248,21 @@ async def first_event_after(
     "/runs/{run_id}/events",
     tags=["runs"],
     summary="A run's events as Server-Sent Events",
-    response_class=EventSourceResponse,
-    responses=error_responses(400, 404, 422, 503),
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The run's events (`text/event-stream`).",
+            "content": {"text/event-stream": {"itemSchema": ITEM_SCHEMA}},
+        },
+        **error_responses(400, 404, 422, 503),
+    },
 )
 async def run_events(
     run_id: str, service: Service, after: Annotated[int, Depends(first_event_after)]
-) -> AsyncIterator[ServerSentEvent]:
+) -> StreamingResponse:
     """Every event of the run in order (`id` = its number, `event` = its kind, `data` = a
     RunEventView), live until the event that ends the run (it has `run_status`), then the
     stream closes."""
-    async for number, view in _follow(service, run_id, after):
-        yield ServerSentEvent(id=str(number), event=view.kind.value, raw_data=view.model_dump_json())
-
-
-async def _follow(
-    service: WorkflowService, run_id: str, after: int
-) -> AsyncIterator[tuple[int, RunEventView]]:
-    """The entries after ``after``; between reads it waits for the engine's word that the run
-    changed (``service.watch``, begun before the first read), not for a timer. The watch ends with
-    the stream (the client left, or the run ended)."""
-    async with service.watch(run_id) as watch:
-        async for item in _entries(service, run_id, after, watch):
-            yield item
-
-
-async def _entries(
-    service: WorkflowService, run_id: str, after: int, watch: RunWatch
-) -> AsyncIterator[tuple[int, RunEventView]]:
-    ended = False
-    """Whether the last entry given ended the run: the stream ends unless a redrive follows it."""
-    if after > 0:
-        # The last entry the client saw may be the one that ended the run.
-        seen = await retrying(lambda: service.history(run_id, after - 1, 1), "reading a run's events")
-        ended = bool(seen) and seen[0][1].run_status is not None
-    position = after
-    while True:
-        try:
-            entries = await retrying(
-                lambda start=position: service.history(run_id, start, EVENTS_PAGE),  # type: ignore[misc]
-                "reading a run's events",
-            )
-        except NotFound:
-            return  # expired after its retention
-        if not entries and ended:
-            return
-        for number, entry in entries:
-            yield number, run_event(number, entry)
-            position = number
-        if entries:
-            ended = entries[-1][1].run_status is not None
-        if ended and len(entries) < EVENTS_PAGE:
-            return
-        if len(entries) < EVENTS_PAGE:
-            await watch.changed(service.recheck_seconds)
+    return StreamingResponse(
+        event_stream(service, run_id, after), media_type="text/event-stream", headers=HEADERS
+    )

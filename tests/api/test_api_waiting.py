@@ -20,7 +20,7 @@ from dependency_injector import providers
 from http_support import submit, trigger
 from redis_support import RedisServer
 
-from services.api import create_app
+from services.api import create_app, event_stream
 from services.container import Container, close_backend, open_backend
 from services.engine import EmbeddedEngine
 from services.settings import Settings
@@ -176,3 +176,25 @@ async def test_a_client_that_leaves_takes_its_watch_with_it(
     request.leave.set()
     await asyncio.wait_for(request.task, PROMPTLY)
     assert changes.watch_count() == before
+
+
+async def test_a_stream_without_events_sends_a_ping_now_and_then(
+    client: httpx.AsyncClient, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A comment (``: ping``) after ``PING_SECONDS`` without an event keeps proxies from closing
+    the stream of a run that does nothing for a while; the events before it came first."""
+    monkeypatch.setattr(event_stream, "PING_SECONDS", 0.3)
+    run_id = await started(client, 30)  # its first node holds it RUNNING throughout
+    request = RawRequest(app, f"/api/runs/{run_id}/events")
+
+    def body() -> bytes:
+        return b"".join(m.get("body", b"") for m in request.messages if m["type"] == "http.response.body")
+
+    try:
+        await until(lambda: b": ping\n\n" in body())
+    finally:
+        request.leave.set()
+        await asyncio.wait_for(request.task, PROMPTLY)
+    before_ping = body().split(b": ping\n\n", 1)[0]
+    assert b"event: run_started\n" in before_ping
+    assert before_ping.endswith(b"\n\n")  # between two events, not inside one
