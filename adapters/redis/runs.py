@@ -324,11 +324,14 @@ class RedisRunRepository:
     async def history(self, run_id: str, after: int, limit: int) -> list[tuple[int, HistoryEntry]]:
         keys = self._keys.run(run_id)
         start = max(after, 0)
-        async with translated_errors(self._url):
-            pipe = self._client.pipeline(transaction=False)  # one run: one slot, one connection
+
+        def add(pipe: Pipeline) -> None:
             pipe.exists(keys.meta)
             pipe.lrange(keys.history, start, start + limit - 1)
-            exists, raw = await pipe.execute()
+
+        # Coalesced: the event streams of many runs, woken by one commit each, read in one pipeline.
+        async with translated_errors(self._url):
+            exists, raw = await self._coalescer.run(add)
         if not exists:
             raise NotFound("workflow run", run_id)
         return [(start + offset + 1, decode_entry(text)) for offset, text in enumerate(raw)]
