@@ -173,8 +173,8 @@ async def run_answer(request: Request, service: WorkflowService, run_id: str, sh
         # read of the revision first (the first read of a run, e.g. the answer to a long-poll).
         kept = await cache.build_once(key, None, build)
     else:
-        revision = await service.run_revision(run_id)
-        if kept is None or not await _still_answers(service, run_id, revision, kept):
+        revision, status = await _revision_and_status(service, run_id, kept)
+        if kept is None or not await _still_answers(service, revision, status, kept):
             kept = await cache.build_once(key, revision, build)
     headers = {"etag": kept.etag, "cache-control": "no-cache"}
     if_none_match = request.headers.get("if-none-match")
@@ -183,15 +183,35 @@ async def run_answer(request: Request, service: WorkflowService, run_id: str, sh
     return Response(kept.body, media_type="application/json", headers=headers)
 
 
-async def _still_answers(service: WorkflowService, run_id: str, revision: str, kept: Answer) -> bool:
-    """Whether ``kept`` answers a read of the run at ``revision``: built from it, or built recently
-    enough from an earlier one with the run's status still the one it shows (module docstring);
-    and built with the queues live now."""
+async def _revision_and_status(
+    service: WorkflowService, run_id: str, kept: Answer | None
+) -> tuple[str, RunStatus | None]:
+    """The run's revision; and its status when ``kept`` may answer a run that changed since it was
+    built (``_still_answers``), read in the same round trip (the two reads leave in one pipeline of
+    the store's coalescer): a poller of a run in flight makes one round trip per read, not two."""
+    if kept is None or time.monotonic() >= kept.rebuild_after:
+        return await service.run_revision(run_id), None
+    revision, status = await asyncio.gather(
+        service.run_revision(run_id), service.run_status(run_id), return_exceptions=True
+    )
+    for read in (revision, status):
+        if isinstance(read, BaseException):
+            raise read
+    assert isinstance(revision, str) and isinstance(status, RunStatus)
+    return revision, status
+
+
+async def _still_answers(
+    service: WorkflowService, revision: str, status: RunStatus | None, kept: Answer
+) -> bool:
+    """Whether ``kept`` answers a read of the run at ``revision`` (and ``status``, when read):
+    built from it, or built recently enough from an earlier one with the run's status still the one
+    it shows (module docstring); and built with the queues live now."""
     if kept.queues is not None and kept.queues != await service.live_queues():
         return False
     if kept.revision == revision:
         return True
-    return time.monotonic() < kept.rebuild_after and await service.run_status(run_id) is kept.status
+    return time.monotonic() < kept.rebuild_after and status is kept.status
 
 
 async def _build(service: WorkflowService, run_id: str, shape: Shape, spacing: float) -> Answer:
