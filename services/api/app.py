@@ -19,7 +19,6 @@ from services.api import (
     seed_routes,
 )
 from services.api.dependencies import ApiServices, ReadinessProbe, install_services
-from services.api.disconnects import ClientDisconnects
 from services.api.docs import asset_paths, install_docs
 from services.api.errors import install_error_handlers
 from services.api.metrics_routes import install_metrics_source
@@ -101,7 +100,6 @@ def create_app(
     open_paths = {f"{prefix}/health", f"{prefix}/ready", "/"}
     open_paths.update(url for url in (app.openapi_url, *doc_pages) if url)
     complete_openapi(app, open_paths if tokens else None)
-    app.add_middleware(ClientDisconnects)  # innermost: sees the route's errors before the others
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
     if settings.api_rate_limit_per_second > 0:
         if limiter is None:
