@@ -52,8 +52,8 @@ async def status_when_final(
 ) -> RunStatus:
     """The run's status read by ``read`` (a small read: ``RunRepository.status``) as soon as it is
     final, or as it is once ``wait_seconds`` passed (at once for 0). The watch begins before the
-    first read, so no change slips between them. Word of a change that tells the status it left
-    the run in costs nothing; other word costs one small read, not a read of the whole run."""
+    first read, so no change slips between them. Word of a change that left the run going costs
+    nothing; other word costs one small read, not a read of the whole run."""
     if wait_seconds <= 0:
         return await read()
     deadline = time.monotonic() + wait_seconds
@@ -65,9 +65,12 @@ async def status_when_final(
                 break
             woken = await watch.changed(min(left, recheck_seconds))
             told = watch.told_status() if woken else None
-            # Word that tells the status is as good as a read of it: it was published by the
-            # commit that left the run so.
-            status = await _read_again(read, deadline) if told is None else told
+            if told is not None and not told.is_final:
+                # Word of a commit that left the run going: nothing to read. Word of an end is
+                # read to be sure: it may be older than the watch (a run redriven since).
+                status = told
+                continue
+            status = await _read_again(read, deadline)
     return status
 
 
