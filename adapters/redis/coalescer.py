@@ -2,10 +2,11 @@
 
 A worker finishing 16 attempts at once reports 16 results; sent one by one that is 16 round trips,
 coalesced it is one. Nothing waits longer than the current loop iteration, unless ``MAX_IN_FLIGHT``
-pipelines are out already: then the calls wait for one of them to come back and leave together in
-the next. Each pipeline holds a connection of the client's pool until its replies are in; without
-the bound, a busy API (500 requests waiting on runs, each loop iteration sending a pipeline) took
-more connections than the pool has, and a request failed with "Too many connections".
+pipelines are out already (a process far behind, or Redis slow to answer): then the calls wait for
+one of them to come back and leave together in the next. Each pipeline holds a connection of the
+client's pool until its replies are in; without the bound, a busy API (500 requests waiting on
+runs, each loop iteration sending a pipeline) took more connections than the pool has, and a
+request failed with "Too many connections".
 """
 
 from __future__ import annotations
@@ -21,8 +22,13 @@ from adapters.redis.connection import Redis, translated_errors
 
 type AddCommands = Callable[[Pipeline], None]
 
-MAX_IN_FLIGHT = 8
-"""Pipelines of one client out at once at most (module docstring); the pool has 100 connections."""
+MAX_IN_FLIGHT = 64
+"""Pipelines of one client out at once at most (module docstring). Below the pool's 100 connections
+(the pub/sub connection, blocking reads and direct calls take some too), and high enough that it
+holds nothing back in normal work: calls held back are *sent* later, not only answered later, so a
+low bound would hold every write behind pipelines that wait long for their replies (a write that
+waits for a replica, ``REDIS_WAIT_REPLICAS``, while none is there: the fault suite's Sentinel
+failover left acknowledgements unsent behind them with a bound of 8)."""
 
 
 class Coalescer:
