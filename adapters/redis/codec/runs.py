@@ -176,22 +176,11 @@ def decode_summary(run_id: str, fields: list[str | None]) -> RunSummary | None:
 
 
 def _decode_nodes(fields: Mapping[str, str], plan: WorkflowPlan) -> list[NodeRun]:
-    nodes: list[NodeRun] = []
-    stored: list[str] = []
-    stored_at: list[int] = []
-    for position, spec in enumerate(plan.nodes):
-        raw = fields.get(spec.id)
-        if raw is None:
-            nodes.append(NodeRun.initial(spec))
-        else:
-            nodes.append(_UNREAD)
-            stored.append(raw)
-            stored_at.append(position)
-    if stored:
-        # One parse of all the stored nodes as one JSON array: a status read decodes every node of
-        # the run, and a call of ``json.loads`` per node costs as much again as the parse itself.
-        for position, state in zip(stored_at, json.loads(f"[{','.join(stored)}]"), strict=True):
-            nodes[position] = _node_of(state)
+    # One parse of all the stored nodes as one JSON array: a status read decodes every node of the
+    # run, and a call of ``json.loads`` per node costs as much again as the parse itself.
+    stored = [raw for spec in plan.nodes if (raw := fields.get(spec.id)) is not None]
+    states = iter(json.loads(f"[{','.join(stored)}]") if stored else ())
+    nodes = [_node_of(next(states)) if spec.id in fields else NodeRun.initial(spec) for spec in plan.nodes]
     if plan.map_sources:  # a map's items in flight, and its marked items, are stored beside the nodes
         for name, raw in fields.items():
             node_id, item = split_key(name)
@@ -206,10 +195,6 @@ def _decode_nodes(fields: Mapping[str, str], plan: WorkflowPlan) -> list[NodeRun
             if node.items is not None and node.items.redo:
                 node.items.redo.sort(reverse=True)
     return nodes
-
-
-_UNREAD = NodeRun(waiting_on=0)
-"""Holds a stored node's place in ``_decode_nodes`` until its state is parsed."""
 
 
 MARK_SEPARATOR = "!"
