@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Sequence
@@ -80,6 +81,8 @@ class WorkflowService:
         self._queues_served: tuple[float, frozenset[str]] = (-math.inf, frozenset())
         """When the live queues were last read, and what they were: status reads of a busy run
         ask the directory at most once a second."""
+        self._queues_reading: asyncio.Future[frozenset[str]] | None = None
+        """The read of the live queues under way, which every caller that needs them awaits."""
         self._attempt_logs = attempt_logs
         self._changes: RunChanges = NoWord() if changes is None else changes
         self.recheck_seconds = recheck_seconds
@@ -152,10 +155,24 @@ class WorkflowService:
         if self._workers is None:
             return None
         read_at, served = self._queues_served
-        if time.monotonic() - read_at > QUEUES_SERVED_CACHE_SECONDS:
-            served = pools.live_queues(await self._workers.live())
+        if time.monotonic() - read_at <= QUEUES_SERVED_CACHE_SECONDS:
+            return served
+        if self._queues_reading is None:
+            # One read for every caller that finds the last one old: 500 status reads answered
+            # at that moment each read the directory on a connection of their own before, and the
+            # API ran out of Redis connections ("Too many connections", 503).
+            self._queues_reading = asyncio.ensure_future(self._read_live_queues(self._workers))
+            self._queues_reading.add_done_callback(_retrieve_error)
+        # Shielded: a caller that goes (its client left) does not cancel the others' read.
+        return await asyncio.shield(self._queues_reading)
+
+    async def _read_live_queues(self, workers: WorkerDirectory) -> frozenset[str]:
+        try:
+            served = pools.live_queues(await workers.live())
             self._queues_served = (time.monotonic(), served)
-        return served
+            return served
+        finally:
+            self._queues_reading = None
 
     @staticmethod
     def queues_for(run: Run, live: frozenset[str] | None) -> frozenset[str] | None:
@@ -312,6 +329,12 @@ class AttemptLog:
     attempt: int
     """0 when the node has not started yet."""
     lines: list[str]
+
+
+def _retrieve_error(read: asyncio.Future[frozenset[str]]) -> None:
+    """Mark a failed read's error as seen: its callers may all have gone (they got it otherwise)."""
+    if not read.cancelled():
+        read.exception()
 
 
 def _needs_queues(run: Run) -> bool:
