@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from redis.asyncio.client import Pipeline
+
+from adapters.redis.coalescer import Coalescer
 from adapters.redis.codec.definitions import decode_document, decode_summary, encode_document, encode_summary
 from adapters.redis.commit import Commit, CommitScript, Group
 from adapters.redis.connection import Redis, translated_errors
@@ -16,6 +19,7 @@ from adapters.redis.pages import members_after
 from domain.errors import DefinitionAlreadyExists, NotFound
 from domain.paging import Page, Position, decode_cursor, encode_cursor
 from domain.ports import DefinitionSummary, StoredDefinition
+from domain.shared_reads import SharedReads
 
 
 class RedisDefinitionRepository:
@@ -26,6 +30,8 @@ class RedisDefinitionRepository:
         self._keys = keys
         self._url = url
         self._cache: dict[str, StoredDefinition] = {}
+        self._reads: SharedReads[str, StoredDefinition] = SharedReads()
+        self._coalescer = Coalescer.for_client(client, url)
         self._commit = CommitScript(client)
 
     async def add(self, definition: StoredDefinition) -> StoredDefinition:
@@ -84,11 +90,21 @@ class RedisDefinitionRepository:
                 await self._store(stored)
 
     async def get(self, definition_id: str) -> StoredDefinition:
+        """From this process's cache; else read and compiled once for all who ask at that moment
+        (a burst of run starts on a replica that has not seen the definition: each read on a
+        connection of its own ran the pool out, and each compiled it), through the coalescer."""
         cached = self._cache.get(definition_id)
         if cached is not None:
             return cached
-        async with translated_errors(self._url):
-            raw = await self._client.get(self._keys.definition(definition_id))
+        return await self._reads.read(definition_id, lambda: self._load(definition_id))
+
+    async def _load(self, definition_id: str) -> StoredDefinition:
+        key = self._keys.definition(definition_id)
+
+        def add(pipe: Pipeline) -> None:
+            pipe.get(key)
+
+        (raw,) = await self._coalescer.run(add)
         if raw is None:
             raise NotFound("workflow definition", definition_id)
         stored = decode_document(definition_id, str(raw))

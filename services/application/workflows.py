@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from domain.ports import (
 )
 from domain.redrive import nodes_to_redrive, redrive_refusal, unknown_from_nodes
 from domain.run import Run
+from domain.shared_reads import SharedReads
 from domain.statuses import NodeStatus, RunStatus
 from domain.validation import build_plan, typed_input, validate_input
 from services.application import map_items, pools
@@ -81,8 +81,7 @@ class WorkflowService:
         self._queues_served: tuple[float, frozenset[str]] = (-math.inf, frozenset())
         """When the live queues were last read, and what they were: status reads of a busy run
         ask the directory at most once a second."""
-        self._queues_reading: asyncio.Future[frozenset[str]] | None = None
-        """The read of the live queues under way, which every caller that needs them awaits."""
+        self._queues_reads: SharedReads[None, frozenset[str]] = SharedReads()
         self._attempt_logs = attempt_logs
         self._changes: RunChanges = NoWord() if changes is None else changes
         self.recheck_seconds = recheck_seconds
@@ -152,27 +151,19 @@ class WorkflowService:
     async def live_queues(self) -> frozenset[str] | None:
         """The queues live workers serve, read at most once a second; None without a directory of
         workers."""
-        if self._workers is None:
+        workers = self._workers
+        if workers is None:
             return None
         read_at, served = self._queues_served
         if time.monotonic() - read_at <= QUEUES_SERVED_CACHE_SECONDS:
             return served
-        if self._queues_reading is None:
-            # One read for every caller that finds the last one old: 500 status reads answered
-            # at that moment each read the directory on a connection of their own before, and the
-            # API ran out of Redis connections ("Too many connections", 503).
-            self._queues_reading = asyncio.ensure_future(self._read_live_queues(self._workers))
-            self._queues_reading.add_done_callback(_retrieve_error)
-        # Shielded: a caller that goes (its client left) does not cancel the others' read.
-        return await asyncio.shield(self._queues_reading)
+        # One read for every caller that finds the last one old (``domain.shared_reads``).
+        return await self._queues_reads.read(None, lambda: self._read_live_queues(workers))
 
     async def _read_live_queues(self, workers: WorkerDirectory) -> frozenset[str]:
-        try:
-            served = pools.live_queues(await workers.live())
-            self._queues_served = (time.monotonic(), served)
-            return served
-        finally:
-            self._queues_reading = None
+        served = pools.live_queues(await workers.live())
+        self._queues_served = (time.monotonic(), served)
+        return served
 
     @staticmethod
     def queues_for(run: Run, live: frozenset[str] | None) -> frozenset[str] | None:
@@ -329,12 +320,6 @@ class AttemptLog:
     attempt: int
     """0 when the node has not started yet."""
     lines: list[str]
-
-
-def _retrieve_error(read: asyncio.Future[frozenset[str]]) -> None:
-    """Mark a failed read's error as seen: its callers may all have gone (they got it otherwise)."""
-    if not read.cancelled():
-        read.exception()
 
 
 def _needs_queues(run: Run) -> bool:
