@@ -5,7 +5,7 @@ Dependencies are ``async def``: FastAPI runs a plain ``def`` one in a thread.
 """
 
 # No "from __future__ import annotations": FastAPI reads ``Service`` and ``JSON_BODY`` as objects.
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -60,7 +60,9 @@ JSON_BODY = [Depends(_json_only)]
 """``dependencies=`` of a route that reads a JSON body: 415 for a body declared as anything else."""
 
 
-def json_response(model: BaseModel) -> Response:
+def json_response(
+    model: BaseModel, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     """The hottest routes serialize their own answer once; FastAPI would validate the model it
     was built as, turn it into plain data, then encode that."""
-    return Response(model.model_dump_json(), media_type="application/json")
+    return Response(model.model_dump_json(), status_code, headers, media_type="application/json")

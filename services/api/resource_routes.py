@@ -14,9 +14,16 @@ from domain.errors import InvalidInput, Problem
 from domain.paging import MAX_PAGE_SIZE
 from domain.ports import RunQuery, RunSummary
 from domain.statuses import RunStatus
-from services.api.bodies import idempotency_of, parse_json, redrive_from_of, start_request_of, under_input
+from services.api.bodies import (
+    check_json_content_type,
+    idempotency_of,
+    parse_json,
+    redrive_from_of,
+    start_request_of,
+    under_input,
+)
 from services.api.common_schemas import IfChanged, WaitSeconds, warning_details
-from services.api.dependencies import JSON_BODY, Service, token_name
+from services.api.dependencies import JSON_BODY, Service, json_response, token_name, workflow_service
 from services.api.disconnects import unless_client_leaves
 from services.api.errors import error_responses
 from services.api.event_stream import HEADERS, ITEM_SCHEMA, event_stream
@@ -125,13 +132,16 @@ async def get_definition(definition_id: str, service: Service) -> DefinitionDeta
     description="With an `Idempotency-Key` header, a start repeated with the same key and body "
     "answers 200 with the run the first one started (within the run's retention, across API "
     "replicas); the same key with another body is a 409.",
+    response_model=RunSummaryView,
     responses=error_responses(400, 404, 409, 413, 415, 503),
     openapi_extra=json_body("StartRunRequest", required=True),
-    dependencies=JSON_BODY,
 )
-async def start_run(request: Request, response: Response, service: Service) -> RunSummaryView:
+async def start_run(request: Request) -> Response:
     """Body ``{"definition_id": ..., "input": {...}}`` (that version), or ``{"workflow": name,
     "input": {...}}`` (its newest version)."""
+    # A hot route (``hot_routes``): it checks the body and gets its use cases itself.
+    check_json_content_type(request.headers)
+    service = await workflow_service(request)
     definition_id, workflow, run_input = start_request_of(await request.body())
     once = idempotency_of(request.headers, None, "runs", definition_id, workflow, run_input)
     if definition_id is None:
@@ -141,10 +151,10 @@ async def start_run(request: Request, response: Response, service: Service) -> R
         run, repeated = await service.start_once(definition_id, run_input, once, token_name(request))
     except InvalidInput as error:
         raise under_input(error) from None
-    if repeated:
-        response.status_code = 200  # the answer the first request got, with its run
-    response.headers["location"] = f"{request.url.path}/{run.run_id}"
-    return run_summary_view(RunSummary.of(run))
+    view = run_summary_view(RunSummary.of(run))
+    # 200 for a repeated start: the answer the first request got, with its run.
+    location = {"location": f"{request.url.path}/{run.run_id}"}
+    return json_response(view, 200 if repeated else 201, location)
 
 
 @router.get(
