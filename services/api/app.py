@@ -21,6 +21,7 @@ from services.api import (
 from services.api.dependencies import ApiServices, ReadinessProbe, install_services
 from services.api.docs import asset_paths, install_docs
 from services.api.errors import install_error_handlers
+from services.api.hot_routes import install_hot_routes
 from services.api.metrics_routes import install_metrics_source
 from services.api.middleware import BearerAuth, BodySizeLimit, JsonCORSMiddleware, RateLimit
 from services.api.openapi import complete_openapi
@@ -94,6 +95,7 @@ def create_app(
         item_routes,
     ):
         app.include_router(routes.router, prefix=prefix)
+    install_hot_routes(app, prefix)
     install_ui(app, prefix)
     install_error_handlers(app)
     tokens = [token for token in settings.api_tokens if token.token.get_secret_value().strip()]
