@@ -80,6 +80,24 @@ async def test_the_event_stream_follows_the_run_without_polling(client: httpx.As
     assert "run_status" in response.text.rsplit("data:", 1)[-1]
 
 
+async def test_a_stream_gathering_word_still_ends_with_the_run_and_misses_no_event(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Word of the steps between is gathered (here for up to two minutes); the run's end is read
+    at once, and every event is in the stream, in order."""
+    monkeypatch.setattr(event_stream, "SETTLE_SECONDS", RECHECK)
+    run_id = await started(client, 0.05)
+    began = time.monotonic()
+    response = await client.get(f"/api/runs/{run_id}/events")
+    assert time.monotonic() - began < PROMPTLY
+    assert "run_status" in response.text.rsplit("data:", 1)[-1]
+    numbers = [int(line[4:]) for line in response.text.splitlines() if line.startswith("id: ")]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert len(numbers) >= 4  # the run's start and each node's end
+    replayed = await client.get(f"/api/runs/{run_id}/events")  # the whole history, the run ended
+    assert response.text == replayed.text
+
+
 @pytest.mark.parametrize("route", ["/api/workflows/{}", "/api/runs/{}"])
 async def test_a_waiting_status_request_answers_when_the_run_ends(
     client: httpx.AsyncClient, route: str
