@@ -149,6 +149,7 @@ def _serve(
     import asyncio
 
     from services.cli.serve import serve
+    from services.runtime.collector import set_for_serving
     from services.runtime.serving import event_loop_factory
 
     # INFO for a long-running role: its start-up line says what it is, where it listens.
@@ -163,6 +164,7 @@ def _serve(
             "ENGINE_BACKEND=redis (or use `dag-service up` for everything in one process)"
         )
         raise typer.Exit(EXIT_INVALID)
+    set_for_serving()
     guarded(lambda: asyncio.run(serve(container, roles), loop_factory=event_loop_factory()))
 
 
