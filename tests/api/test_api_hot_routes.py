@@ -46,28 +46,33 @@ def test_an_event_stream_takes_a_plain_event_number_only() -> None:
     assert [after_of(q) for q in (b"after=-1", b"after=x", b"after=1&y=2")] == [None] * 3
 
 
+HOT, FASTAPI = "hot route", "FastAPI's route"
+ROUTING = [
+    ("POST", "/api/workflow/trigger/x", b"", HOT),
+    ("GET", "/api/workflows/x", b"", HOT),
+    ("GET", "/api/workflows/x", b"wait=5", HOT),
+    ("POST", "/api/runs", b"", HOT),
+    ("GET", "/api/runs/x", b"wait=0.5", HOT),
+    ("GET", "/api/runs/x/events", b"after=3", HOT),
+    ("GET", "/api/workflows/x", b"wait=-1", FASTAPI),
+    ("GET", "/api/workflows/x", b"wait=5&x=1", FASTAPI),
+    ("GET", "/api/runs/x/events", b"after=no", FASTAPI),
+    ("GET", "/api/runs", b"", FASTAPI),
+    ("GET", "/api/workflows/x/results", b"", FASTAPI),
+]
+"""(method, path, query, the route the router should hand the request to)."""
+
+
 def test_the_router_hands_plain_requests_to_the_hot_routes_and_the_rest_to_fastapi(
     container: Container,
 ) -> None:
     app = create_app(container.workflows, make_settings())
-    hot = [
-        ("POST", "/api/workflow/trigger/x", b""),
-        ("GET", "/api/workflows/x", b""),
-        ("GET", "/api/workflows/x", b"wait=5"),
-        ("POST", "/api/runs", b""),
-        ("GET", "/api/runs/x", b"wait=0.5"),
-        ("GET", "/api/runs/x/events", b"after=3"),
-    ]
-    declined = [
-        ("GET", "/api/workflows/x", b"wait=-1"),
-        ("GET", "/api/workflows/x", b"wait=5&x=1"),
-        ("GET", "/api/runs/x/events", b"after=no"),
-        ("GET", "/api/runs", b""),
-        ("GET", "/api/workflows/x/results", b""),
-    ]
-    assert [type(route_for(app, *request)) for request in hot] == [HotRoute] * len(hot)
-    behind = [route_for(app, *request) for request in declined]
-    assert [route is not None and not isinstance(route, HotRoute) for route in behind] == [True] * 5
+
+    def kind(route: Any) -> str | None:
+        return None if route is None else HOT if isinstance(route, HotRoute) else FASTAPI
+
+    handed = [kind(route_for(app, method, path, query)) for method, path, query, _ in ROUTING]
+    assert handed == [expected for *_, expected in ROUTING]
 
 
 async def test_a_status_read_answers_the_same_through_either_route(client: httpx.AsyncClient) -> None:
